@@ -1,0 +1,5 @@
+import sys
+
+from clvcast.cli import main
+
+sys.exit(main())

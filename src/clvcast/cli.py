@@ -1,0 +1,322 @@
+"""The ``clvcast`` command line: parse arguments, call the library, print a summary.
+
+Errors of the :class:`~clvcast.errors.ClvcastError` family end as one line on stderr and exit
+code 2 (bad input) or 1 (other failures); ``--verbose`` adds the traceback. Warnings are
+printed as ``clvcast: warning: ...`` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from clvcast import __version__
+from clvcast.errors import ClvcastError, InputError
+
+log = logging.getLogger("clvcast")
+
+
+def _add_transaction_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("transactions input")
+    group.add_argument(
+        "--transactions",
+        required=True,
+        metavar="PATH",
+        help="purchase log: CSV, TSV or Parquet, one row per purchase or order line",
+    )
+    group.add_argument(
+        "--contact-col",
+        default="contact_id",
+        metavar="NAME",
+        help="column with the contact id (default: %(default)s)",
+    )
+    group.add_argument(
+        "--date-col",
+        default="date",
+        metavar="NAME",
+        help="column with the purchase date or timestamp (default: %(default)s)",
+    )
+    group.add_argument(
+        "--amount-col",
+        default="amount",
+        metavar="NAME",
+        help="column with the purchase amount (default: %(default)s)",
+    )
+    group.add_argument(
+        "--date-format",
+        default=None,
+        metavar="FMT",
+        help="strftime format of the dates, e.g. %%Y%%m%%d (default: inferred)",
+    )
+    group.add_argument(
+        "--nonpositive",
+        choices=["drop", "net", "error"],
+        default="drop",
+        help="rows with amount <= 0 (refunds, returns): drop them, net them "
+        "against the same contact-day, or refuse the input "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--duplicates",
+        choices=["keep", "drop", "error"],
+        default="keep",
+        help="rows identical in every column (default: %(default)s)",
+    )
+    group.add_argument(
+        "--drop-invalid",
+        action="store_true",
+        help="drop and count rows with a missing id or an unparseable date or "
+        "amount, instead of refusing the input",
+    )
+    group.add_argument(
+        "--contacts",
+        default=None,
+        metavar="PATH",
+        help="contacts table (CSV or Parquet) with a contact id column and any "
+        "attributes; contacts without purchases become prospects",
+    )
+    group.add_argument(
+        "--contacts-id-col",
+        default=None,
+        metavar="NAME",
+        help="contact id column of the contacts table (default: --contact-col)",
+    )
+    group.add_argument(
+        "--as-of",
+        required=True,
+        metavar="DATE",
+        help="last day of history, inclusive (YYYY-MM-DD); later rows are dropped and counted",
+    )
+
+
+def _read_inputs(args: argparse.Namespace):
+    from clvcast.data import read_contacts, read_transactions
+
+    purchase_log = read_transactions(
+        args.transactions,
+        contact_col=args.contact_col,
+        date_col=args.date_col,
+        amount_col=args.amount_col,
+        date_format=args.date_format,
+        as_of=args.as_of,
+        nonpositive=args.nonpositive,
+        duplicates=args.duplicates,
+        invalid="drop" if args.drop_invalid else "error",
+    )
+    contacts = None
+    if args.contacts:
+        contacts = read_contacts(
+            args.contacts, contact_col=args.contacts_id_col or args.contact_col
+        )
+    return purchase_log, contacts
+
+
+def _check_output_path(path: str) -> None:
+    from clvcast.output import table_format
+
+    table_format(path)
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: folder {folder} does not exist; create it first.")
+
+
+def cmd_rfm(args: argparse.Namespace) -> int:
+    """clvcast rfm: contact table with summary, RFM scores, cells and segments."""
+    from clvcast.output import write_table
+    from clvcast.pipeline import rfm_contact_table
+    from clvcast.rfm import RFMScorer
+
+    _check_output_path(args.output)
+    purchase_log, contacts = _read_inputs(args)
+    scorer = RFMScorer.load(args.boundaries) if args.boundaries else None
+    table, scorer = rfm_contact_table(
+        purchase_log,
+        args.as_of,
+        contacts=contacts,
+        scorer=scorer,
+        monetary_basis=args.monetary_basis,
+    )
+    write_table(table, args.output)
+    if args.save_boundaries:
+        scorer.save(args.save_boundaries)
+    if not args.quiet:
+        print(purchase_log.report.format())
+        print()
+        print(_format_boundaries(scorer))
+        print()
+        print(_format_segments(table))
+        print()
+        print(f"Wrote {len(table):,} contacts to {args.output}")
+        if args.save_boundaries:
+            print(f"Wrote RFM boundaries to {args.save_boundaries}")
+    return 0
+
+
+def _format_boundaries(scorer) -> str:
+    boundaries = scorer.boundaries()
+    lines = [f"RFM boundaries (learned on {scorer.n_contacts_:,} contacts):"]
+    for row in boundaries.itertuples():
+        lines.append(f"  {row.label:<55} {row.share:6.1%} of contacts")
+    return "\n".join(lines)
+
+
+def _format_segments(table: pd.DataFrame) -> str:
+    counts = (
+        table.groupby("rfm_segment")
+        .agg(contacts=("contact_id", "size"), total_spend=("total_spend", "sum"))
+        .sort_values("contacts", ascending=False)
+    )
+    lines = ["Segments:"]
+    for name, row in counts.iterrows():
+        share = row.contacts / len(table)
+        lines.append(
+            f"  {name:<22} {int(row.contacts):>8,} contacts {share:6.1%}"
+            f"   total spend {row.total_spend:>14,.2f}"
+        )
+    return "\n".join(lines)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """clvcast demo: the main job on the CDNOW data that ships with lifetimes."""
+    from clvcast.data import cdnow_purchase_log
+    from clvcast.output import write_table
+    from clvcast.pipeline import rfm_contact_table
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    as_of = "1998-06-30"
+    purchase_log = cdnow_purchase_log(as_of=as_of)
+    table, scorer = rfm_contact_table(purchase_log, as_of)
+    parquet = write_table(table, out / "cdnow_contacts.parquet")
+    csv = write_table(table, out / "cdnow_contacts.csv")
+    boundaries = scorer.save(out / "cdnow_rfm_boundaries.json")
+    if not args.quiet:
+        print("clvcast demo: CDNOW master data (shipped with lifetimes), as of", as_of)
+        print()
+        print(purchase_log.report.format())
+        print()
+        print(_format_boundaries(scorer))
+        print()
+        print(_format_segments(table))
+        print()
+        print(f"Scored contact table: {parquet} and {csv} ({len(table):,} contacts)")
+        print(f"RFM boundaries:       {boundaries}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clvcast",
+        description="Customer-lifetime-value and purchase forecasting from a purchase log.",
+    )
+    parser.add_argument("--version", action="version", version=f"clvcast {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="show details and, on errors, the traceback"
+    )
+    common.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    rfm = commands.add_parser(
+        "rfm",
+        parents=[common],
+        help="summary, RFM scores and segments per contact",
+        description="Summarise the purchase log at --as-of, score every contact R, F and M "
+        "1-5, name its RFM cell and segment, and write the contact table "
+        "(Parquet or CSV by the extension of --output).",
+    )
+    _add_transaction_options(rfm)
+    rfm.add_argument(
+        "--output", required=True, metavar="PATH", help="contact table to write: .parquet or .csv"
+    )
+    rfm.add_argument(
+        "--monetary-basis",
+        choices=["total", "average"],
+        default="total",
+        help="M score on total spend or on average order value (default: %(default)s)",
+    )
+    rfm.add_argument(
+        "--boundaries",
+        metavar="PATH",
+        default=None,
+        help="apply RFM boundaries saved earlier (JSON) instead of learning them",
+    )
+    rfm.add_argument(
+        "--save-boundaries",
+        metavar="PATH",
+        default=None,
+        help="write the RFM boundaries used to this JSON file",
+    )
+    rfm.set_defaults(handler=cmd_rfm)
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="run the main job on the bundled CDNOW data",
+        description="Read CDNOW_master (shipped with lifetimes), summarise and score every "
+        "contact, and write the contact table to --output-dir.",
+    )
+    demo.add_argument(
+        "--output-dir",
+        default="scored",
+        metavar="DIR",
+        help="folder for the outputs (default: %(default)s)",
+    )
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _print_warning(message: warnings.WarningMessage) -> None:
+    print(f"clvcast: warning: {message.message}", file=sys.stderr)
+
+
+def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run one command; turn clvcast errors into one stderr line and an exit code."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for noisy in ("lifetimes", "autograd", "mlflow"):
+            warnings.filterwarnings("ignore", module=noisy)
+        try:
+            code = handler(args)
+        except ClvcastError as exc:
+            if args.verbose:
+                traceback.print_exc()
+            print(f"clvcast: error: {exc}", file=sys.stderr)
+            code = exc.exit_code
+        except KeyboardInterrupt:
+            print("clvcast: interrupted; outputs were not changed.", file=sys.stderr)
+            code = 130
+        except Exception as exc:  # a bug: still one line unless --verbose
+            if args.verbose:
+                traceback.print_exc()
+            print(
+                f"clvcast: internal error: {type(exc).__name__}: {exc} "
+                "(run again with --verbose for the traceback and report it)",
+                file=sys.stderr,
+            )
+            code = 1
+    if not args.quiet:
+        for message in caught:
+            _print_warning(message)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    return run(args.handler, args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Per-contact purchase statistics at an as-of date, in the lifetimes convention (days).
+
+For each contact with at least one purchase on or before ``as_of`` (inclusive):
+
+- ``frequency``: number of *repeat* purchase days (purchase days - 1); several purchases on one
+  day are one purchase, as in ``lifetimes.utils.summary_data_from_transaction_data``.
+- ``recency``: days between the first and the last purchase day (BTYD sense: *not* the RFM
+  "days since last purchase", which is ``days_since_last_purchase``).
+- ``T``: days between the first purchase day and ``as_of``.
+- ``monetary_value``: mean of the day totals of the repeat purchase days; 0 for one-time buyers.
+- ``first_purchase``, ``last_purchase``, ``orders`` (purchase days), ``total_spend`` and
+  ``days_since_last_purchase``.
+
+The computation runs in DuckDB, an embedded column engine: one grouped query over the input,
+multi-threaded, without the per-row Python objects that make the lifetimes function slow
+(see ``benchmarks/bench_summary.py``).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from clvcast.data import parse_as_of
+from clvcast.errors import InputError
+
+SUMMARY_COLUMNS = (
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "first_purchase",
+    "last_purchase",
+    "orders",
+    "total_spend",
+    "days_since_last_purchase",
+)
+
+CALIBRATION_HOLDOUT_COLUMNS = (
+    "frequency_cal",
+    "recency_cal",
+    "T_cal",
+    "monetary_value_cal",
+    "frequency_holdout",
+    "monetary_value_holdout",
+    "duration_holdout",
+)
+
+_DAILY = """
+    SELECT contact_id, day, SUM(amount) AS amount
+    FROM (
+        SELECT CAST({contact} AS VARCHAR) AS contact_id,
+               CAST({date} AS DATE) AS day,
+               CAST({amount} AS DOUBLE) AS amount
+        FROM purchases
+    )
+    WHERE day <= $end AND day >= $start
+    GROUP BY contact_id, day
+"""
+
+_SUMMARY = """
+    SELECT contact_id,
+           COUNT(*) - 1 AS frequency,
+           CAST(date_diff('day', MIN(day), MAX(day)) AS DOUBLE) AS recency,
+           CAST(date_diff('day', MIN(day), $end) AS DOUBLE) AS "T",
+           CASE WHEN COUNT(*) > 1
+                THEN (SUM(amount) - arg_min(amount, day)) / (COUNT(*) - 1)
+                ELSE 0.0 END AS monetary_value,
+           MIN(day) AS first_purchase,
+           MAX(day) AS last_purchase,
+           COUNT(*) AS orders,
+           SUM(amount) AS total_spend,
+           date_diff('day', MAX(day), $end) AS days_since_last_purchase
+    FROM daily
+    GROUP BY contact_id
+"""
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _run(sql: str, purchases: pd.DataFrame, params: dict[str, object]) -> pd.DataFrame:
+    connection = duckdb.connect()
+    try:
+        connection.register("purchases", purchases)
+        return connection.execute(sql, params).df()
+    finally:
+        connection.close()
+
+
+def _check_input(purchases: pd.DataFrame, columns: dict[str, str]) -> None:
+    missing = [name for name in columns.values() if name not in purchases.columns]
+    if missing:
+        raise InputError(
+            f"purchase log is missing column(s) {missing}; available: "
+            f"{[str(c) for c in purchases.columns]}. Read it with clvcast.data.read_transactions."
+        )
+
+
+def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.set_index("contact_id").sort_index()
+    for column in ("first_purchase", "last_purchase"):
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+    for column in ("frequency", "orders", "days_since_last_purchase"):
+        frame[column] = frame[column].astype("int64")
+    frame.index = frame.index.astype(object)
+    frame.index.name = "contact_id"
+    return frame
+
+
+def summarize(
+    purchases: pd.DataFrame,
+    as_of: str | pd.Timestamp,
+    *,
+    contact_col: str = "contact_id",
+    date_col: str = "date",
+    amount_col: str = "amount",
+) -> pd.DataFrame:
+    """Summarise a purchase log at ``as_of`` (inclusive), one row per contact, indexed by id.
+
+    ``purchases`` may hold several rows per contact and day (they are summed into one
+    purchase day) and dates or timestamps (the calendar day counts). Rows after ``as_of`` are
+    ignored. The result equals ``lifetimes.utils.summary_data_from_transaction_data(...,
+    observation_period_end=as_of, freq="D", monetary_value_col=amount)`` in its four
+    columns, plus the descriptive columns listed in :data:`SUMMARY_COLUMNS`.
+    """
+    columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
+    _check_input(purchases, columns)
+    end = parse_as_of(as_of)
+    daily = _DAILY.format(**{key: _quote(value) for key, value in columns.items()})
+    sql = f"WITH daily AS ({daily}) {_SUMMARY}"
+    result = _run(sql, purchases, {"end": end.date(), "start": pd.Timestamp.min.date()})
+    if result.empty:
+        raise InputError(
+            f"no purchase on or before the as-of date {end.date()}; "
+            "choose a later --as-of or check the dates in the input."
+        )
+    return _finish(result)[list(SUMMARY_COLUMNS)]
+
+
+def calibration_holdout(
+    purchases: pd.DataFrame,
+    calibration_end: str | pd.Timestamp,
+    observation_end: str | pd.Timestamp,
+    *,
+    contact_col: str = "contact_id",
+    date_col: str = "date",
+    amount_col: str = "amount",
+) -> pd.DataFrame:
+    """Split a purchase log into a calibration summary and holdout purchase counts.
+
+    Contacts whose first purchase is on or before ``calibration_end`` are summarised at
+    ``calibration_end`` (``*_cal`` columns); ``frequency_holdout`` counts their purchase days
+    in (``calibration_end``, ``observation_end``], ``monetary_value_holdout`` is the mean day
+    total there (0 without holdout purchases) and ``duration_holdout`` is the holdout length
+    in days. Equals ``lifetimes.utils.calibration_and_holdout_data`` with ``freq="D"``.
+    """
+    columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
+    _check_input(purchases, columns)
+    cal_end = parse_as_of(calibration_end)
+    obs_end = parse_as_of(observation_end)
+    if obs_end <= cal_end:
+        raise InputError(
+            f"the observation end {obs_end.date()} must be after the calibration end "
+            f"{cal_end.date()}; the holdout period would be empty."
+        )
+    calibration = summarize(purchases, cal_end, **_names(columns))
+    daily = _DAILY.format(**{key: _quote(value) for key, value in columns.items()})
+    holdout_sql = f"""
+        WITH daily AS ({daily})
+        SELECT contact_id, COUNT(*) AS frequency_holdout, AVG(amount) AS monetary_value_holdout
+        FROM daily GROUP BY contact_id
+    """
+    start = (cal_end + pd.Timedelta(days=1)).date()
+    holdout = _run(holdout_sql, purchases, {"end": obs_end.date(), "start": start})
+    holdout = holdout.set_index("contact_id")
+    holdout.index = holdout.index.astype(object)
+    result = calibration[["frequency", "recency", "T", "monetary_value"]].add_suffix("_cal")
+    result = result.join(holdout, how="left")
+    result["frequency_holdout"] = result["frequency_holdout"].fillna(0).astype("int64")
+    result["monetary_value_holdout"] = result["monetary_value_holdout"].fillna(0.0)
+    result["duration_holdout"] = float((obs_end - cal_end).days)
+    return result[list(CALIBRATION_HOLDOUT_COLUMNS)]
+
+
+def _names(columns: dict[str, str]) -> dict[str, str]:
+    return {
+        "contact_col": columns["contact"],
+        "date_col": columns["date"],
+        "amount_col": columns["amount"],
+    }

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from clvcast import __version__
-from clvcast.errors import ClvcastError, InputError
+from clvcast.errors import ClvcastError
 
 log = logging.getLogger("clvcast")
 
@@ -119,21 +119,24 @@ def _read_inputs(args: argparse.Namespace):
 
 
 def _check_output_path(path: str) -> None:
+    """Fail before the work if the output cannot be written."""
+    from clvcast.atomic import check_writable
     from clvcast.output import table_format
 
     table_format(path)
-    folder = Path(path).parent
-    if not folder.is_dir():
-        raise InputError(f"cannot write {path}: folder {folder} does not exist; create it first.")
+    check_writable(path)
 
 
 def cmd_rfm(args: argparse.Namespace) -> int:
     """clvcast rfm: contact table with summary, RFM scores, cells and segments."""
+    from clvcast.atomic import check_writable
     from clvcast.output import write_table
     from clvcast.pipeline import rfm_contact_table
     from clvcast.rfm import RFMScorer
 
     _check_output_path(args.output)
+    if args.save_boundaries:
+        check_writable(args.save_boundaries)
     purchase_log, contacts = _read_inputs(args)
     scorer = RFMScorer.load(args.boundaries) if args.boundaries else None
     table, scorer = rfm_contact_table(

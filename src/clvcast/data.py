@@ -237,7 +237,14 @@ def _parse_dates(raw: pd.Series, date_format: str | None, notes: list[str]) -> p
         return parsed.dt.tz_localize(None)
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         notes.append(f"timestamps with time zone {parsed.dt.tz} were converted to UTC")
-        return parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    retry = parsed.isna() & text.notna() & (text != "")
+    if date_format is None and retry.any():
+        # The format was inferred from the first value; parse the rows written in another
+        # format (say "2024-01-31 23:59" after "2024-01-01") one by one.
+        again = pd.to_datetime(text[retry], errors="coerce", format="mixed", utc=True)
+        parsed = parsed.copy()
+        parsed[retry] = again.dt.tz_localize(None)
     return parsed
 
 
@@ -397,7 +404,6 @@ def read_transactions(
             daily = daily.loc[~bad_day]
     purchases = daily.rename(columns={"sum": "amount"})[list(PURCHASE_LOG_COLUMNS)]
     purchases = purchases.reset_index(drop=True)
-    purchases["contact_id"] = purchases["contact_id"].astype(object)
 
     report.purchase_days = len(purchases)
     report.rows_merged = int(daily["size"].sum()) - len(purchases)

@@ -73,6 +73,7 @@ _SUMMARY = """
            date_diff('day', MAX(day), $end) AS days_since_last_purchase
     FROM daily
     GROUP BY contact_id
+    ORDER BY contact_id
 """
 
 
@@ -99,13 +100,11 @@ def _check_input(purchases: pd.DataFrame, columns: dict[str, str]) -> None:
 
 
 def _finish(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.set_index("contact_id").sort_index()
+    frame = frame.set_index("contact_id")
     for column in ("first_purchase", "last_purchase"):
         frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
     for column in ("frequency", "orders", "days_since_last_purchase"):
         frame[column] = frame[column].astype("int64")
-    frame.index = frame.index.astype(object)
-    frame.index.name = "contact_id"
     return frame
 
 
@@ -154,7 +153,11 @@ def calibration_holdout(
     ``calibration_end`` (``*_cal`` columns); ``frequency_holdout`` counts their purchase days
     in (``calibration_end``, ``observation_end``], ``monetary_value_holdout`` is the mean day
     total there (0 without holdout purchases) and ``duration_holdout`` is the holdout length
-    in days. Equals ``lifetimes.utils.calibration_and_holdout_data`` with ``freq="D"``.
+    in days. Equals ``lifetimes.utils.calibration_and_holdout_data`` with ``freq="D"`` on a
+    purchase log (one row per contact-day, as :func:`clvcast.data.read_transactions` makes).
+    On raw timestamps lifetimes differs in two ways that clvcast does not copy: a purchase
+    later on the calibration-end day counts as holdout there, and its holdout monetary value
+    averages order lines instead of purchase days.
     """
     columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
     _check_input(purchases, columns)
@@ -175,7 +178,6 @@ def calibration_holdout(
     start = (cal_end + pd.Timedelta(days=1)).date()
     holdout = _run(holdout_sql, purchases, {"end": obs_end.date(), "start": start})
     holdout = holdout.set_index("contact_id")
-    holdout.index = holdout.index.astype(object)
     result = calibration[["frequency", "recency", "T", "monetary_value"]].add_suffix("_cal")
     result = result.join(holdout, how="left")
     result["frequency_holdout"] = result["frequency_holdout"].fillna(0).astype("int64")

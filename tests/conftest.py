@@ -1,0 +1,60 @@
+"""Shared fixtures: CDNOW from lifetimes (real data) and generated purchase logs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clvcast.data import cdnow_purchase_log, load_cdnow_master
+
+
+@pytest.fixture(scope="session")
+def cdnow_raw() -> pd.DataFrame:
+    return load_cdnow_master()
+
+
+@pytest.fixture(scope="session")
+def cdnow_log():
+    return cdnow_purchase_log()
+
+
+def generate_transactions(
+    n_contacts: int = 500, seed: int = 7, start: str = "2022-01-01", days: int = 600
+) -> pd.DataFrame:
+    """Transactions with string ids in shuffled order, times of day and same-day repeats.
+
+    Each contact gets a first purchase day, a Poisson number of later purchase days, and on
+    some days a second order line; amounts are lognormal. Rows are shuffled.
+    """
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, days // 2, n_contacts)
+    rows = []
+    for contact in range(n_contacts):
+        repeat = rng.poisson(rng.gamma(0.8, 2.5))
+        later = rng.integers(first[contact], days, repeat)
+        purchase_days = np.concatenate([[first[contact]], later])
+        for day in purchase_days:
+            lines = 1 + int(rng.random() < 0.15)
+            for _ in range(lines):
+                rows.append(
+                    (
+                        f"id-{contact:05d}",
+                        day,
+                        rng.integers(0, 86_400),
+                        round(float(rng.lognormal(3.2, 0.6)), 2),
+                    )
+                )
+    frame = pd.DataFrame(rows, columns=["contact_id", "day", "second", "amount"])
+    frame["date"] = (
+        pd.Timestamp(start)
+        + pd.to_timedelta(frame["day"], unit="D")
+        + pd.to_timedelta(frame["second"], unit="s")
+    )
+    frame = frame[["contact_id", "date", "amount"]]
+    return frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+@pytest.fixture
+def transactions() -> pd.DataFrame:
+    return generate_transactions()

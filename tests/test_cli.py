@@ -1,0 +1,247 @@
+"""The CLI as a user runs it: a subprocess, exit codes, one-line errors, no partial output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clvcast.cli import main
+
+
+def clvcast(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "clvcast", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def files(tmp_path, transactions):
+    path = tmp_path / "transactions.csv"
+    transactions.to_csv(path, index=False)
+    contacts = pd.DataFrame(
+        {
+            "contact_id": ["id-00000", "id-00001", "never-bought"],
+            "email": ["a@example.com", "b@example.com", "p@example.com"],
+            "newsletter": ["yes", "no", "yes"],
+        }
+    )
+    contacts_path = tmp_path / "contacts.csv"
+    contacts.to_csv(contacts_path, index=False)
+    return path, contacts_path
+
+
+def test_rfm_writes_contact_table_with_prospects(files, tmp_path):
+    transactions, contacts = files
+    out = tmp_path / "contacts_scored.parquet"
+    result = clvcast(
+        "rfm",
+        "--transactions",
+        str(transactions),
+        "--contacts",
+        str(contacts),
+        "--as-of",
+        "2023-06-30",
+        "--output",
+        str(out),
+        "--save-boundaries",
+        str(tmp_path / "b.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Ingestion report for transactions.csv" in result.stdout
+    assert "R5 = last purchase 0-" in result.stdout
+    table = pd.read_parquet(out)
+    assert list(table.columns[:4]) == ["contact_id", "email", "newsletter", "as_of"]
+    prospect = table.set_index("contact_id").loc["never-bought"]
+    assert prospect["rfm_segment"] == "prospect" and prospect["orders"] == 0
+    assert pd.isna(prospect["r_score"])
+    assert table.set_index("contact_id").loc["id-00000", "email"] == "a@example.com"
+    assert table["contact_id"].is_unique
+    assert (tmp_path / "b.json").exists()
+
+
+def test_rfm_reapplies_saved_boundaries_and_writes_csv(files, tmp_path):
+    transactions, _ = files
+    boundaries = tmp_path / "b.json"
+    first = clvcast(
+        "rfm",
+        "--transactions",
+        str(transactions),
+        "--as-of",
+        "2023-06-30",
+        "--output",
+        str(tmp_path / "a.csv"),
+        "--save-boundaries",
+        str(boundaries),
+    )
+    assert first.returncode == 0, first.stderr
+    second = clvcast(
+        "rfm",
+        "--transactions",
+        str(transactions),
+        "--as-of",
+        "2023-06-30",
+        "--output",
+        str(tmp_path / "b.csv"),
+        "--boundaries",
+        str(boundaries),
+        "-q",
+    )
+    assert second.returncode == 0 and second.stdout == ""
+    a = pd.read_csv(tmp_path / "a.csv")
+    b = pd.read_csv(tmp_path / "b.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert a["as_of"].iloc[0] == "2023-06-30"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--contact-col", "customer"], "missing column 'customer' for the contact id"),
+        (["--as-of", "soon"], "as-of date 'soon' is not a date"),
+        (["--nonpositive", "error"], None),  # generated data has no refunds: succeeds
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(files, tmp_path, extra, expected):
+    transactions, _ = files
+    out = tmp_path / "out.parquet"
+    args = [
+        "rfm",
+        "--transactions",
+        str(transactions),
+        "--as-of",
+        "2023-06-30",
+        "--output",
+        str(out),
+        *extra,
+    ]
+    result = clvcast(*args)
+    if expected is None:
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("clvcast: error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_bad_rows_are_refused_without_partial_output(tmp_path):
+    data = tmp_path / "bad.csv"
+    data.write_text("contact_id,date,amount\na,2024-01-01,10\nb,not a date,5\n")
+    out = tmp_path / "out.csv"
+    out.write_text("previous output\n")
+    result = clvcast(
+        "rfm", "--transactions", str(data), "--as-of", "2024-02-01", "--output", str(out)
+    )
+    assert result.returncode == 2
+    assert "1 rows with unparseable date in column 'date'" in result.stderr
+    assert out.read_text() == "previous output\n"  # untouched
+    assert list(tmp_path.glob(".out.csv*")) == []  # no temporary left behind
+    dropped = clvcast(
+        "rfm",
+        "--transactions",
+        str(data),
+        "--as-of",
+        "2024-02-01",
+        "--output",
+        str(out),
+        "--drop-invalid",
+    )
+    assert dropped.returncode == 0, dropped.stderr
+    assert "1 rows dropped: unparseable date" in dropped.stdout
+
+
+def test_missing_file_unwritable_folder_and_bad_extension(files, tmp_path):
+    transactions, _ = files
+    base = ["rfm", "--as-of", "2023-06-30"]
+    missing = clvcast(
+        *base, "--transactions", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "o.csv")
+    )
+    assert missing.returncode == 2 and "transactions file not found" in missing.stderr
+    no_folder = clvcast(
+        *base,
+        "--transactions",
+        str(transactions),
+        "--output",
+        str(tmp_path / "no" / "such" / "o.csv"),
+    )
+    assert no_folder.returncode == 2 and "does not exist" in no_folder.stderr
+    bad_ext = clvcast(
+        *base, "--transactions", str(transactions), "--output", str(tmp_path / "o.xlsx")
+    )
+    assert bad_ext.returncode == 2 and "use .parquet or .csv" in bad_ext.stderr
+    for result in (missing, no_folder, bad_ext):
+        assert "Traceback" not in result.stderr
+
+
+def test_unwritable_output_folder_fails_before_the_work(files):
+    # /proc refuses new files even to root, so this holds in CI, which runs as root.
+    if not Path("/proc").is_dir():
+        pytest.skip("needs Linux /proc as a folder nobody can write to")
+    transactions, _ = files
+    result = clvcast(
+        "rfm",
+        "--transactions",
+        str(transactions),
+        "--as-of",
+        "2023-06-30",
+        "--output",
+        "/proc/o.csv",
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(
+        "clvcast: error: cannot write /proc/o.csv: folder /proc is not writable ("
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_argparse_errors_and_help():
+    result = clvcast("rfm")
+    assert result.returncode == 2 and "required" in result.stderr
+    helped = clvcast("rfm", "--help")
+    assert helped.returncode == 0 and "--nonpositive" in helped.stdout
+    assert clvcast("--help").returncode == 0
+
+
+def test_demo_runs_on_cdnow(tmp_path):
+    result = clvcast("demo", "--output-dir", str(tmp_path / "scored"))
+    assert result.returncode == 0, result.stderr
+    assert "69,659 rows read" in result.stdout
+    table = pd.read_parquet(tmp_path / "scored" / "cdnow_contacts.parquet")
+    assert len(table) == 23_502
+
+
+def test_internal_errors_are_one_line_too(monkeypatch, capsys, files, tmp_path):
+    import clvcast.pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(clvcast.pipeline, "rfm_contact_table", broken)
+    transactions, _ = files
+    code = main(
+        [
+            "rfm",
+            "--transactions",
+            str(transactions),
+            "--as-of",
+            "2023-06-30",
+            "--output",
+            str(tmp_path / "o.csv"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip() == (
+        "clvcast: internal error: RuntimeError: boom (run again with "
+        "--verbose for the traceback and report it)"
+    )

@@ -1,0 +1,259 @@
+"""Ingestion: every bad-input case gets one clear error, and every row is accounted for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clvcast.data import (
+    REASON_AFTER_AS_OF,
+    REASON_BAD_AMOUNT,
+    REASON_BAD_DATE,
+    REASON_DUPLICATE,
+    REASON_MISSING_CONTACT,
+    REASON_NET_NONPOSITIVE,
+    REASON_NONPOSITIVE,
+    parse_as_of,
+    read_contacts,
+    read_transactions,
+)
+from clvcast.errors import InputError
+
+
+def frame(rows, columns=("contact_id", "date", "amount")) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def accounted(report) -> bool:
+    return report.rows_read == report.purchase_days + report.rows_merged + report.rows_dropped
+
+
+def test_cdnow_master_report_accounts_for_every_row(cdnow_log):
+    report = cdnow_log.report
+    assert report.rows_read == 69_659
+    assert report.dropped == {REASON_NONPOSITIVE: 80}
+    assert accounted(report)
+    assert report.contacts == 23_570 - 68  # 68 contacts have no positive purchase at all
+    assert report.contacts_without_purchase == 68
+    assert report.first_date == pd.Timestamp("1997-01-01")
+    assert report.last_date == pd.Timestamp("1998-06-30")
+    assert any("255 rows are exact duplicates" in note for note in report.notes)
+
+
+def test_purchase_log_has_one_row_per_contact_day(cdnow_log):
+    purchases = cdnow_log.purchases
+    assert list(purchases.columns) == ["contact_id", "date", "amount"]
+    assert not purchases.duplicated(["contact_id", "date"]).any()
+    assert (purchases["amount"] > 0).all()
+    assert purchases["contact_id"].iloc[0] == "00001"  # leading zeros kept
+
+
+def test_same_day_rows_are_summed_and_counted_as_merged():
+    log = read_transactions(
+        frame(
+            [
+                ("a", "2024-01-01 09:00", 10.0),
+                ("a", "2024-01-01 18:30", 5.0),
+                ("a", "2024-01-03", 7.0),
+                ("b", "2024-01-02", 3.0),
+            ]
+        )
+    )
+    assert log.report.purchase_days == 3
+    assert log.report.rows_merged == 1
+    day = log.purchases.set_index(["contact_id", "date"])["amount"]
+    assert day[("a", pd.Timestamp("2024-01-01"))] == 15.0
+
+
+def test_missing_column_names_available_columns_and_close_match():
+    bad = frame([("a", "2024-01-01", 1.0)], columns=("customer", "date", "amount"))
+    with pytest.raises(InputError) as error:
+        read_transactions(bad)
+    message = str(error.value)
+    assert "'contact_id'" in message
+    assert "['customer', 'date', 'amount']" in message
+    assert "--contact-col" in message
+
+
+def test_configurable_column_names():
+    data = frame(
+        [("a", "2024-01-01", 1.0), ("a", "2024-02-01", 2.0)],
+        columns=("customer", "ordered_at", "value"),
+    )
+    log = read_transactions(data, contact_col="customer", date_col="ordered_at", amount_col="value")
+    assert log.report.purchase_days == 2
+
+
+def test_empty_input_is_refused():
+    with pytest.raises(InputError, match="has no rows"):
+        read_transactions(frame([]))
+
+
+def test_unparseable_dates_are_counted_with_examples():
+    data = frame([("a", "2024-01-01", 1.0), ("b", "yesterday", 2.0), ("c", "2024-13-45", 3.0)])
+    with pytest.raises(InputError) as error:
+        read_transactions(data)
+    message = str(error.value)
+    assert f"2 rows with {REASON_BAD_DATE} in column 'date'" in message
+    assert 'row 2: "yesterday"' in message and 'row 3: "2024-13-45"' in message
+    assert "--drop-invalid" in message
+
+
+def test_unparseable_amounts_are_counted_and_can_be_dropped():
+    data = frame(
+        [
+            ("a", "2024-01-01", "12.5"),
+            ("a", "2024-01-02", "12,50"),
+            ("b", "2024-01-02", "n/a"),
+            ("b", "2024-01-05", "4"),
+        ]
+    )
+    with pytest.raises(InputError, match=f"2 rows with {REASON_BAD_AMOUNT} in column 'amount'"):
+        read_transactions(data)
+    log = read_transactions(data, invalid="drop")
+    assert log.report.dropped == {REASON_BAD_AMOUNT: 2}
+    assert accounted(log.report)
+
+
+def test_null_contact_ids_are_refused_or_dropped():
+    data = frame([("a", "2024-01-01", 1.0), (None, "2024-01-01", 2.0), ("  ", "2024-01-02", 3.0)])
+    with pytest.raises(InputError, match=f"2 rows with {REASON_MISSING_CONTACT}"):
+        read_transactions(data)
+    log = read_transactions(data, invalid="drop")
+    assert log.report.dropped == {REASON_MISSING_CONTACT: 2}
+    assert log.report.contacts == 1
+
+
+def test_float_contact_ids_lose_their_decimal_point():
+    data = frame([(101.0, "2024-01-01", 1.0), (np.nan, "2024-01-02", 1.0)])
+    log = read_transactions(data, invalid="drop")
+    assert log.purchases["contact_id"].tolist() == ["101"]
+
+
+def test_time_zones_are_converted_to_utc_before_taking_the_day():
+    data = frame(
+        [
+            ("a", "2024-01-01T23:30:00-02:00", 1.0),  # 01:30 UTC on Jan 2
+            ("a", "2024-01-05T10:00:00+01:00", 2.0),
+        ]
+    )
+    log = read_transactions(data)
+    assert log.purchases["date"].tolist() == [
+        pd.Timestamp("2024-01-02"),
+        pd.Timestamp("2024-01-05"),
+    ]
+    assert any("UTC" in note for note in log.report.notes)
+
+
+def test_tz_aware_datetime_column_is_converted():
+    stamps = pd.to_datetime(["2024-03-01 23:00", "2024-03-05 01:00"]).tz_localize(
+        "America/New_York"
+    )
+    data = pd.DataFrame({"contact_id": ["a", "a"], "date": stamps, "amount": [1.0, 2.0]})
+    log = read_transactions(data)
+    assert log.purchases["date"].tolist() == [
+        pd.Timestamp("2024-03-02"),
+        pd.Timestamp("2024-03-05"),
+    ]
+
+
+def test_rows_after_as_of_are_dropped_and_counted():
+    data = frame(
+        [("a", "2024-01-01", 1.0), ("a", "2024-01-31 23:59", 1.0), ("a", "2024-02-01", 1.0)]
+    )
+    log = read_transactions(data, as_of="2024-01-31")
+    assert log.report.dropped == {REASON_AFTER_AS_OF: 1}  # the as-of day itself is inclusive
+    assert log.report.purchase_days == 2
+
+
+def test_nonpositive_amounts_policy_drop_net_and_error():
+    data = frame(
+        [
+            ("a", "2024-01-01", 50.0),
+            ("a", "2024-01-01", -20.0),  # partial refund, same day
+            ("a", "2024-01-05", 0.0),  # free order
+            ("b", "2024-01-02", 30.0),
+            ("b", "2024-01-02", -30.0),  # full refund, same day
+        ]
+    )
+    dropped = read_transactions(data, nonpositive="drop")
+    assert dropped.report.dropped == {REASON_NONPOSITIVE: 3}
+    assert dropped.purchases["amount"].tolist() == [50.0, 30.0]
+
+    netted = read_transactions(data, nonpositive="net")
+    assert netted.purchases[["contact_id", "amount"]].values.tolist() == [["a", 30.0]]
+    assert netted.report.dropped == {REASON_NET_NONPOSITIVE: 3}
+    assert accounted(netted.report)
+
+    with pytest.raises(InputError, match="3 rows have an amount <= 0"):
+        read_transactions(data, nonpositive="error")
+
+
+def test_duplicates_policy_keep_drop_error():
+    data = frame([("a", "2024-01-01", 10.0), ("a", "2024-01-01", 10.0), ("a", "2024-01-02", 1.0)])
+    kept = read_transactions(data)
+    assert kept.purchases["amount"].tolist() == [20.0, 1.0]
+    assert "1 rows are exact duplicates" in kept.report.notes[0]
+    dropped = read_transactions(data, duplicates="drop")
+    assert dropped.report.dropped == {REASON_DUPLICATE: 1}
+    assert dropped.purchases["amount"].tolist() == [10.0, 1.0]
+    with pytest.raises(InputError, match="1 rows are exact duplicates"):
+        read_transactions(data, duplicates="error")
+
+
+def test_unknown_policy_is_refused():
+    with pytest.raises(InputError, match="nonpositive='refund'"):
+        read_transactions(frame([("a", "2024-01-01", 1.0)]), nonpositive="refund")
+
+
+def test_nothing_left_after_drops_is_an_error():
+    with pytest.raises(InputError, match="no usable purchase"):
+        read_transactions(frame([("a", "2024-02-01", 1.0)]), as_of="2024-01-01")
+
+
+def test_csv_and_parquet_read_the_same(tmp_path, transactions):
+    csv = tmp_path / "t.csv"
+    parquet = tmp_path / "t.parquet"
+    transactions.to_csv(csv, index=False)
+    transactions.to_parquet(parquet, index=False)
+    from_csv = read_transactions(csv).purchases
+    from_parquet = read_transactions(parquet).purchases
+    pd.testing.assert_frame_equal(from_csv, from_parquet, check_exact=False, rtol=1e-12)
+    assert read_transactions(csv).report.source == "t.csv"
+
+
+def test_missing_file_and_unknown_extension(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        read_transactions(tmp_path / "nope.csv")
+    other = tmp_path / "data.xlsx"
+    other.write_text("x")
+    with pytest.raises(InputError, match="use .csv, .tsv or .parquet"):
+        read_transactions(other)
+
+
+def test_parse_as_of():
+    assert parse_as_of("1998-06-30") == pd.Timestamp("1998-06-30")
+    assert parse_as_of("1998-06-30 17:45") == pd.Timestamp("1998-06-30")
+    with pytest.raises(InputError, match="is not a date"):
+        parse_as_of("last tuesday")
+
+
+def test_contacts_table_checks_ids():
+    contacts = read_contacts(pd.DataFrame({"contact_id": [1, 2], "email": ["a@x", "b@x"]}))
+    assert contacts["contact_id"].tolist() == ["1", "2"]
+    with pytest.raises(InputError, match="appear more than once"):
+        read_contacts(pd.DataFrame({"contact_id": ["a", "a"], "email": ["x", "y"]}))
+    with pytest.raises(InputError, match="no value in column 'contact_id'"):
+        read_contacts(pd.DataFrame({"contact_id": ["a", None]}))
+    with pytest.raises(InputError, match="missing column 'contact_id'"):
+        read_contacts(pd.DataFrame({"id": ["a"]}))
+
+
+def test_report_formats_and_serialises(cdnow_log):
+    text = cdnow_log.report.format()
+    assert "69,659 rows read" in text and "80 rows dropped" in text
+    as_dict = cdnow_log.report.to_dict()
+    assert as_dict["rows_dropped"] == 80 and as_dict["first_date"] == "1997-01-01"
+    table = cdnow_log.report.to_frame()
+    assert table["rows"].sum() == 69_659

@@ -135,7 +135,9 @@ def summarize(
             f"no purchase on or before the as-of date {end.date()}; "
             "choose a later --as-of or check the dates in the input."
         )
-    return _finish(result)[list(SUMMARY_COLUMNS)]
+    summary = _finish(result)[list(SUMMARY_COLUMNS)]
+    summary.attrs["time_unit_days"] = 1.0  # models read the unit from here
+    return summary
 
 
 def calibration_holdout(

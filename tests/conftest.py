@@ -58,3 +58,21 @@ def generate_transactions(
 @pytest.fixture
 def transactions() -> pd.DataFrame:
     return generate_transactions()
+
+
+@pytest.fixture(scope="session")
+def cdnow_sample_log():
+    """The 2,357-customer CDNOW sample (Fader, Hardie & Lee 2005) as a purchase log."""
+    from importlib import resources
+
+    from clvcast.data import read_transactions
+
+    path = resources.files("lifetimes.datasets").joinpath("CDNOW_sample.txt")
+    raw = pd.read_csv(
+        str(path),
+        sep=r"\s+",
+        header=None,
+        dtype={"date": str},
+        names=["customer", "contact_id", "date", "cds", "amount"],
+    )
+    return read_transactions(raw, date_format="%Y%m%d")

@@ -245,3 +245,101 @@ def test_internal_errors_are_one_line_too(monkeypatch, capsys, files, tmp_path):
         "clvcast: internal error: RuntimeError: boom (run again with "
         "--verbose for the traceback and report it)"
     )
+
+
+def test_forecast_on_raw_cdnow_master_with_holdout(tmp_path):
+    from clvcast.data import cdnow_master_path
+
+    out = tmp_path / "forecast.csv"
+    result = clvcast(
+        "forecast",
+        "--transactions",
+        str(cdnow_master_path()),
+        "--date-format",
+        "%Y%m%d",
+        "--contact-col",
+        "customer_id",
+        "--amount-col",
+        "dollar_value",
+        "--as-of",
+        "1998-06-30",
+        "--holdout-days",
+        "273",
+        "--output",
+        str(out),
+    )
+    assert result.returncode == 2  # whitespace-separated .txt is not CSV: a clear error
+    assert "clvcast: error:" in result.stderr and "Traceback" not in result.stderr
+
+    from clvcast.data import load_cdnow_master
+
+    raw = tmp_path / "cdnow.csv"
+    load_cdnow_master().to_csv(raw, index=False)  # raw: 80 zero amounts included
+    result = clvcast(
+        "forecast",
+        "--transactions",
+        str(raw),
+        "--date-format",
+        "%Y%m%d",
+        "--as-of",
+        "1998-06-30",
+        "--holdout-days",
+        "273",
+        "--output",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "80 rows dropped: non-positive amount" in result.stdout
+    assert "Holdout evaluation: calibration to 1997-09-30, holdout 273 days" in result.stdout
+    assert "      7+" in result.stdout
+    table = pd.read_csv(out)
+    assert len(table) == 23_502
+    for column in ("predicted_purchases_12m", "p_alive", "expected_order_value", "clv_12m"):
+        assert table[column].notna().all() and (table[column] >= 0).all()
+    assert table["p_alive"].max() <= 1.0
+
+
+def test_forecast_prospects_have_empty_forecasts(files, tmp_path):
+    transactions, contacts = files
+    out = tmp_path / "f.parquet"
+    result = clvcast(
+        "forecast",
+        "--transactions",
+        str(transactions),
+        "--contacts",
+        str(contacts),
+        "--as-of",
+        "2023-06-30",
+        "--output",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    table = pd.read_parquet(out).set_index("contact_id")
+    assert pd.isna(table.loc["never-bought", "clv_12m"])
+    assert table.loc["id-00000", "clv_12m"] >= 0
+    assert table.columns[-4:].tolist() == [
+        "predicted_purchases_12m",
+        "p_alive",
+        "expected_order_value",
+        "clv_12m",
+    ]
+
+
+def test_forecast_bad_options(files, tmp_path):
+    transactions, _ = files
+    base = [
+        "forecast",
+        "--transactions",
+        str(transactions),
+        "--as-of",
+        "2023-06-30",
+        "--output",
+        str(tmp_path / "f.csv"),
+    ]
+    bad = clvcast(*base, "--holdout-days", "0")
+    assert bad.returncode == 2 and "--holdout-days 0" in bad.stderr
+    long = clvcast(*base, "--holdout-days", "5000")
+    assert long.returncode == 2 and "no purchase on or before the as-of date" in long.stderr
+    rate = clvcast(*base, "--discount-rate-monthly", "-3")
+    assert rate.returncode == 2 and "discount_rate_monthly=-3" in rate.stderr
+    assert not (tmp_path / "f.csv").exists()

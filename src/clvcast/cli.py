@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from clvcast import __version__
-from clvcast.errors import ClvcastError
+from clvcast.errors import ClvcastError, InputError
 
 log = logging.getLogger("clvcast")
 
@@ -93,6 +93,31 @@ def _add_transaction_options(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="DATE",
         help="last day of history, inclusive (YYYY-MM-DD); later rows are dropped and counted",
+    )
+
+
+def _add_table_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("contact table output")
+    group.add_argument(
+        "--output", required=True, metavar="PATH", help="contact table to write: .parquet or .csv"
+    )
+    group.add_argument(
+        "--monetary-basis",
+        choices=["total", "average"],
+        default="total",
+        help="M score on total spend or on average order value (default: %(default)s)",
+    )
+    group.add_argument(
+        "--boundaries",
+        metavar="PATH",
+        default=None,
+        help="apply RFM boundaries saved earlier (JSON) instead of learning them",
+    )
+    group.add_argument(
+        "--save-boundaries",
+        metavar="PATH",
+        default=None,
+        help="write the RFM boundaries used to this JSON file",
     )
 
 
@@ -186,28 +211,139 @@ def _format_segments(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def cmd_forecast(args: argparse.Namespace) -> int:
+    """clvcast forecast: contact table plus predicted purchases, P(alive) and CLV."""
+    from clvcast.atomic import check_writable
+    from clvcast.data import parse_as_of
+    from clvcast.models import CLVForecaster, evaluate_holdout
+    from clvcast.output import write_table
+    from clvcast.pipeline import build_contact_table
+    from clvcast.rfm import RFMScorer
+
+    _check_output_path(args.output)
+    if args.save_boundaries:
+        check_writable(args.save_boundaries)
+    if args.holdout_days is not None and args.holdout_days < 1:
+        raise InputError(f"--holdout-days {args.holdout_days}: use a whole number of days >= 1.")
+    purchase_log, contacts = _read_inputs(args)
+    forecaster = CLVForecaster(
+        horizon_days=args.horizon_days,
+        discount_rate_monthly=args.discount_rate_monthly,
+        penalizer=args.penalizer,
+    )
+    evaluation = None
+    if args.holdout_days:
+        as_of = parse_as_of(args.as_of)
+        calibration_end = as_of - pd.Timedelta(days=args.holdout_days)
+        log.info("evaluating on a %d-day holdout", args.holdout_days)
+        evaluation = evaluate_holdout(
+            purchase_log.purchases,
+            calibration_end,
+            as_of,
+            forecaster=forecaster,
+            compare_models=args.compare_models,
+        )
+    scorer = RFMScorer.load(args.boundaries) if args.boundaries else None
+    result = build_contact_table(
+        purchase_log,
+        args.as_of,
+        contacts=contacts,
+        scorer=scorer,
+        monetary_basis=args.monetary_basis,
+        forecaster=forecaster,
+    )
+    write_table(result.table, args.output)
+    if args.save_boundaries:
+        result.scorer.save(args.save_boundaries)
+    if not args.quiet:
+        print(purchase_log.report.format())
+        print()
+        print(_format_models(result.forecaster))
+        if evaluation is not None:
+            print()
+            print(evaluation.format())
+        print()
+        print(_format_forecast(result.table, result.forecaster))
+        print()
+        print(f"Wrote {len(result.table):,} contacts to {args.output}")
+    return 0
+
+
+def _format_parameters(model) -> str:
+    return "  " + "  ".join(
+        f"{name}={value:.4g} (se {se:.2g})"
+        for name, value, se in zip(
+            model.params_.index, model.params_, model.standard_errors_, strict=True
+        )
+    )
+
+
+def _format_models(forecaster) -> str:
+    bgnbd, gamma_gamma = forecaster.bgnbd_, forecaster.gamma_gamma_
+    lines = [
+        f"BG/NBD fitted on {bgnbd.n_contacts_:,} contacts ({bgnbd.n_rows_fitted_:,} distinct "
+        f"rows, step '{bgnbd.fit_step_}'), log-likelihood {bgnbd.log_likelihood_:,.1f}:",
+        _format_parameters(bgnbd),
+        f"Gamma-Gamma fitted on {gamma_gamma.n_repeat_buyers_:,} repeat buyers (step "
+        f"'{gamma_gamma.fit_step_}'), frequency/spend correlation "
+        f"{gamma_gamma.frequency_monetary_correlation_:.2f}:",
+        _format_parameters(gamma_gamma),
+        f"  one-time buyers get the population mean order value "
+        f"{gamma_gamma.population_mean_:,.2f}",
+    ]
+    return "\n".join(lines)
+
+
+def _format_forecast(table: pd.DataFrame, forecaster) -> str:
+    from clvcast.models import prediction_columns
+
+    purchases, p_alive, _, clv = prediction_columns(forecaster.horizon_days)
+    values = table[clv].dropna().sort_values(ascending=False)
+    top = values.head(max(1, len(values) // 5)).sum() / values.sum() if values.sum() else 0.0
+    return "\n".join(
+        [
+            f"Forecast for the next {forecaster.horizon_days:g} days "
+            f"(discount {forecaster.discount_rate_monthly:.2%} a month):",
+            f"  predicted purchases {table[purchases].sum():,.0f} in total, "
+            f"{table[purchases].mean():.3f} per contact",
+            f"  predicted value (CLV) {values.sum():,.2f} in total, {values.mean():,.2f} per contact",
+            f"  the top 20% of contacts hold {top:.0%} of the predicted value",
+            f"  mean P(alive) {table[p_alive].mean():.3f}",
+        ]
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """clvcast demo: the main job on the CDNOW data that ships with lifetimes."""
     from clvcast.data import cdnow_purchase_log
+    from clvcast.models import CLVForecaster, evaluate_holdout
     from clvcast.output import write_table
-    from clvcast.pipeline import rfm_contact_table
+    from clvcast.pipeline import build_contact_table
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    as_of = "1998-06-30"
+    as_of, calibration_end = "1998-06-30", "1997-09-30"
     purchase_log = cdnow_purchase_log(as_of=as_of)
-    table, scorer = rfm_contact_table(purchase_log, as_of)
+    evaluation = evaluate_holdout(purchase_log.purchases, calibration_end, as_of)
+    result = build_contact_table(purchase_log, as_of, forecaster=CLVForecaster())
+    table = result.table
     parquet = write_table(table, out / "cdnow_contacts.parquet")
     csv = write_table(table, out / "cdnow_contacts.csv")
-    boundaries = scorer.save(out / "cdnow_rfm_boundaries.json")
+    boundaries = result.scorer.save(out / "cdnow_rfm_boundaries.json")
     if not args.quiet:
         print("clvcast demo: CDNOW master data (shipped with lifetimes), as of", as_of)
         print()
         print(purchase_log.report.format())
         print()
-        print(_format_boundaries(scorer))
+        print(_format_boundaries(result.scorer))
         print()
         print(_format_segments(table))
+        print()
+        print(_format_models(result.forecaster))
+        print()
+        print(evaluation.format())
+        print()
+        print(_format_forecast(table, result.forecaster))
         print()
         print(f"Scored contact table: {parquet} and {csv} ({len(table):,} contacts)")
         print(f"RFM boundaries:       {boundaries}")
@@ -236,28 +372,55 @@ def build_parser() -> argparse.ArgumentParser:
         "(Parquet or CSV by the extension of --output).",
     )
     _add_transaction_options(rfm)
-    rfm.add_argument(
-        "--output", required=True, metavar="PATH", help="contact table to write: .parquet or .csv"
-    )
-    rfm.add_argument(
-        "--monetary-basis",
-        choices=["total", "average"],
-        default="total",
-        help="M score on total spend or on average order value (default: %(default)s)",
-    )
-    rfm.add_argument(
-        "--boundaries",
-        metavar="PATH",
-        default=None,
-        help="apply RFM boundaries saved earlier (JSON) instead of learning them",
-    )
-    rfm.add_argument(
-        "--save-boundaries",
-        metavar="PATH",
-        default=None,
-        help="write the RFM boundaries used to this JSON file",
-    )
+    _add_table_options(rfm)
     rfm.set_defaults(handler=cmd_rfm)
+
+    forecast = commands.add_parser(
+        "forecast",
+        parents=[common],
+        help="contact table plus predicted purchases, P(alive) and CLV (BG/NBD + Gamma-Gamma)",
+        description="Fit BG/NBD and Gamma-Gamma on the history up to --as-of and write the "
+        "contact table with predicted purchases, P(alive), expected order value "
+        "and CLV over --horizon-days. With --holdout-days N, first fit on the "
+        "history up to N days before --as-of and print how well it predicted "
+        "those N days.",
+    )
+    _add_transaction_options(forecast)
+    _add_table_options(forecast)
+    forecast.add_argument(
+        "--holdout-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also evaluate on the last N days before --as-of",
+    )
+    forecast.add_argument(
+        "--compare-models",
+        action="store_true",
+        help="with --holdout-days: also fit MBG/NBD and Pareto/NBD and compare",
+    )
+    forecast.add_argument(
+        "--horizon-days",
+        type=float,
+        default=365.0,
+        metavar="DAYS",
+        help="forecast horizon in days (default: %(default)g = 12 months)",
+    )
+    forecast.add_argument(
+        "--discount-rate-monthly",
+        type=float,
+        default=0.01,
+        metavar="RATE",
+        help="CLV discount rate per month (default: %(default)g = 1%%)",
+    )
+    forecast.add_argument(
+        "--penalizer",
+        type=float,
+        default=0.0,
+        metavar="C",
+        help="L2 penalty of the BG/NBD fit (default: %(default)g)",
+    )
+    forecast.set_defaults(handler=cmd_forecast)
 
     demo = commands.add_parser(
         "demo",

@@ -1,15 +1,20 @@
 """The fitted whole: from a purchase log to the contact table marketing tools import.
 
-So far this assembles the RFM contact table (summary + scores + segments + contact
-attributes, prospects included); the forecast, churn and save/load parts join it as the
-later layers land.
+So far this assembles the contact table: summary, RFM scores and segments, forecasts
+(BG/NBD + Gamma-Gamma), contact attributes, prospects included. The churn layer and the
+saved, versioned pipeline object join it as they land.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from clvcast.data import PurchaseLog, parse_as_of
+from clvcast.models.forecast import CLVForecaster, prediction_columns
 from clvcast.rfm import PROSPECT, SCORE_COLUMNS, RFMScorer
 from clvcast.summary import SUMMARY_COLUMNS, summarize
 
@@ -24,15 +29,38 @@ _COUNT_COLUMNS = (
 )
 
 
-def rfm_contact_table(
+@dataclass
+class ContactTable:
+    """A contact table and the fitted pieces that made it."""
+
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    scorer: RFMScorer
+    forecaster: CLVForecaster | None = None
+
+
+def _log_of(purchases: PurchaseLog | pd.DataFrame) -> pd.DataFrame:
+    return purchases.purchases if isinstance(purchases, PurchaseLog) else purchases
+
+
+def _is_fitted(estimator: object) -> bool:
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
+def build_contact_table(
     purchases: PurchaseLog | pd.DataFrame,
     as_of: str | pd.Timestamp,
     *,
     contacts: pd.DataFrame | None = None,
     scorer: RFMScorer | None = None,
     monetary_basis: str = "total",
-) -> tuple[pd.DataFrame, RFMScorer]:
-    """Summary, RFM scores, cell, group and segment for every contact, one row each.
+    forecaster: CLVForecaster | None = None,
+) -> ContactTable:
+    """Summary, RFM scores and segments, and optionally forecasts, one row per contact.
 
     Parameters
     ----------
@@ -43,34 +71,52 @@ def rfm_contact_table(
     contacts
         Optional contacts table from :func:`clvcast.data.read_contacts`; its attribute
         columns are carried through, and its contacts without purchases appear as
-        prospects (group and segment ``prospect``, no scores, 0 orders).
+        prospects (group and segment ``prospect``, no scores, 0 orders, no forecasts).
     scorer
         Fitted :class:`~clvcast.rfm.RFMScorer` whose frozen boundaries to apply; when
         omitted, one is fitted on this population (``monetary_basis`` applies).
-
-    Returns
-    -------
-    (table, scorer)
-        ``table`` has ``contact_id``, the contact attributes, ``as_of``, the summary columns
-        and the score columns; ``scorer`` is the one used.
+    forecaster
+        A :class:`~clvcast.models.CLVForecaster`: used as is when fitted, fitted on this
+        summary when not; omitted = no forecast columns.
     """
-    log = purchases.purchases if isinstance(purchases, PurchaseLog) else purchases
     day = parse_as_of(as_of)
-    summary = summarize(log, day)
+    summary = summarize(_log_of(purchases), day)
     if scorer is None:
         scorer = RFMScorer(monetary_basis=monetary_basis).fit(summary)
-    table = summary.join(scorer.transform(summary))
-    table = table.reset_index()
+    parts = [summary, scorer.transform(summary)]
+    if forecaster is not None:
+        if not _is_fitted(forecaster):
+            forecaster.fit(summary)
+        parts.append(forecaster.predict(summary))
+    table = pd.concat(parts, axis=1).reset_index()
+    forecast_columns = list(prediction_columns(forecaster.horizon_days)) if forecaster else []
     if contacts is not None:
-        table = _with_contacts(table, contacts)
+        table = _with_contacts(table, contacts, forecast_columns)
     for column in _COUNT_COLUMNS:
         table[column] = table[column].astype("Int64")
-    table.insert(_position_after_attributes(table, contacts), "as_of", day)
+    table.insert(_position_after_attributes(contacts), "as_of", day)
     table["as_of"] = table["as_of"].astype("datetime64[ns]")
-    return table, scorer
+    return ContactTable(table=table, summary=summary, scorer=scorer, forecaster=forecaster)
 
 
-def _with_contacts(table: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
+def rfm_contact_table(
+    purchases: PurchaseLog | pd.DataFrame,
+    as_of: str | pd.Timestamp,
+    *,
+    contacts: pd.DataFrame | None = None,
+    scorer: RFMScorer | None = None,
+    monetary_basis: str = "total",
+) -> tuple[pd.DataFrame, RFMScorer]:
+    """The contact table without forecasts, and the RFM scorer used (see above)."""
+    result = build_contact_table(
+        purchases, as_of, contacts=contacts, scorer=scorer, monetary_basis=monetary_basis
+    )
+    return result.table, result.scorer
+
+
+def _with_contacts(
+    table: pd.DataFrame, contacts: pd.DataFrame, forecast_columns: list[str]
+) -> pd.DataFrame:
     """Join attributes; add prospects (contacts without purchases) at the end, sorted by id."""
     attributes = [c for c in contacts.columns if c != "contact_id"]
     clashes = [c for c in attributes if c in table.columns]
@@ -85,11 +131,10 @@ def _with_contacts(table: pd.DataFrame, contacts: pd.DataFrame) -> pd.DataFrame:
     prospects["rfm_group"] = PROSPECT
     prospects["rfm_segment"] = PROSPECT
     combined = pd.concat([buyers, prospects], ignore_index=True)
-    ordered = ["contact_id", *attributes, *SUMMARY_COLUMNS, *SCORE_COLUMNS]
+    ordered = ["contact_id", *attributes, *SUMMARY_COLUMNS, *SCORE_COLUMNS, *forecast_columns]
     return combined[ordered]
 
 
-def _position_after_attributes(table: pd.DataFrame, contacts: pd.DataFrame | None) -> int:
-    if contacts is None:
-        return 1
-    return 1 + sum(1 for c in table.columns[1:] if c not in SUMMARY_COLUMNS + SCORE_COLUMNS)
+def _position_after_attributes(contacts: pd.DataFrame | None) -> int:
+    """Column position of ``as_of``: after ``contact_id`` and the contact attributes."""
+    return 1 if contacts is None else len(contacts.columns)

@@ -1,0 +1,297 @@
+"""BG/NBD, Gamma-Gamma and CLV: published CDNOW numbers, lifetimes equality, recovery, errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.datasets import load_cdnow_summary, load_cdnow_summary_data_with_monetary_value
+
+from clvcast.errors import DataQualityWarning, InputError, ModelError
+from clvcast.models import BetaGeoModel, CLVForecaster, GammaGammaModel, simulate_summary
+from clvcast.models.bgnbd import expected_purchases
+from clvcast.models.fitting import compress_rows, minimize_with_retries
+from clvcast.summary import summarize
+
+PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # weeks, FHL 2005
+PUBLISHED_GG = {"p": 6.25, "q": 3.74, "v": 15.44}  # Fader & Hardie, note 025
+HARDIE_EXPECTED_SPEND = [24.65, 18.91, 35.17, 35.17, 35.17, 71.46, 18.91, 35.17, 27.28, 35.17]
+
+
+def relative(a, b):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300))
+
+
+@pytest.fixture(scope="module")
+def weekly_sample():
+    return load_cdnow_summary(index_col=[0])
+
+
+@pytest.fixture(scope="module")
+def master_summary(cdnow_log):
+    """CDNOW master at 1998-06-30 in days, with string ids in shuffled order."""
+    summary = summarize(cdnow_log.purchases, "1998-06-30")
+    return summary.sample(frac=1.0, random_state=3)
+
+
+@pytest.fixture(scope="module")
+def master_forecaster(master_summary):
+    return CLVForecaster(horizon_days=360, month_days=30).fit(master_summary)
+
+
+def test_bgnbd_reproduces_published_cdnow_estimates(weekly_sample):
+    model = BetaGeoModel().fit(weekly_sample, time_unit_days=7)
+    for name, value in PUBLISHED_BGNBD.items():
+        assert model.params_[name] == pytest.approx(value, rel=0.01), name
+    assert model.log_likelihood_ == pytest.approx(-9582.4, abs=0.1)
+    assert model.fit_step_ == "lbfgs"
+    assert model.n_rows_fitted_ < model.n_contacts_  # fitted on compressed rows
+
+
+def test_bgnbd_conditional_expectation_matches_hardie(weekly_sample):
+    model = BetaGeoModel().fit(weekly_sample, time_unit_days=7)
+    one = pd.DataFrame({"frequency": [2], "recency": [30.43], "T": [38.86]})
+    assert model.expected_purchases(39 * 7, one).iloc[0] == pytest.approx(1.226, abs=5e-4)
+
+
+def test_bgnbd_equals_plain_lifetimes_fit(weekly_sample, master_summary, master_forecaster):
+    for summary, unit, ours in (
+        (weekly_sample, 7, BetaGeoModel().fit(weekly_sample, time_unit_days=7)),
+        (master_summary, 1, master_forecaster.bgnbd_),
+    ):
+        plain = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+        assert relative(ours.params_.values, plain.params_.values) < 1e-4
+        assert ours.time_unit_days_ == unit
+        # Standard errors as lifetimes reports them (diagonal of its variance matrix).
+        assert relative(ours.standard_errors_.values, plain.standard_errors_.values) < 1e-3
+
+
+def test_gamma_gamma_reproduces_published_estimates_and_spend():
+    data = load_cdnow_summary_data_with_monetary_value()
+    model = GammaGammaModel().fit(data)
+    for name, value in PUBLISHED_GG.items():
+        assert model.params_[name] == pytest.approx(value, rel=0.02), name
+    assert model.log_likelihood_ == pytest.approx(-4055.92, abs=0.01)
+    assert model.n_repeat_buyers_ == 946
+    spend = model.expected_order_value(data).head(10).to_numpy()
+    np.testing.assert_allclose(spend, HARDIE_EXPECTED_SPEND, atol=0.011)
+
+
+def test_gamma_gamma_equals_plain_lifetimes_fit(master_summary, master_forecaster):
+    repeat = master_summary[master_summary["frequency"] > 0]
+    plain = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
+    assert relative(master_forecaster.gamma_gamma_.params_.values, plain.params_.values) < 1e-4
+
+
+def test_predictions_equal_lifetimes_methods_with_same_parameters(
+    master_summary, master_forecaster
+):
+    # String ids in shuffled order: the index-alignment pitfall of lifetimes PR #428.
+    bgf = master_forecaster.bgnbd_.to_lifetimes()
+    ggf = master_forecaster.gamma_gamma_.to_lifetimes()
+    f, r, T, m = (master_summary[c] for c in ("frequency", "recency", "T", "monetary_value"))
+    ours = master_forecaster.predict(master_summary)
+    assert ours.index.equals(master_summary.index)
+    theirs_purchases = bgf.conditional_expected_number_of_purchases_up_to_time(360, f, r, T)
+    assert relative(ours["predicted_purchases_360d"], theirs_purchases) < 1e-6
+    assert relative(ours["p_alive"], bgf.conditional_probability_alive(f, r, T)) < 1e-6
+    assert (
+        relative(ours["expected_order_value"], ggf.conditional_expected_average_profit(f, m)) < 1e-6
+    )
+    clv = ggf.customer_lifetime_value(bgf, f, r, T, m, time=12, discount_rate=0.01, freq="D")
+    assert relative(ours["clv_360d"], clv.to_numpy()) < 1e-6
+
+
+def test_default_horizon_is_365_days(master_summary, master_forecaster):
+    fitted = CLVForecaster()
+    fitted.bgnbd_, fitted.gamma_gamma_ = master_forecaster.bgnbd_, master_forecaster.gamma_gamma_
+    year = fitted.predict(master_summary)
+    assert list(year.columns) == [
+        "predicted_purchases_12m",
+        "p_alive",
+        "expected_order_value",
+        "clv_12m",
+    ]
+    direct = master_forecaster.bgnbd_.expected_purchases(365, master_summary)
+    np.testing.assert_allclose(year["predicted_purchases_12m"], direct, rtol=1e-12)
+    shorter = master_forecaster.predict(master_summary)
+    assert (year["predicted_purchases_12m"] >= shorter["predicted_purchases_360d"]).all()
+
+
+def test_new_and_one_time_buyers_get_finite_forecasts(master_forecaster):
+    fresh = pd.DataFrame(
+        {
+            "frequency": [0, 0, 3],
+            "recency": [0.0, 0.0, 40.0],
+            "T": [0.0, 200.0, 41.0],
+            "monetary_value": [0.0, 0.0, 25.0],
+        },
+        index=["bought today", "one-timer", "recent repeat"],
+    )
+    forecast = master_forecaster.predict(fresh)
+    assert np.isfinite(forecast.to_numpy()).all()
+    assert forecast.loc["bought today", "p_alive"] == 1.0
+    population_mean = master_forecaster.gamma_gamma_.population_mean_
+    assert forecast.loc["one-timer", "expected_order_value"] == pytest.approx(population_mean)
+    # Someone who bought today expects more than someone silent for 200 days.
+    assert (
+        forecast.loc["bought today", "predicted_purchases_360d"]
+        > forecast.loc["one-timer", "predicted_purchases_360d"]
+    )
+
+
+def test_heavy_buyers_do_not_overflow(master_forecaster):
+    params = master_forecaster.bgnbd_._param_tuple()
+    x = np.array([500.0, 1_000.0, 2_000.0, 5_000.0])
+    t_x = np.array([699.0, 699.0, 699.0, 699.0])
+    T = np.full(4, 700.0)
+    values = expected_purchases(params, 365.0, x, t_x, T)
+    assert np.isfinite(values).all()
+    # Buying x times in 700 days gives about x * 365 / 700 a year, a little less because
+    # even a heavy buyer may still drop out (posterior dropout ~ a / (a + b + x) per purchase).
+    ratio = values / (x * 365 / 700)
+    assert ((ratio > 0.7) & (ratio < 1.0)).all(), ratio
+    assert (np.diff(values) > 0).all()
+    bgf = master_forecaster.bgnbd_.to_lifetimes()
+    with np.errstate(all="ignore"):
+        theirs = bgf.conditional_expected_number_of_purchases_up_to_time(365, x, t_x, T)
+    finite = np.isfinite(theirs)
+    assert relative(values[finite], theirs[finite]) < 1e-6
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_fit_recovers_known_parameters(seed):
+    true_bgnbd = {"r": 0.25, "alpha": 40.0, "a": 0.8, "b": 2.5}
+    true_gg = {"p": 6.0, "q": 3.5, "v": 15.0}
+    summary = simulate_summary(
+        40_000, tuple(true_bgnbd.values()), tuple(true_gg.values()), seed=seed
+    )
+    forecaster = CLVForecaster().fit(summary)
+    # Maximum likelihood is consistent and asymptotically normal: each estimate lies within
+    # 4 standard errors of the truth unless the fit is wrong (chance ~ 6e-5 per parameter).
+    for model, truth in ((forecaster.bgnbd_, true_bgnbd), (forecaster.gamma_gamma_, true_gg)):
+        for name, value in truth.items():
+            estimate, error = model.params_[name], model.standard_errors_[name]
+            assert abs(estimate - value) < 4 * error, (name, estimate, error)
+            assert error < 0.15 * value  # and the data pin it down
+
+
+def test_summary_in_weeks_without_unit_warns(weekly_sample):
+    plain = weekly_sample.copy()
+    plain.attrs = {}
+    with pytest.warns(DataQualityWarning, match="time_unit_days=7"):
+        BetaGeoModel().fit(plain)
+
+
+def test_too_little_data_warns_with_numbers_and_errors_below_floor():
+    summary = simulate_summary(
+        300, (0.25, 40.0, 0.8, 2.5), (6.0, 3.5, 15.0), seed=2, max_age_days=120
+    )
+    with pytest.warns(DataQualityWarning, match=r"300 contacts \(advised: 500\+\)"):
+        BetaGeoModel().fit(summary)
+    with pytest.raises(ModelError, match="at least 20 contacts"):
+        BetaGeoModel().fit(summary.head(1))
+    no_repeat = summary.assign(frequency=0, recency=0.0)
+    with pytest.raises(ModelError, match="0 repeat buyers"):
+        BetaGeoModel().fit(no_repeat)
+    with pytest.raises(ModelError, match="at least 5 repeat buyers"):
+        GammaGammaModel().fit(no_repeat)
+
+
+def test_inconsistent_summaries_are_refused(master_summary):
+    broken = master_summary.copy()
+    broken.iloc[0, broken.columns.get_loc("recency")] = broken["T"].iloc[0] + 5
+    with pytest.raises(InputError, match="recency > T"):
+        BetaGeoModel().fit(broken)
+    with pytest.raises(InputError, match="needs columns"):
+        BetaGeoModel().fit(master_summary.drop(columns=["T"]))
+    refunds = master_summary.copy()
+    repeat = refunds.index[refunds["frequency"] > 0][:3]
+    refunds.loc[repeat, "monetary_value"] = -5.0
+    with pytest.raises(InputError, match="3 repeat buyers have a monetary_value <= 0"):
+        GammaGammaModel().fit(refunds)
+
+
+def test_spend_frequency_correlation_is_checked(master_summary):
+    correlated = master_summary.copy()
+    repeat = correlated["frequency"] > 0
+    correlated.loc[repeat, "monetary_value"] = 10.0 + 5.0 * correlated.loc[repeat, "frequency"]
+    with pytest.warns(DataQualityWarning, match="correlation among"):
+        model = GammaGammaModel().fit(correlated)
+    assert model.frequency_monetary_correlation_ > 0.9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataQualityWarning)
+        GammaGammaModel().fit(master_summary)  # CDNOW: correlation 0.07, no warning
+
+
+def test_retry_steps_are_recorded_and_exhausted():
+    def bowl(log_params, center, penalizer):
+        # Undefined (NaN) around lifetimes' default start, a plain bowl elsewhere.
+        if np.all(np.abs(log_params - 0.1) < 0.5):
+            return float("nan"), np.full_like(log_params, np.nan)
+        diff = log_params - center
+        return float(diff @ diff), 2 * diff
+
+    result = minimize_with_retries(
+        bowl,
+        (np.array([1.0, 2.0]),),
+        n_params=2,
+        penalizer=0.0,
+        model="test",
+        spread_starts=[(3.0, 3.0)],
+    )
+    assert result.step == "multistart"
+    np.testing.assert_allclose(result.log_params, [1.0, 2.0], atol=1e-6)
+    assert result.attempts[0]["step"] == "lbfgs" and not result.attempts[0]["converged"]
+
+    def hopeless(log_params, penalizer):
+        return float("nan"), np.full_like(log_params, np.nan)
+
+    with pytest.raises(ModelError, match="did not converge after every retry step"):
+        minimize_with_retries(hopeless, (), n_params=2, penalizer=0.0, model="test")
+
+
+def test_compress_rows_round_trip():
+    x = np.array([0, 1, 0, 1, 2])
+    t = np.array([0.0, 5.0, 0.0, 5.0, 7.0])
+    (ux, ut), counts, codes = compress_rows(x, t)
+    np.testing.assert_array_equal(ux[codes], x)
+    np.testing.assert_array_equal(ut[codes], t)
+    assert counts.sum() == len(x) and len(ux) == 3
+
+
+def test_fitted_models_pickle_without_data_or_lambdas(tmp_path, master_forecaster, master_summary):
+    path = tmp_path / "forecaster.joblib"
+    joblib.dump(master_forecaster, path)
+    loaded = joblib.load(path)
+    pd.testing.assert_frame_equal(
+        loaded.predict(master_summary), master_forecaster.predict(master_summary)
+    )
+    assert path.stat().st_size < 50_000  # parameters only, no contact data
+
+
+def test_lifetimes_objects_and_plots_work(master_forecaster, master_summary):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lifetimes.plotting import plot_frequency_recency_matrix, plot_period_transactions
+
+    sample = master_summary.head(2_000)
+    bgf = master_forecaster.bgnbd_.to_lifetimes(sample)
+    assert bgf.summary.shape == (4, 4)
+    plot_frequency_recency_matrix(bgf, T=500)
+    plot_period_transactions(bgf)
+    ggf = master_forecaster.gamma_gamma_.to_lifetimes(sample)
+    assert ggf.conditional_expected_average_profit().notna().all()
+
+
+def test_bad_settings_are_refused(master_summary):
+    with pytest.raises(InputError, match="horizon_days=0"):
+        CLVForecaster(horizon_days=0).fit(master_summary)
+    with pytest.raises(InputError, match="discount_rate_monthly=-2"):
+        CLVForecaster(discount_rate_monthly=-2).fit(master_summary)

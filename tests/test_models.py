@@ -146,7 +146,7 @@ def test_new_and_one_time_buyers_get_finite_forecasts(master_forecaster):
 
 
 def test_heavy_buyers_do_not_overflow(master_forecaster):
-    params = master_forecaster.bgnbd_._param_tuple()
+    params = master_forecaster.bgnbd_.params_tuple()
     x = np.array([500.0, 1_000.0, 2_000.0, 5_000.0])
     t_x = np.array([699.0, 699.0, 699.0, 699.0])
     T = np.full(4, 700.0)

@@ -255,6 +255,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     write_table(result.table, args.output)
     if args.save_boundaries:
         result.scorer.save(args.save_boundaries)
+    written = _write_plots(args.plots, result, evaluation) if args.plots else []
     if not args.quiet:
         print(purchase_log.report.format())
         print()
@@ -266,7 +267,48 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         print(_format_forecast(result.table, result.forecaster))
         print()
         print(f"Wrote {len(result.table):,} contacts to {args.output}")
+        if written:
+            print(
+                f"Wrote {len(written)} figures to {args.plots}: "
+                + ", ".join(path.name for path in written)
+            )
     return 0
+
+
+def _write_plots(folder: str, result, evaluation) -> list[Path]:
+    """Render the forecast figures as PNG files (atomically) and return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from clvcast import plots
+    from clvcast.atomic import atomic_path
+    from clvcast.models import prediction_columns
+
+    out = Path(folder)
+    if not out.is_dir():
+        raise InputError(f"--plots {folder}: folder does not exist; create it first.")
+    model = result.forecaster.bgnbd_
+    clv_column = prediction_columns(result.forecaster.horizon_days)[3]
+    figures = {
+        "frequency_recency_matrix.png": plots.frequency_recency_matrix(
+            model, horizon_days=result.forecaster.horizon_days, summary=result.summary
+        ),
+        "p_alive_matrix.png": plots.p_alive_matrix(model, summary=result.summary),
+        "clv_distribution.png": plots.clv_distribution(
+            result.table.dropna(subset=[clv_column]), column=clv_column
+        ),
+        "rfm_heatmap.png": plots.rfm_heatmap(result.table.dropna(subset=["r_score"])),
+    }
+    if evaluation is not None:
+        figures["calibration_vs_holdout.png"] = plots.calibration_vs_holdout(evaluation)
+        figures["tracking_cumulative.png"] = plots.tracking(evaluation, cumulative=True)
+        figures["tracking_weekly.png"] = plots.tracking(evaluation, cumulative=False)
+    written = []
+    for name, figure in figures.items():
+        with atomic_path(out / name) as temporary:
+            figure.savefig(temporary, dpi=110, format="png")
+        written.append(out / name)
+    return written
 
 
 def _format_parameters(model) -> str:
@@ -419,6 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="C",
         help="L2 penalty of the BG/NBD fit (default: %(default)g)",
+    )
+    forecast.add_argument(
+        "--plots",
+        metavar="DIR",
+        default=None,
+        help="also write the model figures (PNG) to this folder",
     )
     forecast.set_defaults(handler=cmd_forecast)
 

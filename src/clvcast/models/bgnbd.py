@@ -151,7 +151,8 @@ class BetaGeoModel(BaseEstimator):
 
     # --- predictions, keyed by the summary's index -------------------------------------
 
-    def _param_tuple(self) -> tuple[float, float, float, float]:
+    def params_tuple(self) -> tuple[float, float, float, float]:
+        """(r, alpha, a, b) as floats, for the module-level formulas."""
         check_is_fitted(self, "params_")
         return tuple(float(v) for v in self.params_[list(PARAMS)])  # type: ignore[return-value]
 
@@ -173,20 +174,20 @@ class BetaGeoModel(BaseEstimator):
         x, t_x, T = self._columns(summary)
         (ux, utx, uT), _, codes = compress_rows(x, t_x, T)
         values = expected_purchases(
-            self._param_tuple(), self.to_model_time(horizon_days), ux, utx, uT
+            self.params_tuple(), self.to_model_time(horizon_days), ux, utx, uT
         )
         return pd.Series(values[codes], index=summary.index, name="expected_purchases")
 
     def p_alive(self, summary: pd.DataFrame) -> pd.Series:
         """Probability that each contact is still active (has not dropped out)."""
         x, t_x, T = self._columns(summary)
-        values = probability_alive(self._param_tuple(), x, t_x, T)
+        values = probability_alive(self.params_tuple(), x, t_x, T)
         return pd.Series(values, index=summary.index, name="p_alive")
 
     def expected_purchases_new_contact(self, horizon_days: float) -> float:
         """Expected repeat purchases in the first ``horizon_days`` of a brand-new contact."""
         return float(
-            expected_purchases_new_contact(self._param_tuple(), self.to_model_time(horizon_days))
+            expected_purchases_new_contact(self.params_tuple(), self.to_model_time(horizon_days))
         )
 
     @property

@@ -215,7 +215,7 @@ def tracking_table(
     actual = repeat.groupby("date").size().reindex(days, fill_value=0).to_numpy(dtype=float)
     cohorts = cohort_of.value_counts()
     ages = (days.to_numpy()[:, None] - cohorts.index.to_numpy()[None, :]) / np.timedelta64(1, "D")
-    params = forecaster.bgnbd_._param_tuple()
+    params = forecaster.bgnbd_.params_tuple()
     unit = forecaster.bgnbd_.time_unit_days_
     expected_by_cohort = np.where(
         ages >= 0, expected_purchases_new_contact(params, np.maximum(ages, 0) / unit), 0.0

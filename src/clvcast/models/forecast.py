@@ -139,7 +139,7 @@ class CLVForecaster(BaseEstimator):
         check_is_fitted(self, "bgnbd_")
         self._check_settings()
         model = self.bgnbd_
-        params = model._param_tuple()
+        params = model.params_tuple()
         x, t_x, T = model._columns(summary)
         (ux, utx, uT), _, codes = compress_rows(x, t_x, T)
 

@@ -275,20 +275,14 @@ def test_forecast_on_raw_cdnow_master_with_holdout(tmp_path):
 
     raw = tmp_path / "cdnow.csv"
     load_cdnow_master().to_csv(raw, index=False)  # raw: 80 zero amounts included
-    result = clvcast(
-        "forecast",
-        "--transactions",
-        str(raw),
-        "--date-format",
-        "%Y%m%d",
-        "--as-of",
-        "1998-06-30",
-        "--holdout-days",
-        "273",
-        "--output",
-        str(out),
-    )
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    args = f"--transactions {raw} --date-format %Y%m%d --as-of 1998-06-30 --holdout-days 273"
+    result = clvcast("forecast", *args.split(), "--output", str(out), "--plots", str(figures))
     assert result.returncode == 0, result.stderr
+    pngs = sorted(path.name for path in figures.glob("*.png"))
+    assert len(pngs) == 7 and "calibration_vs_holdout.png" in pngs
+    assert all((figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in pngs)
     assert "80 rows dropped: non-positive amount" in result.stdout
     assert "Holdout evaluation: calibration to 1997-09-30, holdout 273 days" in result.stdout
     assert "      7+" in result.stdout

@@ -311,12 +311,16 @@ def test_forecast_prospects_have_empty_forecasts(files, tmp_path):
     table = pd.read_parquet(out).set_index("contact_id")
     assert pd.isna(table.loc["never-bought", "clv_12m"])
     assert table.loc["id-00000", "clv_12m"] >= 0
-    assert table.columns[-4:].tolist() == [
+    assert table.columns[-6:].tolist() == [
         "predicted_purchases_12m",
         "p_alive",
         "expected_order_value",
         "clv_12m",
+        "high_value",
+        "r_drop_date",
     ]
+    assert not table.loc["never-bought", "high_value"]
+    assert pd.isna(table.loc["never-bought", "r_drop_date"])
 
 
 def test_forecast_bad_options(files, tmp_path):

@@ -1,8 +1,8 @@
 """The fitted whole: from a purchase log to the contact table marketing tools import.
 
 So far this assembles the contact table: summary, RFM scores and segments, forecasts
-(BG/NBD + Gamma-Gamma), contact attributes, prospects included. The churn layer and the
-saved, versioned pipeline object join it as they land.
+(BG/NBD + Gamma-Gamma), churn risk and drift dates, contact attributes, prospects included.
+The saved, versioned pipeline object joins it next.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import pandas as pd
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from clvcast.churn.evaluation import HIGH_VALUE_M_SCORES
+from clvcast.churn.model import ChurnModel
 from clvcast.data import PurchaseLog, parse_as_of
 from clvcast.models.forecast import CLVForecaster, prediction_columns
 from clvcast.rfm import PROSPECT, SCORE_COLUMNS, RFMScorer
@@ -37,6 +39,10 @@ class ContactTable:
     summary: pd.DataFrame
     scorer: RFMScorer
     forecaster: CLVForecaster | None = None
+    churn_model: ChurnModel | None = None
+
+
+CHURN_COLUMNS = ("churn_risk", "churn_risk_band", "expected_drift_date")
 
 
 def _log_of(purchases: PurchaseLog | pd.DataFrame) -> pd.DataFrame:
@@ -59,6 +65,7 @@ def build_contact_table(
     scorer: RFMScorer | None = None,
     monetary_basis: str = "total",
     forecaster: CLVForecaster | None = None,
+    churn_model: ChurnModel | None = None,
 ) -> ContactTable:
     """Summary, RFM scores and segments, and optionally forecasts, one row per contact.
 
@@ -78,25 +85,59 @@ def build_contact_table(
     forecaster
         A :class:`~clvcast.models.CLVForecaster`: used as is when fitted, fitted on this
         summary when not; omitted = no forecast columns.
+    churn_model
+        A :class:`~clvcast.churn.ChurnModel`: used as is when fitted, trained on this log up
+        to ``as_of`` when not; omitted = no churn columns.
+
+    Every table also has ``high_value`` (M score 4-5) and ``r_drop_date`` (the day the R
+    score falls a band without a new purchase, from the frozen boundaries).
     """
     day = parse_as_of(as_of)
     summary = summarize(_log_of(purchases), day)
     if scorer is None:
         scorer = RFMScorer(monetary_basis=monetary_basis).fit(summary)
-    parts = [summary, scorer.transform(summary)]
+    scores = scorer.transform(summary)
+    parts = [summary, scores]
     if forecaster is not None:
         if not _is_fitted(forecaster):
             forecaster.fit(summary)
         parts.append(forecaster.predict(summary))
+    extra = pd.DataFrame(
+        {
+            "high_value": scores["m_score"].isin(HIGH_VALUE_M_SCORES),
+            "r_drop_date": scorer.r_drop_dates(summary),
+        },
+        index=summary.index,
+    )
+    parts.append(extra)
+    if churn_model is not None:
+        if not _is_fitted(churn_model):
+            churn_model.fit(_log_of(purchases), day)
+        parts.append(churn_model.score(_log_of(purchases), day)[list(CHURN_COLUMNS)])
     table = pd.concat(parts, axis=1).reset_index()
-    forecast_columns = list(prediction_columns(forecaster.horizon_days)) if forecaster else []
+    model_columns = list(prediction_columns(forecaster.horizon_days)) if forecaster else []
+    model_columns += ["high_value"]
+    if churn_model is not None:
+        model_columns += ["churn_risk", "churn_risk_band"]
+    model_columns += ["r_drop_date"]
+    if churn_model is not None:
+        model_columns += ["expected_drift_date"]
     if contacts is not None:
-        table = _with_contacts(table, contacts, forecast_columns)
+        table = _with_contacts(table, contacts, model_columns)
+    else:
+        table = table[["contact_id", *SUMMARY_COLUMNS, *SCORE_COLUMNS, *model_columns]]
+    table["high_value"] = table["high_value"].fillna(False).astype(bool)
     for column in _COUNT_COLUMNS:
         table[column] = table[column].astype("Int64")
     table.insert(_position_after_attributes(contacts), "as_of", day)
     table["as_of"] = table["as_of"].astype("datetime64[ns]")
-    return ContactTable(table=table, summary=summary, scorer=scorer, forecaster=forecaster)
+    return ContactTable(
+        table=table,
+        summary=summary,
+        scorer=scorer,
+        forecaster=forecaster,
+        churn_model=churn_model,
+    )
 
 
 def rfm_contact_table(

@@ -414,6 +414,29 @@ class RFMScorer(BaseEstimator):
     def fit_transform(self, summary: pd.DataFrame, y: object = None) -> pd.DataFrame:
         return self.fit(summary).transform(summary)
 
+    def r_drop_dates(self, summary: pd.DataFrame) -> pd.Series:
+        """The day each contact's R score falls one band if it buys nothing more.
+
+        From the frozen recency bins: the first day on which the days since the last
+        purchase reach the next bin edge. Empty (NaT) for contacts in the lowest R band.
+        """
+        check_is_fitted(self, "bins_")
+        _check_summary(summary)
+        if "last_purchase" not in summary.columns:
+            raise InputError("r_drop_dates needs the last_purchase column of the summary.")
+        edges = np.asarray(self.bins_["recency"].edges, dtype=float)
+        days = summary["days_since_last_purchase"].to_numpy(dtype=float)
+        position = np.searchsorted(edges, days, side="right")
+        padded = np.append(edges, np.nan)  # past the last edge there is no lower band
+        next_edge = padded[position]
+        offsets = pd.to_timedelta(np.ceil(next_edge), unit="D")
+        dates = pd.Series(
+            summary["last_purchase"].to_numpy() + offsets.to_numpy(),
+            index=summary.index,
+            name="r_drop_date",
+        )
+        return dates
+
     def boundaries(self) -> pd.DataFrame:
         """All bins in human units, R first then F and M, best score first."""
         check_is_fitted(self, "bins_")

@@ -13,7 +13,9 @@ For each contact with at least one purchase on or before ``as_of`` (inclusive):
 
 The computation runs in DuckDB, an embedded column engine: one grouped query over the input,
 multi-threaded, without the per-row Python objects that make the lifetimes function slow
-(see ``benchmarks/bench_summary.py``).
+(see ``benchmarks/bench_summary.py``). Amounts are summed as DECIMAL(38, 10): a parallel sum
+of floats depends on the order threads finish in, and the same input must give the same
+table (and the same churn model) on every run.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ _DAILY = """
     FROM (
         SELECT CAST({contact} AS VARCHAR) AS contact_id,
                CAST({date} AS DATE) AS day,
-               CAST({amount} AS DOUBLE) AS amount
+               CAST({amount} AS DECIMAL(38, 10)) AS amount
         FROM purchases
     )
     WHERE day <= $end AND day >= $start
@@ -64,12 +66,12 @@ _SUMMARY = """
            CAST(date_diff('day', MIN(day), MAX(day)) AS DOUBLE) AS recency,
            CAST(date_diff('day', MIN(day), $end) AS DOUBLE) AS "T",
            CASE WHEN COUNT(*) > 1
-                THEN (SUM(amount) - arg_min(amount, day)) / (COUNT(*) - 1)
+                THEN CAST(SUM(amount) - arg_min(amount, day) AS DOUBLE) / (COUNT(*) - 1)
                 ELSE 0.0 END AS monetary_value,
            MIN(day) AS first_purchase,
            MAX(day) AS last_purchase,
            COUNT(*) AS orders,
-           SUM(amount) AS total_spend,
+           CAST(SUM(amount) AS DOUBLE) AS total_spend,
            date_diff('day', MAX(day), $end) AS days_since_last_purchase
     FROM daily
     GROUP BY contact_id
@@ -174,7 +176,8 @@ def calibration_holdout(
     daily = _DAILY.format(**{key: _quote(value) for key, value in columns.items()})
     holdout_sql = f"""
         WITH daily AS ({daily})
-        SELECT contact_id, COUNT(*) AS frequency_holdout, AVG(amount) AS monetary_value_holdout
+        SELECT contact_id, COUNT(*) AS frequency_holdout,
+               CAST(SUM(amount) AS DOUBLE) / COUNT(*) AS monetary_value_holdout
         FROM daily GROUP BY contact_id
     """
     start = (cal_end + pd.Timedelta(days=1)).date()

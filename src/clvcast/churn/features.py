@@ -1,0 +1,215 @@
+"""Churn features and labels at a cutoff date, computed from purchases up to the cutoff only.
+
+A *snapshot* at cutoff ``c`` has one row per contact who bought on or before ``c``. Every
+feature is a function of the purchases dated ``<= c`` (the log is filtered first, so later
+purchases cannot leak in; ``tests/test_churn.py`` checks it), and the label is
+1 = no purchase in ``(c, c + horizon_days]``.
+
+Features (all in days or the input currency):
+
+- the summary: ``frequency``, ``recency``, ``T``, ``monetary_value``, ``orders``,
+  ``total_spend``, ``days_since_last_purchase``, ``average_order_value``;
+- RFM scores ``r_score``, ``f_score``, ``m_score`` from bins learned on the snapshot itself;
+- inter-purchase time: ``mean_gap_days``, ``gap_std_days``, ``last_gap_days`` and
+  ``overdue_ratio`` = days since the last purchase / the contact's own mean gap;
+- activity and spend trends: purchases and spend in the last 90 days and the 90 before,
+  purchases in the last 30 days, and their ratios;
+- BG/NBD fitted on the snapshot: ``p_alive``, ``expected_purchases_horizon`` and
+  ``bgnbd_no_purchase`` = P(no purchase in the next ``horizon_days``).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from clvcast.errors import ModelError
+from clvcast.models.bgnbd import BetaGeoModel, probability_alive
+from clvcast.rfm import RFMScorer
+from clvcast.summary import summarize
+
+WINDOW_DAYS = 90
+SHORT_WINDOW_DAYS = 30
+
+FEATURE_COLUMNS = (
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "orders",
+    "total_spend",
+    "days_since_last_purchase",
+    "average_order_value",
+    "r_score",
+    "f_score",
+    "m_score",
+    "mean_gap_days",
+    "gap_std_days",
+    "last_gap_days",
+    "overdue_ratio",
+    "purchases_last_30d",
+    "purchases_last_90d",
+    "purchases_prior_90d",
+    "spend_last_90d",
+    "spend_prior_90d",
+    "activity_trend",
+    "spend_trend",
+    "p_alive",
+    "expected_purchases_horizon",
+    "bgnbd_no_purchase",
+)
+
+
+def probability_no_purchase(
+    params: tuple[float, float, float, float],
+    t: float,
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+) -> np.ndarray:
+    """BG/NBD P(no purchase in (T, T + t] | x, t_x, T).
+
+    A contact that has dropped out buys nothing; one still active buys at a rate whose
+    posterior is Gamma(r + x, alpha + T), so it makes no purchase in ``t`` with probability
+    ``((alpha + T) / (alpha + T + t)) ** (r + x)``.
+    """
+    r, alpha, _, _ = params
+    alive = probability_alive(params, x, t_x, T)
+    quiet = ((alpha + T) / (alpha + T + t)) ** (r + np.asarray(x, dtype=float))
+    return 1.0 - alive + alive * quiet
+
+
+def median_days_to_next_purchase(
+    params: tuple[float, float, float, float],
+    x: np.ndarray,
+    t_x: np.ndarray,
+    T: np.ndarray,
+) -> np.ndarray:
+    """Median time to the next purchase under BG/NBD (model time unit); inf if above 0.5 never.
+
+    Solves ``1 - A + A q(h) = 0.5`` with ``A = P(alive)`` and
+    ``q(h) = ((alpha + T) / (alpha + T + h)) ** (r + x)``:
+    ``h = (alpha + T) * (((A - 0.5) / A) ** (-1 / (r + x)) - 1)`` when ``A > 0.5``.
+    """
+    r, alpha, _, _ = params
+    x = np.asarray(x, dtype=float)
+    alive = probability_alive(params, x, t_x, T)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.where(alive > 0.5, (alive - 0.5) / alive, np.nan)
+        days = (alpha + np.asarray(T, dtype=float)) * (ratio ** (-1.0 / (r + x)) - 1.0)
+    return np.where(alive > 0.5, days, np.inf)
+
+
+def _window_counts(log: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Purchases and spend per contact in the recent windows before ``cutoff``."""
+    age = (cutoff - log["date"]).dt.days.to_numpy()
+    frame = pd.DataFrame(
+        {
+            "contact_id": log["contact_id"].to_numpy(),
+            "purchases_last_30d": (age < SHORT_WINDOW_DAYS).astype(float),
+            "purchases_last_90d": (age < WINDOW_DAYS).astype(float),
+            "purchases_prior_90d": ((age >= WINDOW_DAYS) & (age < 2 * WINDOW_DAYS)).astype(float),
+            "spend_last_90d": np.where(age < WINDOW_DAYS, log["amount"].to_numpy(), 0.0),
+            "spend_prior_90d": np.where(
+                (age >= WINDOW_DAYS) & (age < 2 * WINDOW_DAYS), log["amount"].to_numpy(), 0.0
+            ),
+        }
+    )
+    return frame.groupby("contact_id", sort=False).sum()
+
+
+def _gap_statistics(log: pd.DataFrame) -> pd.DataFrame:
+    """Standard deviation and last value of the gaps between a contact's purchase days."""
+    ordered = log.sort_values(["contact_id", "date"], kind="stable")
+    gaps = ordered.groupby("contact_id", sort=False)["date"].diff().dt.days
+    frame = pd.DataFrame({"contact_id": ordered["contact_id"].to_numpy(), "gap": gaps})
+    grouped = frame.dropna().groupby("contact_id", sort=False)["gap"]
+    return pd.DataFrame({"gap_std_days": grouped.std(ddof=0), "last_gap_days": grouped.last()})
+
+
+def snapshot_features(
+    purchases: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    *,
+    horizon_days: float,
+    bgnbd: BetaGeoModel | None = None,
+) -> tuple[pd.DataFrame, BetaGeoModel | None]:
+    """Features of every contact who bought on or before ``cutoff`` (index: contact_id).
+
+    ``purchases`` is a purchase log (one row per contact-day); rows after ``cutoff`` are
+    ignored. A BG/NBD model is fitted on the snapshot unless ``bgnbd`` is given (scoring
+    with a frozen model). Returns the features and the BG/NBD model used (None if it could
+    not be fitted; its three features are then missing, which the classifier tolerates).
+    """
+    log = purchases.loc[purchases["date"] <= cutoff, ["contact_id", "date", "amount"]]
+    summary = summarize(log, cutoff)
+    features = summary.copy()
+    features["average_order_value"] = summary["total_spend"] / summary["orders"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = RFMScorer().fit_transform(summary)
+    features[["r_score", "f_score", "m_score"]] = scores[["r_score", "f_score", "m_score"]]
+    repeat = summary["frequency"] > 0
+    features["mean_gap_days"] = np.where(
+        repeat, summary["recency"] / summary["frequency"].where(repeat, 1), np.nan
+    )
+    features = features.join(_gap_statistics(log))
+    features["overdue_ratio"] = summary["days_since_last_purchase"] / features["mean_gap_days"]
+    windows = _window_counts(log, cutoff)
+    features = features.join(windows)
+    features["activity_trend"] = (features["purchases_last_90d"] + 1) / (
+        features["purchases_prior_90d"] + 1
+    )
+    features["spend_trend"] = (features["spend_last_90d"] + 1) / (features["spend_prior_90d"] + 1)
+
+    model = bgnbd
+    if model is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = BetaGeoModel().fit(summary)
+        except ModelError:
+            model = None
+    if model is not None:
+        params = model.params_tuple()
+        x = summary["frequency"].to_numpy(dtype=float)
+        t_x = summary["recency"].to_numpy(dtype=float)
+        T = summary["T"].to_numpy(dtype=float)
+        horizon = model.to_model_time(horizon_days)
+        features["p_alive"] = probability_alive(params, x, t_x, T)
+        features["expected_purchases_horizon"] = model.expected_purchases(horizon_days, summary)
+        features["bgnbd_no_purchase"] = probability_no_purchase(params, horizon, x, t_x, T)
+    else:
+        for column in ("p_alive", "expected_purchases_horizon", "bgnbd_no_purchase"):
+            features[column] = np.nan
+    return features[list(FEATURE_COLUMNS)].astype(float), model
+
+
+def no_purchase_labels(
+    purchases: pd.DataFrame, contacts: pd.Index, cutoff: pd.Timestamp, horizon_days: float
+) -> pd.Series:
+    """1 for each contact with no purchase in (cutoff, cutoff + horizon_days], else 0."""
+    end = cutoff + pd.Timedelta(days=horizon_days)
+    window = purchases[(purchases["date"] > cutoff) & (purchases["date"] <= end)]
+    bought = contacts.isin(window["contact_id"].unique())
+    return pd.Series((~bought).astype(int), index=contacts, name="no_purchase")
+
+
+def days_to_next_purchase(
+    purchases: pd.DataFrame, contacts: pd.Index, cutoff: pd.Timestamp, end: pd.Timestamp
+) -> tuple[np.ndarray, np.ndarray]:
+    """Days from ``cutoff`` to each contact's next purchase, censored at ``end``.
+
+    Returns (days, observed): ``observed`` is False where no purchase came by ``end`` and
+    ``days`` is then the censoring time ``end - cutoff``.
+    """
+    later = purchases[(purchases["date"] > cutoff) & (purchases["date"] <= end)]
+    first = later.groupby("contact_id")["date"].min()
+    first = first.reindex(contacts)
+    observed = first.notna().to_numpy()
+    days = np.where(
+        observed, (first - cutoff).dt.days.to_numpy(dtype=float), float((end - cutoff).days)
+    )
+    return days, observed

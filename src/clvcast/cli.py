@@ -277,10 +277,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 def _write_plots(folder: str, result, evaluation) -> list[Path]:
     """Render the forecast figures as PNG files (atomically) and return their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from clvcast import plots
+    from clvcast import plots  # figures are plain Figure objects: no GUI backend involved
     from clvcast.atomic import atomic_path
     from clvcast.models import prediction_columns
 

@@ -32,7 +32,7 @@ and predictions (Parquet). The parent then checks:
    ``gamma_gamma.expected_order_value``) evaluated at *lifetimes'* parameters equal lifetimes'
    predictions within 1e-6 relative;
 3. plumbing: clvcast's ``predict`` output equals the same module functions at clvcast's own
-   parameters within 1e-9 relative (row compression, threads and index alignment are exact);
+   parameters within 1e-9 relative (row compression and index alignment are exact);
 
 and reports, for information, how far clvcast's own predictions are from lifetimes' (they
 differ only through the parameters). Relative differences are ``|c - l| / max(|l|, 1e-12)``:

@@ -341,3 +341,52 @@ def test_forecast_bad_options(files, tmp_path):
     rate = clvcast(*base, "--discount-rate-monthly", "-3")
     assert rate.returncode == 2 and "discount_rate_monthly=-3" in rate.stderr
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_churn_command_on_cdnow(tmp_path):
+    from clvcast.data import load_cdnow_master
+
+    raw = tmp_path / "cdnow.parquet"
+    load_cdnow_master().to_parquet(raw, index=False)
+    out = tmp_path / "churn.csv"
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    args = f"--transactions {raw} --date-format %Y%m%d --as-of 1998-03-31 --horizon-days 90"
+    result = clvcast("churn", *args.split(), "--output", str(out), "--plots", str(figures))
+    assert result.returncode == 0, result.stderr
+    assert "Churn evaluation: trained up to 1997-12-31" in result.stdout
+    assert "high value  classifier" in result.stdout
+    table = pd.read_csv(out)
+    assert {
+        "churn_risk",
+        "churn_risk_band",
+        "expected_drift_date",
+        "r_drop_date",
+        "high_value",
+    } <= set(table.columns)
+    assert set(table["churn_risk_band"]) <= {"low", "medium", "high"}
+    assert sorted(p.name for p in figures.glob("*.png")) == [
+        "churn_calibration.png",
+        "churn_risk_by_segment.png",
+        "churn_roc.png",
+    ]
+
+
+def test_churn_bad_options(files, tmp_path):
+    transactions, _ = files
+    base = [
+        "churn",
+        "--transactions",
+        str(transactions),
+        "--as-of",
+        "2023-06-30",
+        "--output",
+        str(tmp_path / "c.csv"),
+    ]
+    short = clvcast(*base[:4], "2022-01-20", *base[5:])
+    assert short.returncode == 2 and "history is too short" in short.stderr
+    bad = clvcast(*base, "--horizon-days", "0")
+    assert bad.returncode == 2 and "horizon_days=0" in bad.stderr
+    plots = clvcast(*base, "--plots", str(tmp_path / "missing"))
+    assert plots.returncode == 2 and "--plots" in plots.stderr
+    assert not (tmp_path / "c.csv").exists()

@@ -221,6 +221,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from clvcast.rfm import RFMScorer
 
     _check_output_path(args.output)
+    _check_plots_folder(args.plots)
     if args.save_boundaries:
         check_writable(args.save_boundaries)
     if args.holdout_days is not None and args.holdout_days < 1:
@@ -352,6 +353,84 @@ def _format_forecast(table: pd.DataFrame, forecaster) -> str:
     )
 
 
+def cmd_churn(args: argparse.Namespace) -> int:
+    """clvcast churn: contact table with churn risk, bands and drift dates."""
+    from clvcast.atomic import atomic_path
+    from clvcast.churn import ChurnModel, evaluate_churn
+    from clvcast.output import write_table
+    from clvcast.pipeline import build_contact_table
+    from clvcast.rfm import RFMScorer
+
+    _check_output_path(args.output)
+    _check_plots_folder(args.plots)
+    purchase_log, contacts = _read_inputs(args)
+    model = ChurnModel(
+        horizon_days=args.horizon_days, n_cutoffs=args.cutoffs, spacing_days=args.spacing_days
+    )
+    evaluation = None
+    if not args.no_evaluation:
+        log.info("evaluating on the last %d days", args.horizon_days)
+        evaluation = evaluate_churn(purchase_log.purchases, args.as_of, model)
+    scorer = RFMScorer.load(args.boundaries) if args.boundaries else None
+    result = build_contact_table(
+        purchase_log,
+        args.as_of,
+        contacts=contacts,
+        scorer=scorer,
+        monetary_basis=args.monetary_basis,
+        churn_model=model,
+    )
+    write_table(result.table, args.output)
+    if args.save_boundaries:
+        result.scorer.save(args.save_boundaries)
+    written = []
+    if args.plots:
+        from clvcast import plots
+
+        figures = {"churn_risk_by_segment.png": plots.churn_risk_by_segment(result.table)}
+        if evaluation is not None:
+            figures["churn_roc.png"] = plots.churn_roc(evaluation)
+            figures["churn_calibration.png"] = plots.churn_calibration(evaluation)
+        for name, figure in figures.items():
+            with atomic_path(Path(args.plots) / name) as temporary:
+                figure.savefig(temporary, dpi=110, format="png")
+            written.append(name)
+    if not args.quiet:
+        print(purchase_log.report.format())
+        if evaluation is not None:
+            print()
+            print(evaluation.format())
+        print()
+        print(_format_churn(result.table, model))
+        print()
+        print(f"Wrote {len(result.table):,} contacts to {args.output}")
+        if written:
+            print(f"Wrote {len(written)} figures to {args.plots}: " + ", ".join(written))
+    return 0
+
+
+def _check_plots_folder(folder: str | None) -> None:
+    if folder and not Path(folder).is_dir():
+        raise InputError(f"--plots {folder}: folder does not exist; create it first.")
+
+
+def _format_churn(table: pd.DataFrame, model) -> str:
+    scored = table.dropna(subset=["churn_risk"])
+    bands = scored["churn_risk_band"].value_counts()
+    valuable = scored[scored["high_value"]]
+    lines = [
+        f"Churn risk (no purchase in the next {model.horizon_days} days), trained on "
+        f"{model.n_training_rows_:,} snapshot rows at {len(model.cutoffs_)} cutoffs "
+        f"({model.cutoffs_[-1].date()} to {model.cutoffs_[0].date()}):",
+        "  "
+        + ", ".join(f"{band} {int(bands.get(band, 0)):,}" for band in ("low", "medium", "high")),
+        f"  high-value contacts (M 4-5): {len(valuable):,}, of which "
+        f"{int((valuable['churn_risk_band'] == 'high').sum()):,} at high risk",
+        f"  mean risk {scored['churn_risk'].mean():.3f}",
+    ]
+    return "\n".join(lines)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """clvcast demo: the main job on the CDNOW data that ships with lifetimes."""
     from clvcast.data import cdnow_purchase_log
@@ -466,6 +545,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the model figures (PNG) to this folder",
     )
     forecast.set_defaults(handler=cmd_forecast)
+
+    churn = commands.add_parser(
+        "churn",
+        parents=[common],
+        help="contact table with churn risk, risk bands and drift dates",
+        description="Train the churn classifier on snapshots before --as-of, evaluate it on "
+        "the last --horizon-days against BG/NBD and recency baselines, and write "
+        "the contact table with churn_risk, churn_risk_band, high_value, "
+        "r_drop_date and expected_drift_date.",
+    )
+    _add_transaction_options(churn)
+    _add_table_options(churn)
+    churn.add_argument(
+        "--horizon-days",
+        type=int,
+        default=90,
+        metavar="DAYS",
+        help="churn = no purchase in this many days (default: %(default)s)",
+    )
+    churn.add_argument(
+        "--cutoffs",
+        type=int,
+        default=12,
+        metavar="N",
+        help="training snapshots (default: %(default)s)",
+    )
+    churn.add_argument(
+        "--spacing-days",
+        type=int,
+        default=14,
+        metavar="DAYS",
+        help="days between training snapshots (default: %(default)s)",
+    )
+    churn.add_argument(
+        "--no-evaluation", action="store_true", help="skip the holdout evaluation (faster)"
+    )
+    churn.add_argument(
+        "--plots",
+        metavar="DIR",
+        default=None,
+        help="also write the churn figures (PNG) to this folder",
+    )
+    churn.set_defaults(handler=cmd_churn)
 
     demo = commands.add_parser(
         "demo",

@@ -15,6 +15,8 @@ input amounts; pass ``currency="EUR"`` (for example) to name it on the axes.
   frequency x recency (values from :func:`frequency_recency_grid`).
 - :func:`clv_distribution`: how CLV is spread over contacts and how concentrated it is.
 - :func:`rfm_heatmap`: contacts (or a mean/sum) per pair of RFM scores.
+- :func:`churn_roc`, :func:`churn_calibration`: the churn classifier against its baselines.
+- :func:`churn_risk_by_segment`: churn risk within each RFM segment.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from clvcast.churn.evaluation import ChurnEvaluation
 from clvcast.errors import InputError
 from clvcast.models.bgnbd import BetaGeoModel, expected_purchases, probability_alive
 from clvcast.models.evaluation import HoldoutEvaluation
@@ -613,4 +616,112 @@ def rfm_heatmap(
     what = "Contacts" if value is None else f"{agg.capitalize()} of {value}"
     first, second = (name.removesuffix("_score").upper() for name in (rows, columns))
     ax.set_title(f"{what} by {first} and {second} score ({len(table):,} contacts)")
+    return fig
+
+
+# --- churn -----------------------------------------------------------------------------
+
+_CHURN_SCORES = {
+    "classifier": ("churn classifier", MODEL_COLOUR, "-"),
+    "bgnbd_no_purchase": ("BG/NBD P(no purchase)", BASELINE_COLOUR, "--"),
+    "recency": ("days since last purchase", "#009E73", ":"),
+}
+
+
+def churn_roc(evaluation: ChurnEvaluation) -> Figure:
+    """ROC curves of the churn classifier and its baselines on the temporal holdout.
+
+    Left: all contacts; right: high-value contacts (M score 4-5). A curve further to the
+    top left ranks churners above stayers better; the legend gives each ROC-AUC.
+    """
+    from sklearn.metrics import roc_curve
+
+    rows = evaluation.rows
+    fig = _figure((11.0, 5.0))
+    for position, (population, mask) in enumerate(
+        (("all", np.ones(len(rows), bool)), ("high value", rows["high_value"].to_numpy()))
+    ):
+        ax = fig.add_subplot(1, 2, position + 1)
+        labels = rows["no_purchase"].to_numpy()[mask]
+        for score, (name, colour, style) in _CHURN_SCORES.items():
+            values = rows[score].to_numpy()[mask]
+            usable = ~np.isnan(values)
+            false_positive, true_positive, _ = roc_curve(labels[usable], values[usable])
+            auc = evaluation.auc(score, population)
+            ax.plot(false_positive, true_positive, style, color=colour, label=f"{name} ({auc:.3f})")
+        ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, label="random (0.500)")
+        ax.set_xlabel("stayers flagged (false positive rate)")
+        ax.set_ylabel("churners caught (true positive rate)")
+        ax.set_title(f"{population}: {int(mask.sum()):,} contacts, churn rate {labels.mean():.0%}")
+        ax.legend(loc="lower right", fontsize=8, title="ROC-AUC", title_fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    fig.suptitle(
+        f"Churn (no purchase in {evaluation.horizon_days} days) after "
+        f"{evaluation.cutoff.date()}: classifier vs baselines"
+    )
+    return fig
+
+
+def churn_calibration(evaluation: ChurnEvaluation) -> Figure:
+    """Predicted churn risk against the observed churn rate, in ten equal-count bins.
+
+    Points on the diagonal mean a risk of 0.7 comes true 70% of the time; the BG/NBD
+    baseline's probabilities are shown for comparison.
+    """
+    rows = evaluation.rows
+    labels = rows["no_purchase"].to_numpy()
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, label="perfect calibration")
+    for score in ("classifier", "bgnbd_no_purchase"):
+        name, colour, style = _CHURN_SCORES[score]
+        frame = pd.DataFrame({"risk": rows[score].to_numpy(), "label": labels}).dropna()
+        frame["bin"] = pd.qcut(frame["risk"].rank(method="first"), 10, labels=False)
+        table = frame.groupby("bin").agg(risk=("risk", "mean"), rate=("label", "mean"))
+        ax.plot(table["risk"], table["rate"], style, marker="o", color=colour, label=name)
+    ax.set_xlabel("predicted churn risk (mean per bin of 10% of contacts)")
+    ax.set_ylabel("observed churn rate")
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left")
+    ax.set_title(
+        f"Calibration: no purchase in {evaluation.horizon_days} days after "
+        f"{evaluation.cutoff.date()}"
+    )
+    return fig
+
+
+def churn_risk_by_segment(table: pd.DataFrame) -> Figure:
+    """Distribution of churn risk within each RFM segment (box plots, largest segment first).
+
+    ``table`` is a contact table with ``rfm_segment`` and ``churn_risk`` (prospects are
+    left out). The dashed lines mark the risk bands (0.5 medium, 0.8 high).
+    """
+    _require(table, ["rfm_segment", "churn_risk"], "table")
+    scored = table.dropna(subset=["churn_risk"])
+    order = scored["rfm_segment"].value_counts().index.tolist()
+    groups = [scored.loc[scored["rfm_segment"] == s, "churn_risk"].to_numpy() for s in order]
+    fig = _figure((9.0, 5.5))
+    ax = fig.add_subplot()
+    ax.boxplot(
+        groups,
+        orientation="horizontal",
+        showfliers=False,
+        patch_artist=True,
+        boxprops={"facecolor": "#cfe3f1"},
+        medianprops={"color": MODEL_COLOUR},
+    )
+    ax.set_yticks(
+        range(1, len(order) + 1), [f"{s} ({len(g):,})" for s, g in zip(order, groups, strict=True)]
+    )
+    ax.invert_yaxis()
+    for edge in (0.5, 0.8):
+        ax.axvline(edge, color=MARK_COLOUR, linestyle="--", linewidth=0.8)
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("churn risk (bands: low < 50% <= medium < 80% <= high)")
+    ax.set_title(f"Churn risk by RFM segment ({len(scored):,} contacts)")
     return fig

@@ -90,7 +90,7 @@ def build_training_set(
     """
     frames, labels = [], []
     for cutoff in cutoffs:
-        if purchases["date"].min() > cutoff:
+        if purchases.empty or purchases["date"].min() > cutoff:
             continue
         features, _ = snapshot_features(purchases, cutoff, horizon_days=horizon_days)
         frames.append(features.assign(cutoff=cutoff))
@@ -138,10 +138,10 @@ class ChurnModel(BaseEstimator):
     def __init__(
         self,
         horizon_days: int = 90,
-        n_cutoffs: int = 6,
-        spacing_days: int = 30,
-        max_iter: int = 100,
-        learning_rate: float = 0.1,
+        n_cutoffs: int = 12,
+        spacing_days: int = 14,
+        max_iter: int = 200,
+        learning_rate: float = 0.05,
         max_leaf_nodes: int = 31,
         l2_regularization: float = 0.0,
         class_weight: str | None = None,

@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from clvcast.models.checks import check_purchase_data, require_columns, resolve_time_unit
 from clvcast.models.fitting import compress_rows, minimize_with_retries, standard_errors
-from clvcast.models.likelihood import bgnbd_objective
+from clvcast.models.likelihood import bgnbd_objective, prepare_bgnbd_data
 
 PARAMS = ("r", "alpha", "a", "b")
 _SPREAD_STARTS = ((-1.0, 1.0, -0.5, 0.5), (0.5, 2.0, 0.0, 1.0), (-2.0, 0.0, 1.0, 2.0))
@@ -41,6 +41,20 @@ def expected_purchases(
     including its fall-back to the Euler transform ``2F1(c-a, c-b; c; z) (1-z)^(c-a-b)``
     where the direct hypergeometric term overflows (heavy buyers). ``t = 0`` gives 0.
     """
+    return horizon_term(params, t, x, T) * history_factor(params, x, t_x, T)
+
+
+def horizon_term(
+    params: tuple[float, float, float, float],
+    t: float | np.ndarray,
+    x: np.ndarray,
+    T: np.ndarray,
+) -> np.ndarray:
+    """The part of eq. 10 that depends on the horizon ``t``, a function of (x, T) only.
+
+    ``1 - 2F1(r+x, b+x; a+b+x-1; z) ((alpha+T) / (alpha+T+t))^(r+x)`` with
+    ``z = t / (alpha+T+t)``, times :func:`history_factor` gives :func:`expected_purchases`.
+    """
     r, alpha, a, b = params
     x = np.asarray(x, dtype=float)
     _a = r + x
@@ -53,10 +67,22 @@ def expected_purchases(
         if np.any(broken):
             alt = np.log(hyp2f1(_c - _a, _c - _b, _c, _z)) + (_c - _a - _b) * np.log1p(-_z)
             ln_hyp = np.where(broken, alt, ln_hyp)
+        return 1 - np.exp(ln_hyp + (r + x) * np.log((alpha + T) / (alpha + t + T)))
+
+
+def history_factor(
+    params: tuple[float, float, float, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """The part of eq. 10 that does not depend on the horizon, a function of (x, t_x, T).
+
+    ``(a+b+x-1) / (a-1) / (1 + [x > 0] a/(b+x-1) ((alpha+T) / (alpha+t_x))^(r+x))``.
+    """
+    r, alpha, a, b = params
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         first = (a + b + x - 1) / (a - 1)
-        second = 1 - np.exp(ln_hyp + (r + x) * np.log((alpha + T) / (alpha + t + T)))
         denominator = 1 + (x > 0) * (a / (b + x - 1)) * ((alpha + T) / (alpha + t_x)) ** (r + x)
-        return first * second / denominator
+        return first / denominator
 
 
 def probability_alive(
@@ -118,10 +144,10 @@ class BetaGeoModel(BaseEstimator):
         check_purchase_data(x, t_x, T, unit_days=unit)
         (ux, utx, uT), weights, _ = compress_rows(x, t_x, T)
         scale = 1.0 / T.max() if T.max() > 0 else 1.0
-        data = (ux, utx * scale, uT * scale, weights)
+        data = prepare_bgnbd_data(ux, utx * scale, uT * scale, weights)
         result = minimize_with_retries(
             bgnbd_objective,
-            data,
+            (data,),
             n_params=4,
             penalizer=float(self.penalizer),
             model="BG/NBD",
@@ -130,7 +156,7 @@ class BetaGeoModel(BaseEstimator):
         params = np.exp(result.log_params)
         params[1] /= scale
         covariance, errors = standard_errors(
-            bgnbd_objective, result.log_params, (*data, result.penalizer), weights.sum(), params
+            bgnbd_objective, result.log_params, (data, result.penalizer), weights.sum(), params
         )
         penalty = result.penalizer * float(np.sum(np.exp(result.log_params) ** 2))
         self.params_ = pd.Series(params, index=list(PARAMS), name="BG/NBD")
@@ -173,9 +199,10 @@ class BetaGeoModel(BaseEstimator):
         """Expected repeat purchases of each contact in the next ``horizon_days`` days."""
         x, t_x, T = self._columns(summary)
         (ux, utx, uT), _, codes = compress_rows(x, t_x, T)
-        values = expected_purchases(
-            self.params_tuple(), self.to_model_time(horizon_days), ux, utx, uT
-        )
+        # expected_purchases on the unique rows, its horizon term on the unique (x, T) pairs
+        (pair_x, pair_T), _, pair = compress_rows(ux, uT)
+        params, t = self.params_tuple(), self.to_model_time(horizon_days)
+        values = horizon_term(params, t, pair_x, pair_T)[pair] * history_factor(params, ux, utx, uT)
         return pd.Series(values[codes], index=summary.index, name="expected_purchases")
 
     def p_alive(self, summary: pd.DataFrame) -> pd.Series:

@@ -13,7 +13,6 @@ month k, discounted by ``(1 + discount_rate_monthly) ** (t_k / month_days)``.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -21,12 +20,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clvcast.errors import InputError
-from clvcast.models.bgnbd import BetaGeoModel, expected_purchases
+from clvcast.models.bgnbd import BetaGeoModel, history_factor, horizon_term, probability_alive
 from clvcast.models.fitting import compress_rows
 from clvcast.models.gamma_gamma import GammaGammaModel
 
 DAYS_PER_YEAR = 365.0
-_PARALLEL_ROWS = 200_000  # above this, predictions run in two threads (scipy frees the GIL)
 
 
 def prediction_columns(horizon_days: float) -> tuple[str, str, str, str]:
@@ -49,29 +47,22 @@ def discounted_expected_purchases(
 
     ``horizon`` and ``month`` are in the model's time unit. Returns (undiscounted total,
     discounted total); the last month is cut at the horizon.
+
+    Expected purchases up to ``t`` are ``horizon_term(t, x, T) * history_factor(x, t_x, T)``
+    (:func:`~clvcast.models.bgnbd.expected_purchases`), so the monthly differences are
+    summed on the distinct (x, T) pairs, and each row's sums multiplied by its factor once.
     """
     steps = max(1, math.ceil(horizon / month - 1e-9))
-    previous = np.zeros(len(x))
-    discounted = np.zeros(len(x))
+    (pair_x, pair_T), _, pair = compress_rows(np.asarray(x, dtype=float), np.asarray(T))
+    previous = np.zeros(len(pair_x))
+    discounted = np.zeros(len(pair_x))
     for k in range(1, steps + 1):
         t_k = min(k * month, horizon)
-        current = expected_purchases(params, t_k, x, t_x, T)
+        current = horizon_term(params, t_k, pair_x, pair_T)
         discounted += (current - previous) / (1 + discount_rate) ** (t_k / month)
         previous = current
-    return previous, discounted
-
-
-def _in_threads(function, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Apply ``function`` to two halves of the columns in parallel and join the results."""
-    n = len(columns[0])
-    if n < _PARALLEL_ROWS:
-        return function(*columns)
-    half = n // 2
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        parts = list(
-            pool.map(lambda s: function(*(c[s] for c in columns)), (slice(0, half), slice(half, n)))
-        )
-    return tuple(np.concatenate(pieces) for pieces in zip(*parts, strict=True))
+    factor = history_factor(params, x, t_x, T)
+    return factor * previous[pair], factor * discounted[pair]
 
 
 class CLVForecaster(BaseEstimator):
@@ -142,27 +133,25 @@ class CLVForecaster(BaseEstimator):
         params = model.params_tuple()
         x, t_x, T = model._columns(summary)
         (ux, utx, uT), _, codes = compress_rows(x, t_x, T)
-
-        def forecast(xs, txs, Ts):
-            return discounted_expected_purchases(
-                params,
-                xs,
-                txs,
-                Ts,
-                horizon=model.to_model_time(self.horizon_days),
-                month=model.to_model_time(self.month_days),
-                discount_rate=self.discount_rate_monthly,
-            )
-
-        purchases, discounted = _in_threads(forecast, ux, utx, uT)
+        purchases, discounted = discounted_expected_purchases(
+            params,
+            ux,
+            utx,
+            uT,
+            horizon=model.to_model_time(self.horizon_days),
+            month=model.to_model_time(self.month_days),
+            discount_rate=self.discount_rate_monthly,
+        )
+        alive = probability_alive(params, ux, utx, uT)
         order_value = self.gamma_gamma_.expected_order_value(summary).to_numpy()
         names = prediction_columns(self.horizon_days)
         return pd.DataFrame(
             {
                 names[0]: purchases[codes],
-                names[1]: model.p_alive(summary).to_numpy(),
+                names[1]: alive[codes],
                 names[2]: order_value,
                 names[3]: order_value * discounted[codes],
             },
             index=summary.index,
+            copy=False,  # fresh columns: no need to copy them into one block
         )

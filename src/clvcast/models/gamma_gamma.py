@@ -25,8 +25,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from clvcast.errors import DataQualityWarning, InputError, ModelError
 from clvcast.models.checks import MIN_REPEAT_BUYERS, require_columns
-from clvcast.models.fitting import compress_rows, minimize_with_retries, standard_errors
-from clvcast.models.likelihood import gamma_gamma_objective
+from clvcast.models.fitting import minimize_with_retries, standard_errors
+from clvcast.models.likelihood import gamma_gamma_objective, prepare_gamma_gamma_data
 
 PARAMS = ("p", "q", "v")
 _SPREAD_STARTS = ((1.0, 1.0, 2.0), (2.0, 0.5, 3.0), (0.0, 2.0, 1.0))
@@ -98,11 +98,11 @@ class GammaGammaModel(BaseEstimator):
                 DataQualityWarning,
                 stacklevel=2,
             )
-        (ux, um), weights, _ = compress_rows(x, m)
-        data = (ux, um, weights)
+        # Mean order values are continuous, so rows are not compressed: one row per buyer.
+        data = prepare_gamma_gamma_data(x, m, np.ones(len(x)))
         result = minimize_with_retries(
             gamma_gamma_objective,
-            data,
+            (data,),
             n_params=3,
             penalizer=float(self.penalizer),
             model="Gamma-Gamma",
@@ -118,19 +118,19 @@ class GammaGammaModel(BaseEstimator):
         covariance, errors = standard_errors(
             gamma_gamma_objective,
             result.log_params,
-            (*data, result.penalizer),
-            weights.sum(),
+            (data, result.penalizer),
+            data.n_contacts,
             params,
         )
         penalty = result.penalizer * float(np.sum(params**2))
         self.params_ = pd.Series(params, index=list(PARAMS), name="Gamma-Gamma")
         self.covariance_ = pd.DataFrame(covariance, index=list(PARAMS), columns=list(PARAMS))
         self.standard_errors_ = pd.Series(errors, index=list(PARAMS), name="se")
-        self.log_likelihood_ = float(-(result.objective - penalty) * weights.sum())
+        self.log_likelihood_ = float(-(result.objective - penalty) * data.n_contacts)
         self.population_mean_ = float(params[2] * params[0] / (params[1] - 1))
         self.frequency_monetary_correlation_ = correlation
         self.n_repeat_buyers_ = int(len(x))
-        self.n_rows_fitted_ = int(len(ux))
+        self.n_rows_fitted_ = int(len(x))
         self.fit_step_ = result.step
         self.fit_attempts_ = result.attempts
         self.penalizer_used_ = result.penalizer

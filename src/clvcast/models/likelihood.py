@@ -1,28 +1,81 @@
 """Log-likelihoods of BG/NBD and Gamma-Gamma with analytic gradients, vectorised in numpy.
 
-Pure functions of (log-parameters, data, weights): no state, no I/O. Both return the
-objective that lifetimes minimises, so the optimum is the same point:
+Pure functions of (log-parameters, data): no state, no I/O. Both return the objective that
+lifetimes minimises, so the optimum is the same point:
 
     mean negative log-likelihood over the weighted rows + penalizer * sum(params ** 2)
 
 and its gradient with respect to the *log*-parameters (the optimiser works in log space, so
 every parameter stays positive). ``weights`` are the numbers of contacts sharing a row
 after compression to unique rows; the mean is over contacts, not rows.
+
+The data are prepared once per fit (:func:`prepare_bgnbd_data`,
+:func:`prepare_gamma_gamma_data`) into small frozen records. Preparing regroups the sums
+exactly, so each evaluation does little per row: terms of the purchase count ``x`` alone (the
+gamma and digamma functions) are computed once per distinct ``x`` and weighted by its number
+of contacts, logs of ``alpha + T`` and ``alpha + t_x`` once per distinct ``T`` and ``t_x``,
+and terms free of parameters (Gamma-Gamma's ``ln m`` sums) once and for all.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy.special import digamma, gammaln
+from scipy.special import digamma, expit, gammaln
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and, for each element, the index of its value among them."""
+    distinct, codes = np.unique(values, return_inverse=True)
+    return distinct, codes.reshape(-1)
+
+
+@dataclass(frozen=True)
+class BGNBDData:
+    """Weighted (x, t_x, T) rows regrouped for :func:`bgnbd_objective`.
+
+    ``x[x_code]``, ``t_x[t_x_code]`` and ``T[T_code]`` give back each row's values;
+    ``x_weight`` is the number of contacts with each distinct ``x``.
+    """
+
+    x: np.ndarray
+    x_code: np.ndarray
+    x_weight: np.ndarray
+    t_x: np.ndarray
+    t_x_code: np.ndarray
+    T: np.ndarray
+    T_code: np.ndarray
+    weights: np.ndarray
+    n_contacts: float
+
+
+def prepare_bgnbd_data(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray
+) -> BGNBDData:
+    """Regroup rows of repeat purchases ``x``, recency ``t_x`` and age ``T`` (one time unit).
+
+    ``weights`` are the contacts per row (1 each for uncompressed data).
+    """
+    weights = np.asarray(weights, dtype=float)
+    ux, x_code = _distinct(np.asarray(x, dtype=float))
+    utx, t_x_code = _distinct(np.asarray(t_x, dtype=float))
+    uT, T_code = _distinct(np.asarray(T, dtype=float))
+    return BGNBDData(
+        x=ux,
+        x_code=x_code,
+        x_weight=np.bincount(x_code, weights, minlength=len(ux)),
+        t_x=utx,
+        t_x_code=t_x_code,
+        T=uT,
+        T_code=T_code,
+        weights=weights,
+        n_contacts=float(weights.sum()),
+    )
 
 
 def bgnbd_objective(
-    log_params: np.ndarray,
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,
-    weights: np.ndarray,
-    penalizer: float = 0.0,
+    log_params: np.ndarray, data: BGNBDData, penalizer: float = 0.0
 ) -> tuple[float, np.ndarray]:
     """BG/NBD objective and gradient (Fader, Hardie & Lee 2005, eq. 6 and section 7).
 
@@ -34,81 +87,139 @@ def bgnbd_objective(
     - ``A4 = ln(a) - ln(b+x-1) - (r+x) ln(alpha+t_x)``
 
     ``x`` repeat purchases, ``t_x`` recency and ``T`` age, in one time unit (alpha is in
-    the same unit).
+    the same unit). Written as ``LL = A1 + A2 + A3 + softplus(D)`` with ``D = A4 - A3``
+    (``D = -inf`` when ``x = 0``): the share of the second term is ``w4 = expit(D)``.
     """
     r, alpha, a, b = np.exp(log_params)
-    repeat = x > 0
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    log_alpha_T = np.log(alpha + T)
-    log_alpha_tx = np.log(alpha + t_x)
+    d = data
+    w, n = d.weights, d.n_contacts
+    # once per distinct x
+    x = d.x
     b_x1 = b + np.maximum(x, 1) - 1
-    a3 = -(r + x) * log_alpha_T
-    a4 = np.log(a) - np.log(b_x1) - (r + x) * log_alpha_tx
-    top = np.where(repeat, np.maximum(a3, a4), a3)
-    e3 = np.exp(a3 - top)
-    e4 = np.where(repeat, np.exp(a4 - top), 0.0)
-    total = e3 + e4
-    ll = a1 + a2 + np.log(total) + top
-    w3 = e3 / total
-    w4 = e4 / total
+    log_odds_x = np.where(x > 0, np.log(a) - np.log(b_x1), -np.inf)  # ln(a / (b+x-1))
+    a1_a2 = (
+        gammaln(r + x)
+        - gammaln(r)
+        + r * np.log(alpha)
+        + gammaln(a + b)
+        + gammaln(b + x)
+        - gammaln(b)
+        - gammaln(a + b + x)
+    )
+    # once per distinct T and t_x, then per row
+    log_alpha_T = np.log(alpha + d.T)[d.T_code]
+    log_alpha_tx = np.log(alpha + d.t_x)[d.t_x_code]
+    r_x = (r + x)[d.x_code]
+    a3 = -r_x * log_alpha_T
+    gap = log_alpha_T - log_alpha_tx
+    a4_minus_a3 = log_odds_x[d.x_code] + r_x * gap
+    ll = np.dot(d.x_weight, a1_a2) + np.dot(w, a3 + np.logaddexp(0.0, a4_minus_a3))
+    value = -ll / n
 
-    n = weights.sum()
-    value = -np.dot(weights, ll) / n
-    # d LL / d theta for theta = r, alpha, a, b
-    psi_r_x = digamma(r + x)
+    # d LL / d theta for theta = r, alpha, a, b; per row w3 = 1 - w4
+    w_w4 = w * expit(a4_minus_a3)
+    w4_by_x = np.bincount(d.x_code, w_w4, minlength=len(x))
     psi_ab_x = digamma(a + b + x)
     psi_ab = digamma(a + b)
-    d_r = psi_r_x - digamma(r) + np.log(alpha) - w3 * log_alpha_T - w4 * log_alpha_tx
-    d_alpha = r / alpha - w3 * (r + x) / (alpha + T) - w4 * (r + x) / (alpha + t_x)
-    d_a = psi_ab - psi_ab_x + w4 / a
-    d_b = psi_ab + digamma(b + x) - digamma(b) - psi_ab_x - w4 / b_x1
-    params = np.array([r, alpha, a, b])
-    gradient = np.array(
-        [
-            -np.dot(weights, d_r) / n,
-            -np.dot(weights, d_alpha) / n,
-            -np.dot(weights, d_a) / n,
-            -np.dot(weights, d_b) / n,
-        ]
+    d_r = (
+        np.dot(d.x_weight, digamma(r + x) - digamma(r) + np.log(alpha))
+        - np.dot(w, log_alpha_T)
+        + np.dot(w_w4, gap)
     )
+    inverse_T = (1.0 / (alpha + d.T))[d.T_code]
+    inverse_tx = (1.0 / (alpha + d.t_x))[d.t_x_code]
+    d_alpha = (
+        n * r / alpha - np.dot(w * r_x, inverse_T) + np.dot(w_w4 * r_x, inverse_T - inverse_tx)
+    )
+    d_a = np.dot(d.x_weight, psi_ab - psi_ab_x) + w4_by_x.sum() / a
+    d_b = np.dot(d.x_weight, psi_ab + digamma(b + x) - digamma(b) - psi_ab_x) - np.dot(
+        w4_by_x, 1.0 / b_x1
+    )
+    params = np.array([r, alpha, a, b])
+    gradient = -np.array([d_r, d_alpha, d_a, d_b]) / n
     gradient = gradient * params + 2.0 * penalizer * params**2
     return float(value + penalizer * np.sum(params**2)), gradient
 
 
+@dataclass(frozen=True)
+class GammaGammaData:
+    """Weighted (x, m) rows of repeat buyers regrouped for :func:`gamma_gamma_objective`.
+
+    ``x_weight`` is the number of contacts with each distinct ``x``; ``spend`` is ``x m``
+    per row; ``sum_x_log_spend`` and ``sum_log_m`` are the parameter-free sums
+    ``sum w x ln(x m)`` and ``sum w ln m``.
+    """
+
+    x: np.ndarray
+    x_weight: np.ndarray
+    spend: np.ndarray
+    weights: np.ndarray
+    x_weights: np.ndarray
+    sum_x_log_spend: float
+    sum_log_m: float
+    n_contacts: float
+
+
+def prepare_gamma_gamma_data(x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> GammaGammaData:
+    """Regroup repeat buyers' purchase counts ``x`` (> 0) and mean order values ``m`` (> 0).
+
+    ``weights`` are the contacts per row (1 each for uncompressed data).
+    """
+    x = np.asarray(x, dtype=float)
+    m = np.asarray(m, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    ux, x_code = _distinct(x)
+    spend = x * m
+    x_weights = weights * x
+    return GammaGammaData(
+        x=ux,
+        x_weight=np.bincount(x_code, weights, minlength=len(ux)),
+        spend=spend,
+        weights=weights,
+        x_weights=x_weights,
+        sum_x_log_spend=float(np.dot(x_weights, np.log(spend))),
+        sum_log_m=float(np.dot(weights, np.log(m))),
+        n_contacts=float(weights.sum()),
+    )
+
+
 def gamma_gamma_objective(
-    log_params: np.ndarray,
-    x: np.ndarray,
-    m: np.ndarray,
-    weights: np.ndarray,
-    penalizer: float = 0.0,
+    log_params: np.ndarray, data: GammaGammaData, penalizer: float = 0.0
 ) -> tuple[float, np.ndarray]:
     """Gamma-Gamma objective and gradient (Fader & Hardie, note 025, eq. 1a).
 
     Per repeat buyer with ``x`` repeat purchases of mean value ``m``:
-    ``LL = lnG(px+q) - lnG(px) - lnG(q) + q ln v + (px-1) ln m + px ln x - (px+q) ln(xm+v)``.
+    ``LL = lnG(px+q) - lnG(px) - lnG(q) + q ln v + (px-1) ln m + px ln x - (px+q) ln(xm+v)``,
+    summed as ``sum_x [lnG(px+q) - lnG(px)] + n (q ln v - lnG(q)) + p sum x ln(xm)
+    - sum ln m - p sum x ln(xm+v) - q sum ln(xm+v)``.
     """
     p, q, v = np.exp(log_params)
-    px = p * x
-    log_m = np.log(m)
-    log_x = np.log(x)
-    log_xm_v = np.log(x * m + v)
+    d = data
+    n = d.n_contacts
+    px = p * d.x
+    shifted = d.spend + v
+    log_shifted = np.log(shifted)
+    inverse_shifted = 1.0 / shifted
+    sum_log = np.dot(d.weights, log_shifted)
+    sum_x_log = np.dot(d.x_weights, log_shifted)
     ll = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(v)
-        + (px - 1) * log_m
-        + px * log_x
-        - (px + q) * log_xm_v
+        np.dot(d.x_weight, gammaln(px + q) - gammaln(px))
+        + n * (q * np.log(v) - gammaln(q))
+        + p * d.sum_x_log_spend
+        - d.sum_log_m
+        - p * sum_x_log
+        - q * sum_log
     )
-    n = weights.sum()
-    value = -np.dot(weights, ll) / n
+    value = -ll / n
     psi_px_q = digamma(px + q)
-    d_p = x * (psi_px_q - digamma(px) + log_m + log_x - log_xm_v)
-    d_q = psi_px_q - digamma(q) + np.log(v) - log_xm_v
-    d_v = q / v - (px + q) / (x * m + v)
+    d_p = np.dot(d.x_weight * d.x, psi_px_q - digamma(px)) + d.sum_x_log_spend - sum_x_log
+    d_q = np.dot(d.x_weight, psi_px_q) + n * (np.log(v) - digamma(q)) - sum_log
+    d_v = (
+        n * q / v
+        - p * np.dot(d.x_weights, inverse_shifted)
+        - q * np.dot(d.weights, inverse_shifted)
+    )
     params = np.array([p, q, v])
-    gradient = -np.array([np.dot(weights, d_p), np.dot(weights, d_q), np.dot(weights, d_v)]) / n
+    gradient = -np.array([d_p, d_q, d_v]) / n
     gradient = gradient * params + 2.0 * penalizer * params**2
     return float(value + penalizer * np.sum(params**2)), gradient

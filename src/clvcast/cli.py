@@ -433,6 +433,7 @@ def _format_churn(table: pd.DataFrame, model) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """clvcast demo: the main job on the CDNOW data that ships with lifetimes."""
+    from clvcast.churn import ChurnModel, evaluate_churn
     from clvcast.data import cdnow_purchase_log
     from clvcast.models import CLVForecaster, evaluate_holdout
     from clvcast.output import write_table
@@ -443,7 +444,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     as_of, calibration_end = "1998-06-30", "1997-09-30"
     purchase_log = cdnow_purchase_log(as_of=as_of)
     evaluation = evaluate_holdout(purchase_log.purchases, calibration_end, as_of)
-    result = build_contact_table(purchase_log, as_of, forecaster=CLVForecaster())
+    churn_evaluation = evaluate_churn(purchase_log.purchases, as_of, ChurnModel())
+    result = build_contact_table(
+        purchase_log, as_of, forecaster=CLVForecaster(), churn_model=ChurnModel()
+    )
     table = result.table
     parquet = write_table(table, out / "cdnow_contacts.parquet")
     csv = write_table(table, out / "cdnow_contacts.csv")
@@ -462,6 +466,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(evaluation.format())
         print()
         print(_format_forecast(table, result.forecaster))
+        print()
+        print(churn_evaluation.format())
+        print()
+        print(_format_churn(table, result.churn_model))
         print()
         print(f"Scored contact table: {parquet} and {csv} ({len(table):,} contacts)")
         print(f"RFM boundaries:       {boundaries}")

@@ -1,11 +1,15 @@
-"""Writing scored contact tables: Parquet or CSV by extension, always atomically.
+"""Writing scored contact tables: Parquet or CSV by extension, or a SQL table; atomically.
 
-A failed or interrupted write leaves the previous file as it was (see :mod:`clvcast.atomic`).
+A failed or interrupted write leaves the previous file or table as it was: files go through
+:mod:`clvcast.atomic`, tables through a staging table swapped in one transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -38,3 +42,118 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         else:
             table.to_csv(temporary, index=False, date_format="%Y-%m-%d")
     return Path(path)
+
+
+# --- SQL targets -----------------------------------------------------------------------
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def is_sql_url(target: str) -> bool:
+    """True for SQLAlchemy URLs such as ``sqlite:///scores.db`` or ``postgresql://...``."""
+    return "://" in str(target) and not str(target).startswith("file://")
+
+
+def _engine(url: str):
+    import sqlalchemy
+
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # the driver clvcast ships
+    try:
+        return sqlalchemy.create_engine(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
+        raise InputError(
+            f"--output {url!r} is not a usable SQLAlchemy URL ({exc}); use for example "
+            "sqlite:///scores.db or postgresql://user:password@host:5432/database."
+        ) from exc
+    except ModuleNotFoundError as exc:
+        raise InputError(f"no database driver for {url.split('://')[0]}: {exc}.") from exc
+
+
+def check_table_name(name: str | None) -> str:
+    if not name or not _IDENTIFIER.match(name):
+        raise InputError(
+            f"--table {name!r}: a SQL output needs a table name of letters, digits and _ "
+            "(starting with a letter or _)."
+        )
+    return name
+
+
+def write_sql(table: pd.DataFrame, url: str, table_name: str) -> str:
+    """Replace table ``table_name`` with ``table`` atomically; returns the URL without password.
+
+    The rows go to a staging table first; one transaction then drops the old table and
+    renames the staging table (DDL is transactional in PostgreSQL and SQLite), so readers
+    see the old table or the new one, and a failure leaves the old one in place.
+    """
+    import sqlalchemy
+
+    check_table_name(table_name)
+    engine = _engine(url)
+    shown = engine.url.render_as_string(hide_password=True)
+    staging = f"{table_name}__staging_{uuid.uuid4().hex[:8]}"
+    try:
+        table.to_sql(staging, engine, index=False, chunksize=50_000)
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table_name}"'))
+            connection.execute(sqlalchemy.text(f'ALTER TABLE "{staging}" RENAME TO "{table_name}"'))
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError), engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{staging}"'))
+        message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise InputError(f"cannot write table {table_name} at {shown}: {message}") from exc
+    finally:
+        engine.dispose()
+    return shown
+
+
+def check_sql_target(url: str, table_name: str | None) -> None:
+    """Fail before the work if the database cannot be reached or the name is unusable."""
+    import sqlalchemy
+
+    check_table_name(table_name)
+    engine = _engine(url)
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        shown = engine.url.render_as_string(hide_password=True)
+        raise InputError(f"cannot connect to {shown}: {message}") from exc
+    finally:
+        engine.dispose()
+
+
+def write_scored(table: pd.DataFrame, target: str, table_name: str | None = None) -> str:
+    """Write a scored table to a .parquet/.csv path or a SQL table; returns where."""
+    if is_sql_url(target):
+        return f"{write_sql(table, target, check_table_name(table_name))} table {table_name}"
+    return str(write_table(table, target))
+
+
+def read_scored(source: str, table_name: str | None = None) -> pd.DataFrame:
+    """Read a scored table back (an earlier run's output, for migrations)."""
+    if is_sql_url(source):
+        import sqlalchemy
+
+        engine = _engine(source)
+        try:
+            return pd.read_sql_table(check_table_name(table_name), engine)
+        except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
+            raise InputError(f"cannot read table {table_name} from {source}: {exc}") from exc
+        finally:
+            engine.dispose()
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"previous scored table not found: {path}.")
+    if table_format(path) == "parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype={"contact_id": str}, parse_dates=["as_of"])
+
+
+def migrations_target(target: str, table_name: str | None) -> tuple[str, str | None]:
+    """Where the migrations go: ``<output>.migrations.<ext>`` or table ``<table>_migrations``."""
+    if is_sql_url(target):
+        return target, f"{table_name}_migrations"
+    path = Path(target)
+    return str(path.with_name(f"{path.stem}.migrations{path.suffix}")), None

@@ -1,21 +1,29 @@
 """The fitted whole: from a purchase log to the contact table marketing tools import.
 
-So far this assembles the contact table: summary, RFM scores and segments, forecasts
-(BG/NBD + Gamma-Gamma), churn risk and drift dates, contact attributes, prospects included.
-The saved, versioned pipeline object joins it next.
+:func:`build_contact_table` assembles the contact table: summary, RFM scores and segments,
+forecasts (BG/NBD + Gamma-Gamma), churn risk and drift dates, contact attributes, prospects
+included. :class:`CLVPipeline` is the fitted whole (frozen RFM bins, BG/NBD + Gamma-Gamma,
+churn classifier) with ``fit``, ``score``, ``evaluate``, ``save`` and ``load``; its joblib
+file holds parameters and configuration only, no contact data.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
+import joblib
 import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from clvcast.atomic import atomic_path
 from clvcast.churn.evaluation import HIGH_VALUE_M_SCORES
 from clvcast.churn.model import ChurnModel
 from clvcast.data import PurchaseLog, parse_as_of
+from clvcast.errors import InputError
 from clvcast.models.forecast import CLVForecaster, prediction_columns
 from clvcast.rfm import PROSPECT, SCORE_COLUMNS, RFMScorer
 from clvcast.summary import SUMMARY_COLUMNS, summarize
@@ -127,6 +135,9 @@ def build_contact_table(
     else:
         table = table[["contact_id", *SUMMARY_COLUMNS, *SCORE_COLUMNS, *model_columns]]
     table["high_value"] = table["high_value"].fillna(False).astype(bool)
+    for column in ("first_purchase", "last_purchase", "r_drop_date", "expected_drift_date"):
+        if column in table.columns:
+            table[column] = table[column].astype("datetime64[ns]")
     for column in _COUNT_COLUMNS:
         table[column] = table[column].astype("Int64")
     table.insert(_position_after_attributes(contacts), "as_of", day)
@@ -179,3 +190,203 @@ def _with_contacts(
 def _position_after_attributes(contacts: pd.DataFrame | None) -> int:
     """Column position of ``as_of``: after ``contact_id`` and the contact attributes."""
     return 1 if contacts is None else len(contacts.columns)
+
+
+# --- the fitted, saved pipeline -----------------------------------------------------------
+
+PIPELINE_FORMAT = "clvcast.pipeline"
+PIPELINE_FORMAT_VERSION = 1
+DEFAULT_MODEL_DIR = Path("models")
+
+# The scored table's public column order (docs/scored-table.md); contact attributes follow
+# contact_id, and batch prediction appends model_name, model_version and scored_at.
+SCORED_COLUMNS = (
+    "contact_id",
+    "as_of",
+    *SUMMARY_COLUMNS,
+    *SCORE_COLUMNS,
+    "predicted_purchases_12m",
+    "p_alive",
+    "expected_order_value",
+    "clv_12m",
+    "high_value",
+    "churn_risk",
+    "churn_risk_band",
+    "r_drop_date",
+    "expected_drift_date",
+)
+
+
+class CLVPipeline(BaseEstimator):
+    """Everything a scoring run needs, fitted once: RFM bins, BG/NBD + Gamma-Gamma, churn.
+
+    Parameters
+    ----------
+    horizon_days : float
+        Forecast horizon of ``predicted_purchases_12m`` and ``clv_12m`` (365).
+    discount_rate_monthly : float
+        CLV discount rate per month.
+    churn_horizon_days : int
+        Churn = no purchase in this many days.
+    monetary_basis : {"total", "average"}
+        M score on total spend or average order value.
+    penalizer : float
+        BG/NBD penalty.
+    churn_cutoffs, churn_spacing_days : int
+        Training snapshots of the churn classifier.
+
+    Attributes
+    ----------
+    scorer_, forecaster_, churn_model_ : the fitted parts.
+    as_of_ : Timestamp
+        The as-of date of the training data.
+    training_ : dict
+        Sizes of the training data (contacts, purchase days, repeat buyers, history days).
+    """
+
+    def __init__(
+        self,
+        horizon_days: float = 365.0,
+        discount_rate_monthly: float = 0.01,
+        churn_horizon_days: int = 90,
+        monetary_basis: str = "total",
+        penalizer: float = 0.0,
+        churn_cutoffs: int = 12,
+        churn_spacing_days: int = 14,
+    ) -> None:
+        self.horizon_days = horizon_days
+        self.discount_rate_monthly = discount_rate_monthly
+        self.churn_horizon_days = churn_horizon_days
+        self.monetary_basis = monetary_basis
+        self.penalizer = penalizer
+        self.churn_cutoffs = churn_cutoffs
+        self.churn_spacing_days = churn_spacing_days
+
+    def _forecaster(self) -> CLVForecaster:
+        return CLVForecaster(
+            horizon_days=self.horizon_days,
+            discount_rate_monthly=self.discount_rate_monthly,
+            penalizer=self.penalizer,
+        )
+
+    def _churn_model(self) -> ChurnModel:
+        return ChurnModel(
+            horizon_days=self.churn_horizon_days,
+            n_cutoffs=self.churn_cutoffs,
+            spacing_days=self.churn_spacing_days,
+        )
+
+    def fit(self, purchases: PurchaseLog | pd.DataFrame, as_of: str | pd.Timestamp) -> CLVPipeline:
+        """Fit every part on the purchases up to ``as_of`` (later rows are ignored)."""
+        day = parse_as_of(as_of)
+        log = _log_of(purchases)
+        log = log.loc[log["date"] <= day]
+        summary = summarize(log, day)
+        self.scorer_ = RFMScorer(monetary_basis=self.monetary_basis).fit(summary)
+        self.forecaster_ = self._forecaster().fit(summary)
+        self.churn_model_ = self._churn_model().fit(log, day)
+        self.as_of_ = day
+        self.training_ = {
+            "contacts": int(len(summary)),
+            "repeat_buyers": int((summary["frequency"] > 0).sum()),
+            "purchase_days": int(len(log)),
+            "history_days": int((day - log["date"].min()).days),
+            "first_purchase": str(log["date"].min().date()),
+        }
+        return self
+
+    def score(
+        self,
+        purchases: PurchaseLog | pd.DataFrame,
+        as_of: str | pd.Timestamp,
+        contacts: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """The scored contact table at ``as_of`` with the frozen parts (prospects included)."""
+        check_is_fitted(self, "forecaster_")
+        result = build_contact_table(
+            purchases,
+            as_of,
+            contacts=contacts,
+            scorer=self.scorer_,
+            forecaster=self.forecaster_,
+            churn_model=self.churn_model_,
+        )
+        return result.table
+
+    def evaluate(
+        self,
+        purchases: PurchaseLog | pd.DataFrame,
+        as_of: str | pd.Timestamp,
+        holdout_days: int,
+    ) -> dict[str, float]:
+        """Holdout metrics of copies of this pipeline's models (not of the fitted parts).
+
+        Purchases: BG/NBD fitted up to ``as_of - holdout_days`` against the last
+        ``holdout_days``. Churn: the temporal evaluation at ``as_of``. Keys are flat names
+        ready for MLflow (``holdout_rmse``, ``churn_roc_auc``, ``churn_roc_auc_high_value``...).
+        """
+        from clvcast.churn.evaluation import evaluate_churn
+        from clvcast.models.evaluation import evaluate_holdout
+
+        day = parse_as_of(as_of)
+        log = _log_of(purchases)
+        log = log.loc[log["date"] <= day]
+        holdout = evaluate_holdout(
+            log, day - pd.Timedelta(days=holdout_days), day, forecaster=self._forecaster()
+        )
+        churn = evaluate_churn(log, day, self._churn_model())
+        metrics = {f"holdout_{key}": float(value) for key, value in holdout.metrics.items()}
+        for (population, score), row in churn.metrics.iterrows():
+            suffix = "" if population == "all" else "_high_value"
+            name = "churn" if score == "classifier" else f"churn_baseline_{score}"
+            for metric in ("roc_auc", "pr_auc", "brier"):
+                if pd.notna(row[metric]):
+                    metrics[f"{name}_{metric}{suffix}"] = float(row[metric])
+        metrics["churn_drift_concordance"] = float(churn.drift_concordance)
+        self.last_evaluation_ = {"holdout": holdout, "churn": churn}
+        return metrics
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save with joblib (atomically), with a format header checked by :meth:`load`."""
+        check_is_fitted(self, "forecaster_")
+        from clvcast import __version__
+
+        state = {k: v for k, v in self.__dict__.items() if k != "last_evaluation_"}
+        payload = {
+            "format": PIPELINE_FORMAT,
+            "format_version": PIPELINE_FORMAT_VERSION,
+            "clvcast_version": __version__,
+            "pipeline": state,
+        }
+        with atomic_path(path) as temporary:
+            joblib.dump(payload, temporary, compress=3)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> CLVPipeline:
+        """Load a pipeline saved by :meth:`save`; a clear error for anything else."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"model file not found: {path}.")
+        try:
+            payload = joblib.load(path)
+        except Exception as exc:  # joblib raises many kinds on foreign files
+            raise InputError(
+                f"{path} is not a clvcast pipeline file ({type(exc).__name__}); train one "
+                "with `clvcast train` or CLVPipeline.save."
+            ) from exc
+        if not isinstance(payload, dict) or payload.get("format") != PIPELINE_FORMAT:
+            raise InputError(
+                f"{path} is not a clvcast pipeline file; train one with `clvcast train` or "
+                "CLVPipeline.save."
+            )
+        version = payload.get("format_version")
+        if version != PIPELINE_FORMAT_VERSION:
+            raise InputError(
+                f"{path} was saved in pipeline format {version} (clvcast "
+                f"{payload.get('clvcast_version')}); this clvcast reads format "
+                f"{PIPELINE_FORMAT_VERSION}. Retrain the model with this version."
+            )
+        pipeline = cls.__new__(cls)
+        pipeline.__dict__.update(payload["pipeline"])
+        return pipeline

@@ -496,3 +496,49 @@ def _check_summary(summary: pd.DataFrame) -> None:
         )
     if len(summary) == 0:
         raise InputError("customer summary is empty; there is no contact to score.")
+
+
+MIGRATION_FIELDS = ("r_score", "f_score", "m_score", "rfm_cell", "rfm_group", "rfm_segment")
+
+
+def rfm_migrations(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+    """Contacts whose RFM scores, cell, group or segment changed between two scored tables.
+
+    One row per such contact with ``<field>_from`` and ``<field>_to`` columns, the two
+    as-of dates, ``high_value`` (now) and ``change``: ``changed``, ``new`` (not in the
+    previous table) or ``gone`` (not in the current one). The classic trigger
+    "M 4-5 and R fell from 5 to 4" is then
+    ``m_score_to.isin([4, 5]) & (r_score_from == 5) & (r_score_to == 4)``.
+    """
+    needed = ["contact_id", "as_of", *MIGRATION_FIELDS]
+    for name, frame in (("previous", previous), ("current", current)):
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise InputError(f"the {name} scored table has no column(s) {missing}.")
+    left = previous[needed].copy()
+    right = (
+        current[[*needed, "high_value"]].copy()
+        if "high_value" in current
+        else current[needed].copy()
+    )
+    for frame in (left, right):
+        frame["contact_id"] = frame["contact_id"].astype(str)
+        for column in ("r_score", "f_score", "m_score"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    merged = left.merge(
+        right, on="contact_id", how="outer", suffixes=("_from", "_to"), indicator=True
+    )
+    differs = pd.Series(False, index=merged.index)
+    for column in MIGRATION_FIELDS:
+        before, after = merged[f"{column}_from"], merged[f"{column}_to"]
+        differs |= (before.astype("string") != after.astype("string")).fillna(
+            before.isna() != after.isna()
+        )
+    change = merged["_merge"].map({"both": "changed", "left_only": "gone", "right_only": "new"})
+    merged["change"] = change.astype(str)
+    result = merged[differs | (merged["_merge"] != "both")].drop(columns="_merge")
+    ordered = ["contact_id", "as_of_from", "as_of_to"]
+    for column in MIGRATION_FIELDS:
+        ordered += [f"{column}_from", f"{column}_to"]
+    ordered += [c for c in ("high_value", "change") if c in result.columns]
+    return result[ordered].sort_values("contact_id", kind="stable").reset_index(drop=True)

@@ -1,0 +1,475 @@
+"""Train -> register -> alias -> predict, outputs (files, SQLite, PostgreSQL), atomicity."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy
+
+from clvcast.churn.simulate import simulate_fading_transactions
+from clvcast.data import load_cdnow_master
+from clvcast.errors import InputError
+from clvcast.output import write_scored, write_sql, write_table
+from clvcast.pipeline import SCORED_COLUMNS, CLVPipeline
+from clvcast.rfm import rfm_migrations
+
+CONTRACT = [*SCORED_COLUMNS[:1], *SCORED_COLUMNS[1:], "model_name", "model_version", "scored_at"]
+
+
+def clvcast(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "clvcast", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess, text: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("clvcast: error: "), result.stderr
+    assert text in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("batch")
+    (folder / "models").mkdir()
+    raw = load_cdnow_master()
+    raw.to_parquet(folder / "cdnow.parquet", index=False)
+    contacts = pd.DataFrame(
+        {"contact_id": ["00001", "00003", "99999"], "email": ["a@x.org", "c@x.org", "new@x.org"]}
+    )
+    contacts.to_csv(folder / "contacts.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(workdir):
+    tracking = f"sqlite:///{workdir / 'mlruns.db'}"
+    result = clvcast(
+        "train",
+        "--transactions",
+        "cdnow.parquet",
+        "--date-format",
+        "%Y%m%d",
+        "--as-of",
+        "1998-06-30",
+        "--holdout-days",
+        "180",
+        "--alias",
+        "champion",
+        "--tracking-uri",
+        tracking,
+        "--save",
+        "models/cdnow.joblib",
+        "--json",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), tracking
+
+
+def predict(workdir, tracking, *extra: str) -> subprocess.CompletedProcess:
+    return clvcast(
+        "predict",
+        "--transactions",
+        "cdnow.parquet",
+        "--date-format",
+        "%Y%m%d",
+        "--as-of",
+        "1998-06-30",
+        "--tracking-uri",
+        tracking,
+        *extra,
+        cwd=workdir,
+    )
+
+
+def test_train_logs_run_registers_and_aliases(trained):
+    run, tracking = trained
+    assert run["version"] == "1" and run["registered_model"] == "clvcast"
+    assert run["alias_moved"] and run["model_uri"] == "models:/clvcast/1"
+    for metric in (
+        "holdout_rmse",
+        "holdout_baseline_rmse",
+        "churn_roc_auc",
+        "churn_baseline_bgnbd_no_purchase_roc_auc",
+        "bgnbd_log_likelihood",
+        "data_contacts",
+    ):
+        assert metric in run["metrics"], metric
+    assert run["params"]["pipeline.churn_horizon_days"] == 90
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking)
+    artifacts = {a.path for a in client.list_artifacts(run["run_id"])}
+    assert {
+        "rfm_boundaries.json",
+        "ingestion_report.json",
+        "churn_roc.png",
+        "calibration_vs_holdout.png",
+    } <= artifacts
+
+
+def test_predict_by_alias_version_and_file_agree_with_python_api_and_lifetimes(trained, workdir):
+    _, tracking = trained
+    fixed = ["--scored-at", "2026-01-01T00:00:00"]
+    by_alias = predict(
+        workdir,
+        tracking,
+        "--model",
+        "models:/clvcast@champion",
+        "--output",
+        "alias.parquet",
+        *fixed,
+    )
+    assert by_alias.returncode == 0, by_alias.stderr
+    by_version = predict(
+        workdir, tracking, "--model", "models:/clvcast/1", "--output", "version.parquet", *fixed
+    )
+    assert by_version.returncode == 0, by_version.stderr
+    by_file = predict(
+        workdir,
+        tracking,
+        "--model",
+        "models/cdnow.joblib",
+        "--output",
+        "file.csv",
+        *fixed,
+        "--json",
+    )
+    assert by_file.returncode == 0, by_file.stderr
+    assert json.loads(by_file.stdout)["contacts"] == 23_502
+
+    alias = pd.read_parquet(workdir / "alias.parquet")
+    version = pd.read_parquet(workdir / "version.parquet")
+    pd.testing.assert_frame_equal(alias, version)
+    assert list(alias.columns) == CONTRACT
+    assert (alias["model_version"] == "1").all() and (alias["model_name"] == "clvcast").all()
+
+    pipeline = CLVPipeline.load(workdir / "models" / "cdnow.joblib")
+    from clvcast.data import cdnow_purchase_log
+
+    api = pipeline.score(cdnow_purchase_log(as_of="1998-06-30"), "1998-06-30")
+    numeric = [
+        "predicted_purchases_12m",
+        "p_alive",
+        "expected_order_value",
+        "clv_12m",
+        "churn_risk",
+    ]
+    np.testing.assert_allclose(
+        alias[numeric].to_numpy(float), api[numeric].to_numpy(float), rtol=1e-12
+    )
+    from_file = pd.read_csv(workdir / "file.csv", dtype={"contact_id": str})
+    np.testing.assert_allclose(
+        from_file[numeric].to_numpy(float), alias[numeric].to_numpy(float), rtol=1e-9
+    )
+
+    # The same parameters in lifetimes give the same numbers.
+    bgf = pipeline.forecaster_.bgnbd_.to_lifetimes()
+    ggf = pipeline.forecaster_.gamma_gamma_.to_lifetimes()
+    f, r, T, m = (alias[c].astype(float) for c in ("frequency", "recency", "T", "monetary_value"))
+    expected = bgf.conditional_expected_number_of_purchases_up_to_time(365, f, r, T)
+    np.testing.assert_allclose(alias["predicted_purchases_12m"], expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        alias["p_alive"], bgf.conditional_probability_alive(f, r, T), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        alias["expected_order_value"], ggf.conditional_expected_average_profit(f, m), rtol=1e-6
+    )
+
+
+def test_rerun_gives_the_same_table(trained, workdir):
+    _, tracking = trained
+    fixed = ["--model", "models/cdnow.joblib", "--scored-at", "2026-01-01T00:00:00"]
+    for name in ("again1.parquet", "again2.parquet"):
+        assert predict(workdir, tracking, *fixed, "--output", name).returncode == 0
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(workdir / "again1.parquet"), pd.read_parquet(workdir / "again2.parquet")
+    )
+
+
+def test_predict_with_contacts_previous_and_sqlite(trained, workdir):
+    _, tracking = trained
+    earlier = clvcast(
+        "predict",
+        "--transactions",
+        "cdnow.parquet",
+        "--date-format",
+        "%Y%m%d",
+        "--as-of",
+        "1998-03-31",
+        "--model",
+        "models/cdnow.joblib",
+        "--output",
+        "march.parquet",
+        cwd=workdir,
+    )
+    assert earlier.returncode == 0, earlier.stderr
+    url = f"sqlite:///{workdir / 'scores.db'}"
+    result = predict(
+        workdir,
+        tracking,
+        "--model",
+        "models/cdnow.joblib",
+        "--contacts",
+        "contacts.csv",
+        "--output",
+        url,
+        "--table",
+        "contacts_scored",
+        "--previous",
+        "march.parquet",
+    )
+    assert result.returncode == 0, result.stderr
+    engine = sqlalchemy.create_engine(url)
+    table = pd.read_sql_table("contacts_scored", engine)
+    assert len(table) == 23_503  # every buyer and the one prospect
+    prospect = table.set_index("contact_id").loc["99999"]
+    assert prospect["rfm_segment"] == "prospect" and pd.isna(prospect["clv_12m"])
+    assert table.set_index("contact_id").loc["00003", "email"] == "c@x.org"
+    migrations = pd.read_sql_table("contacts_scored_migrations", engine)
+    engine.dispose()
+    assert len(migrations) > 0 and set(migrations["change"]) <= {"changed", "new", "gone"}
+    trigger = migrations[
+        migrations["m_score_to"].isin([4, 5])
+        & (migrations["r_score_from"] == 5)
+        & (migrations["r_score_to"] == 4)
+    ]
+    assert len(trigger) > 0  # the classic campaign trigger is a plain filter
+    assert "Wrote" in result.stdout and "RFM migrations" in result.stdout
+
+
+def test_migrations_list_only_changes():
+    previous = pd.DataFrame(
+        {
+            "contact_id": ["a", "b", "c"],
+            "as_of": pd.Timestamp("2024-01-01"),
+            "r_score": [5, 3, 2],
+            "f_score": [4, 3, 1],
+            "m_score": [5, 2, 1],
+            "rfm_cell": ["R5F4M5", "R3F3M2", "R2F1M1"],
+            "rfm_group": ["loyal", "recurring", "x"],
+            "rfm_segment": ["champions", "need attention", "hibernating"],
+        }
+    )
+    current = previous.copy()
+    current["as_of"] = pd.Timestamp("2024-02-01")
+    current.loc[0, ["r_score", "rfm_cell", "rfm_segment"]] = [4, "R4F4M5", "loyal customers"]
+    current = pd.concat([current.iloc[:2], current.iloc[:1].assign(contact_id="d")])
+    current["high_value"] = [True, False, True]
+    result = rfm_migrations(previous, current).set_index("contact_id")
+    assert result.loc["a", "change"] == "changed"
+    assert (result.loc["a", "r_score_from"], result.loc["a", "r_score_to"]) == (5, 4)
+    assert result.loc["c", "change"] == "gone" and result.loc["d", "change"] == "new"
+    assert "b" not in result.index
+
+
+def test_bad_arguments_give_one_clear_line(trained, workdir):
+    _, tracking = trained
+    base = ["--output", "bad.parquet"]
+    one_line_error(
+        predict(workdir, tracking, "--model", "models:/nosuch@champion", *base),
+        "no registered model 'nosuch'",
+    )
+    one_line_error(
+        predict(workdir, tracking, "--model", "models:/clvcast@gold", *base),
+        "has no alias 'gold'; its aliases: ['champion']",
+    )
+    one_line_error(
+        predict(workdir, tracking, "--model", "models:/clvcast/42", *base),
+        "has no version '42'; versions: [1]",
+    )
+    one_line_error(
+        predict(workdir, tracking, "--model", "models/none.joblib", *base), "model file not found"
+    )
+    (workdir / "foreign.joblib").write_bytes(b"not a pickle at all")
+    one_line_error(
+        predict(workdir, tracking, "--model", "foreign.joblib", *base),
+        "is not a clvcast pipeline file",
+    )
+    one_line_error(
+        predict(
+            workdir,
+            tracking,
+            "--model",
+            "models/cdnow.joblib",
+            "--output",
+            "nosuchdb://x/y",
+            "--table",
+            "t",
+        ),
+        "is not a usable SQLAlchemy URL",
+    )
+    one_line_error(
+        predict(workdir, tracking, "--model", "models/cdnow.joblib", "--output", "sqlite:///x.db"),
+        "needs a table name",
+    )
+    one_line_error(
+        predict(
+            workdir, tracking, "--model", "models/cdnow.joblib", "--output", "/proc/scores.parquet"
+        ),
+        "is not writable",
+    )
+    assert not (workdir / "bad.parquet").exists()
+
+
+def test_saved_pipeline_format_is_checked(tmp_path):
+    old = tmp_path / "old.joblib"
+    joblib.dump({"format": "clvcast.pipeline", "format_version": 0, "pipeline": {}}, old)
+    with pytest.raises(InputError, match="pipeline format 0"):
+        CLVPipeline.load(old)
+    other = tmp_path / "other.joblib"
+    joblib.dump({"something": 1}, other)
+    with pytest.raises(InputError, match="not a clvcast pipeline file"):
+        CLVPipeline.load(other)
+
+
+def test_champion_rule(tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from clvcast.tracking import champion_decision
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    mlflow.set_tracking_uri(uri)
+    client.create_registered_model("m")
+    assert champion_decision(client, "m", "champion", {})[0]  # nobody holds it yet
+    with mlflow.start_run() as run:
+        mlflow.log_metrics({"holdout_rmse": 1.0, "churn_roc_auc": 0.8})
+    version = client.create_model_version("m", "file:///nowhere", run_id=run.info.run_id)
+    client.set_registered_model_alias("m", "champion", version.version)
+    assert champion_decision(client, "m", "champion", {"holdout_rmse": 0.9, "churn_roc_auc": 0.81})[
+        0
+    ]
+    assert champion_decision(client, "m", "champion", {"holdout_rmse": 1.0, "churn_roc_auc": 0.8})[
+        0
+    ]
+    moved, reason = champion_decision(
+        client, "m", "champion", {"holdout_rmse": 1.2, "churn_roc_auc": 0.85}
+    )
+    assert not moved and "holdout_rmse 1.2000 vs 1.0000" in reason
+    moved, reason = champion_decision(client, "m", "champion", {"churn_roc_auc": 0.9})
+    assert not moved and "--holdout-days" in reason
+
+
+@pytest.fixture
+def small_table():
+    transactions, _ = simulate_fading_transactions(300, seed=3)
+    return transactions
+
+
+def test_failed_file_write_keeps_the_old_file(tmp_path, small_table, monkeypatch):
+    target = tmp_path / "scores.parquet"
+    write_table(small_table, target)
+    before = target.read_bytes()
+
+    def broken(self, path, **kwargs):
+        Path(path).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_table(small_table.head(5), target)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+
+
+def test_killed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "big.csv"
+    target.write_text("contact_id,clv\nold,1\n")
+    code = (
+        "import numpy as np, pandas as pd; from clvcast.output import write_table;"
+        "n = 30_000_000; t = pd.DataFrame({'a': np.arange(n), 'b': np.arange(n) * 0.5});"
+        f"print('go', flush=True); write_table(t, {str(target)!r})"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "go"
+    time.sleep(1.0)  # well inside the ~minute-long CSV write
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert target.read_text() == "contact_id,clv\nold,1\n"
+
+
+def sql_write_is_atomic(url: str, small_table: pd.DataFrame, monkeypatch) -> None:
+    write_sql(small_table, url, "scores")
+    engine = sqlalchemy.create_engine(url)
+    before = pd.read_sql_table("scores", engine)
+    assert len(before) == len(small_table)
+    original = pd.DataFrame.to_sql
+
+    def half(self, name, con, **kwargs):
+        original(self.head(10), name, con, **kwargs)  # some rows land, then it fails
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(pd.DataFrame, "to_sql", half)
+    with pytest.raises(InputError, match="connection lost"):
+        write_sql(small_table.head(50), url, "scores")
+    monkeypatch.undo()
+    after = pd.read_sql_table("scores", engine)
+    pd.testing.assert_frame_equal(before, after)
+    names = sqlalchemy.inspect(engine).get_table_names()
+    engine.dispose()
+    assert [n for n in names if n.startswith("scores")] == ["scores"]  # no staging left
+
+
+def test_sqlite_write_is_atomic(tmp_path, small_table, monkeypatch):
+    sql_write_is_atomic(f"sqlite:///{tmp_path / 's.db'}", small_table, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    url = os.environ.get("CLVCAST_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the PostgreSQL tests: scripts/postgres.sh did not start")
+        pytest.skip("no PostgreSQL server: run the suite with `make test`")
+    return url
+
+
+def test_postgresql_write_is_atomic(postgres_url, small_table, monkeypatch):
+    sql_write_is_atomic(postgres_url, small_table, monkeypatch)
+
+
+def test_predict_to_postgresql(trained, workdir, postgres_url):
+    _, tracking = trained
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")  # as users type it
+    result = predict(
+        workdir,
+        tracking,
+        "--model",
+        "models:/clvcast@champion",
+        "--output",
+        plain,
+        "--table",
+        "clv_scores",
+    )
+    assert result.returncode == 0, result.stderr
+    engine = sqlalchemy.create_engine(postgres_url)
+    table = pd.read_sql_table("clv_scores", engine)
+    engine.dispose()
+    assert len(table) == 23_502 and list(table.columns) == CONTRACT
+    expected = pd.read_parquet(workdir / "alias.parquet")
+    merged = table.merge(expected, on="contact_id", suffixes=("", "_file"))
+    np.testing.assert_allclose(merged["clv_12m"], merged["clv_12m_file"], rtol=1e-12)
+
+
+def test_write_scored_dispatches(tmp_path, small_table):
+    assert write_scored(small_table, str(tmp_path / "a.csv")).endswith("a.csv")
+    where = write_scored(small_table, f"sqlite:///{tmp_path / 'b.db'}", "t")
+    assert where.endswith("table t")

@@ -473,3 +473,101 @@ def test_write_scored_dispatches(tmp_path, small_table):
     assert write_scored(small_table, str(tmp_path / "a.csv")).endswith("a.csv")
     where = write_scored(small_table, f"sqlite:///{tmp_path / 'b.db'}", "t")
     assert where.endswith("table t")
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on loopback with its own SQLite store and artifact folder."""
+    import socket
+    import urllib.request
+
+    folder = tmp_path_factory.mktemp("server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen(
+        [
+            str(mlflow_cli),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'db.sqlite'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "server.log").open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"mlflow server did not start: {(folder / 'server.log').read_text()}")
+        time.sleep(0.5)
+    yield url
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+@pytest.mark.slow
+def test_train_and_predict_against_an_mlflow_server(mlflow_server, tmp_path):
+    transactions, _ = simulate_fading_transactions(3_000, seed=8)
+    transactions.to_parquet(tmp_path / "t.parquet", index=False)
+    trained = clvcast(
+        "train",
+        "--transactions",
+        "t.parquet",
+        "--as-of",
+        "2024-06-30",
+        "--holdout-days",
+        "90",
+        "--alias",
+        "champion",
+        "--register-as",
+        "shop",
+        "--tracking-uri",
+        mlflow_server,
+        "--save",
+        "m.joblib",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stderr
+    run = json.loads(trained.stdout)
+    assert run["tracking_uri"] == mlflow_server and run["alias_moved"]
+    scored = clvcast(
+        "predict",
+        "--model",
+        "models:/shop@champion",
+        "--tracking-uri",
+        mlflow_server,
+        "--transactions",
+        "t.parquet",
+        "--as-of",
+        "2024-06-30",
+        "--output",
+        "s.parquet",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert scored.returncode == 0, scored.stderr
+    summary = json.loads(scored.stdout)
+    assert summary["model_name"] == "shop" and summary["model_version"] == run["version"]
+    table = pd.read_parquet(tmp_path / "s.parquet")
+    assert table["contact_id"].nunique() == 3_000

@@ -195,7 +195,10 @@ def log_training_run(
     except MlflowException as exc:
         raise TrackingError(f"cannot use the MLflow store {uri}: {_first_line(exc)}") from exc
     all_params = _flat_params(pipeline, params)
+    # MLflow prints "View run at ..." links to stdout for server stores; library code must
+    # not print (and `--json` output must stay JSON), so its chatter is captured.
     with (
+        contextlib.redirect_stdout(io.StringIO()),
         tempfile.TemporaryDirectory() as folder,
         mlflow.start_run(experiment_id=experiment_id) as run,
     ):

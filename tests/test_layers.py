@@ -21,6 +21,7 @@ ALLOWED = {
     "churn": {"errors", "data", "summary", "rfm", "models", "churn"},
     "plots": {"errors", "summary", "rfm", "models", "churn", "plots"},
     "pipeline": {"errors", "atomic", "data", "summary", "rfm", "models", "churn", "output"},
+    "tracking": {"errors", "data", "pipeline"},
     "cli": {"*"},
     "__init__": set(),
     "__main__": {"cli"},

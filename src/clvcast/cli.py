@@ -598,7 +598,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """clvcast predict: score every contact with a model version and write the table."""
-    from clvcast.data import read_contacts, read_transactions
     from clvcast.output import (
         check_sql_target,
         is_sql_url,
@@ -620,22 +619,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     scored_at = scored_at.tz_convert("UTC").tz_localize(None) if scored_at.tzinfo else scored_at
     with _step(args, f"loading {args.model}"):
         loaded = load_model(args.model, args.tracking_uri)
-    purchase_log = read_transactions(
-        args.transactions,
-        contact_col=args.contact_col,
-        date_col=args.date_col,
-        amount_col=args.amount_col,
-        date_format=args.date_format,
-        as_of=args.as_of,
-        nonpositive=args.nonpositive,
-        duplicates=args.duplicates,
-        invalid="drop" if args.drop_invalid else "error",
-    )
-    contacts = None
-    if args.contacts:
-        contacts = read_contacts(
-            args.contacts, contact_col=args.contacts_id_col or args.contact_col
-        )
+    purchase_log, contacts = _read_inputs(args)
     with _step(args, "scoring every contact"):
         table = loaded.pipeline.score(purchase_log, args.as_of, contacts=contacts)
     table["model_name"] = loaded.name

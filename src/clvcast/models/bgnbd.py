@@ -21,7 +21,12 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clvcast.models.checks import check_purchase_data, require_columns, resolve_time_unit
-from clvcast.models.fitting import compress_rows, minimize_with_retries, standard_errors
+from clvcast.models.fitting import (
+    compress_rows,
+    minimize_with_retries,
+    parameter_table,
+    standard_errors,
+)
 from clvcast.models.likelihood import bgnbd_objective, prepare_bgnbd_data
 
 PARAMS = ("r", "alpha", "a", "b")
@@ -221,10 +226,7 @@ class BetaGeoModel(BaseEstimator):
     def summary(self) -> pd.DataFrame:
         """Parameters with standard errors and 95% intervals, as lifetimes shows them."""
         check_is_fitted(self, "params_")
-        frame = pd.DataFrame({"coef": self.params_, "se(coef)": self.standard_errors_})
-        frame["lower 95% bound"] = frame["coef"] - 1.96 * frame["se(coef)"]
-        frame["upper 95% bound"] = frame["coef"] + 1.96 * frame["se(coef)"]
-        return frame
+        return parameter_table(self.params_, self.standard_errors_)
 
     def to_lifetimes(self, summary: pd.DataFrame | None = None):
         """A fitted ``lifetimes.BetaGeoFitter`` with these parameters.

@@ -221,3 +221,11 @@ def standard_errors(
     with np.errstate(invalid="ignore"):
         errors = np.sqrt(np.diag(covariance))
     return covariance, errors
+
+
+def parameter_table(params: pd.Series, errors: pd.Series) -> pd.DataFrame:
+    """Parameters with standard errors and 95% intervals, as lifetimes' ``summary`` shows them."""
+    frame = pd.DataFrame({"coef": params, "se(coef)": errors})
+    frame["lower 95% bound"] = frame["coef"] - 1.96 * frame["se(coef)"]
+    frame["upper 95% bound"] = frame["coef"] + 1.96 * frame["se(coef)"]
+    return frame

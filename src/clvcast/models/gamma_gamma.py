@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from clvcast.errors import DataQualityWarning, InputError, ModelError
 from clvcast.models.checks import MIN_REPEAT_BUYERS, require_columns
-from clvcast.models.fitting import minimize_with_retries, standard_errors
+from clvcast.models.fitting import minimize_with_retries, parameter_table, standard_errors
 from clvcast.models.likelihood import gamma_gamma_objective, prepare_gamma_gamma_data
 
 PARAMS = ("p", "q", "v")
@@ -150,10 +150,7 @@ class GammaGammaModel(BaseEstimator):
     def summary(self) -> pd.DataFrame:
         """Parameters with standard errors and 95% intervals."""
         check_is_fitted(self, "params_")
-        frame = pd.DataFrame({"coef": self.params_, "se(coef)": self.standard_errors_})
-        frame["lower 95% bound"] = frame["coef"] - 1.96 * frame["se(coef)"]
-        frame["upper 95% bound"] = frame["coef"] + 1.96 * frame["se(coef)"]
-        return frame
+        return parameter_table(self.params_, self.standard_errors_)
 
     def to_lifetimes(self, summary: pd.DataFrame | None = None):
         """A fitted ``lifetimes.GammaGammaFitter`` with these parameters (data attached if given)."""

@@ -121,7 +121,8 @@ def build_contact_table(
     if churn_model is not None:
         if not _is_fitted(churn_model):
             churn_model.fit(_log_of(purchases), day)
-        parts.append(churn_model.score(_log_of(purchases), day)[list(CHURN_COLUMNS)])
+        churn = churn_model.score(_log_of(purchases), day, summary=summary)
+        parts.append(churn[list(CHURN_COLUMNS)])
     table = pd.concat(parts, axis=1).reset_index()
     model_columns = list(prediction_columns(forecaster.horizon_days)) if forecaster else []
     model_columns += ["high_value"]

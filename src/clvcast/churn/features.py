@@ -102,31 +102,46 @@ def median_days_to_next_purchase(
     return np.where(alive > 0.5, days, np.inf)
 
 
-def _window_counts(log: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Purchases and spend per contact in the recent windows before ``cutoff``."""
-    age = (cutoff - log["date"]).dt.days.to_numpy()
+def _history_statistics(log: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Gap statistics and recent-window activity per contact, in one vectorised pass.
+
+    ``log`` has one row per contact and day. Rows are put in (contact, date) order, the gaps
+    between consecutive purchase days of a contact are taken with one ``np.diff``, and every
+    per-contact sum is a ``np.bincount`` over integer contact codes: no Python-level groupby,
+    which matters at tens of millions of rows.
+    """
+    codes, contacts = pd.factorize(log["contact_id"], sort=False)
+    days = ((log["date"] - cutoff).dt.days).to_numpy(dtype=np.int64)  # <= 0
+    amounts = log["amount"].to_numpy(dtype=float)
+    order = np.lexsort((days, codes))
+    codes, days, amounts = codes[order], days[order], amounts[order]
+    n = len(contacts)
+    same = codes[1:] == codes[:-1]
+    gaps = np.diff(days)[same].astype(float)
+    owners = codes[1:][same]
+    count = np.bincount(owners, minlength=n).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(owners, gaps, minlength=n) / count
+        square = np.bincount(owners, gaps**2, minlength=n) / count
+        spread = np.sqrt(np.maximum(square - mean**2, 0.0))
+    last_gap = np.full(n, np.nan)
+    last_gap[owners] = gaps  # in date order, the last write per contact is its last gap
+    age = -days
+    recent = age < WINDOW_DAYS
+    prior = (age >= WINDOW_DAYS) & (age < 2 * WINDOW_DAYS)
     frame = pd.DataFrame(
         {
-            "contact_id": log["contact_id"].to_numpy(),
-            "purchases_last_30d": (age < SHORT_WINDOW_DAYS).astype(float),
-            "purchases_last_90d": (age < WINDOW_DAYS).astype(float),
-            "purchases_prior_90d": ((age >= WINDOW_DAYS) & (age < 2 * WINDOW_DAYS)).astype(float),
-            "spend_last_90d": np.where(age < WINDOW_DAYS, log["amount"].to_numpy(), 0.0),
-            "spend_prior_90d": np.where(
-                (age >= WINDOW_DAYS) & (age < 2 * WINDOW_DAYS), log["amount"].to_numpy(), 0.0
-            ),
-        }
+            "gap_std_days": np.where(count > 0, spread, np.nan),
+            "last_gap_days": last_gap,
+            "purchases_last_30d": np.bincount(codes, age < SHORT_WINDOW_DAYS, minlength=n),
+            "purchases_last_90d": np.bincount(codes, recent, minlength=n),
+            "purchases_prior_90d": np.bincount(codes, prior, minlength=n),
+            "spend_last_90d": np.bincount(codes, amounts * recent, minlength=n),
+            "spend_prior_90d": np.bincount(codes, amounts * prior, minlength=n),
+        },
+        index=pd.Index(contacts, name="contact_id"),
     )
-    return frame.groupby("contact_id", sort=False).sum()
-
-
-def _gap_statistics(log: pd.DataFrame) -> pd.DataFrame:
-    """Standard deviation and last value of the gaps between a contact's purchase days."""
-    ordered = log.sort_values(["contact_id", "date"], kind="stable")
-    gaps = ordered.groupby("contact_id", sort=False)["date"].diff().dt.days
-    frame = pd.DataFrame({"contact_id": ordered["contact_id"].to_numpy(), "gap": gaps})
-    grouped = frame.dropna().groupby("contact_id", sort=False)["gap"]
-    return pd.DataFrame({"gap_std_days": grouped.std(ddof=0), "last_gap_days": grouped.last()})
+    return frame
 
 
 def snapshot_features(
@@ -135,16 +150,19 @@ def snapshot_features(
     *,
     horizon_days: float,
     bgnbd: BetaGeoModel | None = None,
+    summary: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, BetaGeoModel | None]:
     """Features of every contact who bought on or before ``cutoff`` (index: contact_id).
 
     ``purchases`` is a purchase log (one row per contact-day); rows after ``cutoff`` are
     ignored. A BG/NBD model is fitted on the snapshot unless ``bgnbd`` is given (scoring
-    with a frozen model). Returns the features and the BG/NBD model used (None if it could
+    with a frozen model); ``summary`` may pass the summary of this log at ``cutoff`` when
+    the caller has it already. Returns the features and the BG/NBD model used (None if it could
     not be fitted; its three features are then missing, which the classifier tolerates).
     """
     log = purchases.loc[purchases["date"] <= cutoff, ["contact_id", "date", "amount"]]
-    summary = summarize(log, cutoff)
+    if summary is None:
+        summary = summarize(log, cutoff)
     features = summary.copy()
     features["average_order_value"] = summary["total_spend"] / summary["orders"]
     with warnings.catch_warnings():
@@ -155,10 +173,10 @@ def snapshot_features(
     features["mean_gap_days"] = np.where(
         repeat, summary["recency"] / summary["frequency"].where(repeat, 1), np.nan
     )
-    features = features.join(_gap_statistics(log))
+    history = _history_statistics(log, cutoff)
+    features = features.join(history[["gap_std_days", "last_gap_days"]])
     features["overdue_ratio"] = summary["days_since_last_purchase"] / features["mean_gap_days"]
-    windows = _window_counts(log, cutoff)
-    features = features.join(windows)
+    features = features.join(history.drop(columns=["gap_std_days", "last_gap_days"]))
     features["activity_trend"] = (features["purchases_last_90d"] + 1) / (
         features["purchases_prior_90d"] + 1
     )

@@ -223,11 +223,21 @@ class ChurnModel(BaseEstimator):
                 values = self.calibrator_.predict_proba(_log_odds(values))[:, 1]
         return pd.Series(values, index=features.index, name="churn_risk")
 
-    def score(self, purchases: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
-        """``churn_risk``, ``churn_risk_band`` and ``expected_drift_date`` per contact."""
+    def score(
+        self,
+        purchases: pd.DataFrame,
+        as_of: str | pd.Timestamp,
+        summary: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """``churn_risk``, ``churn_risk_band`` and ``expected_drift_date`` per contact.
+
+        ``summary`` may pass the summary of ``purchases`` at ``as_of`` if already computed.
+        """
         check_is_fitted(self, "booster_")
         day = parse_as_of(as_of)
-        features, bgnbd = snapshot_features(purchases, day, horizon_days=self.horizon_days)
+        features, bgnbd = snapshot_features(
+            purchases, day, horizon_days=self.horizon_days, summary=summary
+        )
         risk = self.predict_risk(features)
         drift = np.nan_to_num(self.drift_days(features, bgnbd), nan=0.0)
         return pd.DataFrame(

@@ -571,3 +571,25 @@ def test_train_and_predict_against_an_mlflow_server(mlflow_server, tmp_path):
     assert summary["model_name"] == "shop" and summary["model_version"] == run["version"]
     table = pd.read_parquet(tmp_path / "s.parquet")
     assert table["contact_id"].nunique() == 3_000
+
+
+def test_report_command(trained, workdir):
+    _, tracking = trained
+    result = clvcast(
+        "report",
+        "--model",
+        "models/cdnow.joblib",
+        "--scored",
+        "alias.parquet",
+        "--output",
+        "report",
+        "--tracking-uri",
+        tracking,
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    html = (workdir / "report" / "report.html").read_text()
+    assert "<script" not in html and "R5 = last purchase" in html
+    assert len(list((workdir / "report").glob("*.png"))) >= 10
+    missing = clvcast("report", "--model", "models/cdnow.joblib", "--output", "r2", cwd=workdir)
+    one_line_error(missing, "needs --scored PATH or --transactions")

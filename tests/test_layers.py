@@ -22,6 +22,7 @@ ALLOWED = {
     "plots": {"errors", "summary", "rfm", "models", "churn", "plots"},
     "pipeline": {"errors", "atomic", "data", "summary", "rfm", "models", "churn", "output"},
     "tracking": {"errors", "data", "pipeline"},
+    "report": {"errors", "atomic", "rfm", "models", "churn", "plots", "pipeline"},
     "cli": {"*"},
     "__init__": set(),
     "__main__": {"cli"},

@@ -27,11 +27,11 @@ from clvcast.errors import ClvcastError, InputError
 log = logging.getLogger("clvcast")
 
 
-def _add_transaction_options(parser: argparse.ArgumentParser) -> None:
+def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     group = parser.add_argument_group("transactions input")
     group.add_argument(
         "--transactions",
-        required=True,
+        required=required,
         metavar="PATH",
         help="purchase log: CSV, TSV or Parquet, one row per purchase or order line",
     )
@@ -94,7 +94,7 @@ def _add_transaction_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--as-of",
-        required=True,
+        required=required,
         metavar="DATE",
         help="last day of history, inclusive (YYYY-MM-DD); later rows are dropped and counted",
     )
@@ -494,6 +494,61 @@ def _training_artifacts(pipeline, purchase_log, table, evaluation) -> dict:
     return artifacts
 
 
+def _report_html(pipeline, table, evaluation, model_name) -> str:
+    from clvcast.report import render_report
+
+    return render_report(pipeline, table, evaluation=evaluation, model_name=model_name or None).html
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """clvcast report: a self-contained HTML report (and PNG figures) of a model version."""
+    from clvcast.output import read_scored
+    from clvcast.report import write_report
+    from clvcast.tracking import load_model
+
+    if not args.scored and not args.transactions:
+        raise InputError("clvcast report needs --scored PATH or --transactions PATH --as-of DATE.")
+    if (args.transactions or args.holdout_days) and not (args.transactions and args.as_of):
+        raise InputError("--transactions and --as-of go together (and --holdout-days needs them).")
+    with _step(args, f"loading {args.model}"):
+        loaded = load_model(args.model, args.tracking_uri)
+    purchase_log, contacts = _read_inputs(args) if args.transactions else (None, None)
+    if args.scored:
+        scored = read_scored(args.scored)
+        versions = set(scored.get("model_version", pd.Series(dtype=str)).astype(str))
+        if versions and versions != {loaded.version}:
+            print(
+                f"clvcast: warning: {args.scored} was scored with version(s) "
+                f"{sorted(versions)}, the report's model is version {loaded.version}",
+                file=sys.stderr,
+            )
+    else:
+        with _step(args, "scoring every contact"):
+            scored = loaded.pipeline.score(purchase_log, args.as_of, contacts=contacts)
+    evaluation = None
+    if args.holdout_days:
+        with _step(args, f"evaluating on a {args.holdout_days}-day holdout"):
+            loaded.pipeline.evaluate(purchase_log, args.as_of, args.holdout_days)
+            evaluation = loaded.pipeline.last_evaluation_
+    with _step(args, f"writing the report to {args.output}"):
+        path = write_report(
+            loaded.pipeline,
+            scored,
+            args.output,
+            evaluation=evaluation,
+            title=args.title,
+            model_name=loaded.name,
+            model_version=loaded.version,
+            currency=args.currency,
+        )
+    if not args.quiet:
+        print(
+            f"Wrote {path} (open it in a browser; no server needed) and its figures as PNG "
+            f"in {Path(args.output)}"
+        )
+    return 0
+
+
 def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
     """Fit (and evaluate) the pipeline, log it to MLflow; returns (pipeline, run, table)."""
     from clvcast.pipeline import CLVPipeline
@@ -547,7 +602,8 @@ def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
             pipeline,
             params=params,
             metrics=metrics,
-            artifacts=_training_artifacts(pipeline, purchase_log, table, evaluation),
+            artifacts=_training_artifacts(pipeline, purchase_log, table, evaluation)
+            | {"report.html": _report_html(pipeline, table, evaluation, args.register_as)},
             input_example=example,
             experiment=args.experiment,
             register_as=args.register_as or None,
@@ -699,6 +755,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         table["scored_at"] = pd.Timestamp.now("UTC").tz_localize(None).floor("s")
         parquet = write_scored(table, str(out / "cdnow_contacts.parquet"))
         csv = write_scored(table, str(out / "cdnow_contacts.csv"))
+    with _step(args, "writing the HTML report"):
+        from clvcast.report import write_report
+
+        report = write_report(
+            pipeline,
+            table,
+            out / "report",
+            evaluation=pipeline.last_evaluation_,
+            model_name=loaded.name,
+            model_version=loaded.version,
+        )
     if not args.quiet:
         m = run.metrics
         print("clvcast demo: CDNOW master data (shipped with lifetimes), as of", as_of)
@@ -733,6 +800,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         if saved:
             print(f"Pipeline file:   {saved}")
+        print(f"HTML report:     {report} (open it in a browser, no server needed)")
         print(f"MLflow UI:       mlflow ui --backend-store-uri {run.tracking_uri}")
         print("                 then open http://127.0.0.1:5000")
     return 0
@@ -978,6 +1046,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_tracking_options(predict)
     predict.set_defaults(handler=cmd_predict)
+
+    report = commands.add_parser(
+        "report",
+        parents=[common],
+        help="self-contained HTML report (and PNG figures) of a model version",
+        description="Write report.html (images embedded, opens from disk) and the figures as "
+        "PNG to --output: model parameters and fit, holdout tracking (with "
+        "--holdout-days), frequency/recency and P(alive) matrices, RFM heat maps, "
+        "segment sizes and value, the CLV Pareto curve, churn risk and the R-score "
+        "boundaries in days. Scores come from --scored or are computed from "
+        "--transactions at --as-of.",
+    )
+    report.add_argument(
+        "--model",
+        required=True,
+        metavar="URI_OR_PATH",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a .joblib file",
+    )
+    report.add_argument(
+        "--scored",
+        default=None,
+        metavar="PATH",
+        help="a scored table written by clvcast predict (.parquet or .csv)",
+    )
+    report.add_argument(
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="folder for report.html and the PNG figures (created if missing)",
+    )
+    report.add_argument(
+        "--holdout-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also evaluate on the last N days before --as-of (needs --transactions)",
+    )
+    report.add_argument("--title", default=None, help="report title")
+    report.add_argument("--currency", default=None, help="currency name for the axes, e.g. EUR")
+    _add_transaction_options(report, required=False)
+    report.add_argument(
+        "--tracking-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+        "mlruns/mlflow.db in the working directory)",
+    )
+    report.set_defaults(handler=cmd_report)
 
     demo = commands.add_parser(
         "demo",

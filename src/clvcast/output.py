@@ -30,6 +30,22 @@ def table_format(path: str | os.PathLike[str]) -> str:
     return TABLE_FORMATS[suffix]
 
 
+def _with_timestamps_as_text(table: pd.DataFrame) -> pd.DataFrame:
+    """Datetime columns with a time of day (``scored_at``) as ISO text; dates stay dates."""
+    timed = [
+        column
+        for column in table.columns
+        if pd.api.types.is_datetime64_any_dtype(table[column])
+        and (table[column].dropna() != table[column].dropna().dt.normalize()).any()
+    ]
+    if not timed:
+        return table
+    result = table.copy()
+    for column in timed:
+        result[column] = result[column].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return result
+
+
 def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``table`` (no index) to ``path`` as Parquet or CSV, atomically.
 
@@ -40,7 +56,7 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         if kind == "parquet":
             table.to_parquet(temporary, index=False)
         else:
-            table.to_csv(temporary, index=False, date_format="%Y-%m-%d")
+            _with_timestamps_as_text(table).to_csv(temporary, index=False, date_format="%Y-%m-%d")
     return Path(path)
 
 

@@ -15,6 +15,8 @@ input amounts; pass ``currency="EUR"`` (for example) to name it on the axes.
   frequency x recency (values from :func:`frequency_recency_grid`).
 - :func:`clv_distribution`: how CLV is spread over contacts and how concentrated it is.
 - :func:`rfm_heatmap`: contacts (or a mean/sum) per pair of RFM scores.
+- :func:`segment_summary`: contacts and total predicted CLV per RFM segment (values from
+  :func:`segment_values`).
 - :func:`churn_roc`, :func:`churn_calibration`: the churn classifier against its baselines.
 - :func:`churn_risk_by_segment`: churn risk within each RFM segment.
 """
@@ -550,6 +552,8 @@ def rfm_heatmap(
     columns: str = "f_score",
     value: str | None = None,
     agg: Literal["mean", "sum"] = "mean",
+    *,
+    figsize: tuple[float, float] = FIGSIZE,
 ) -> Figure:
     """Contacts per pair of RFM scores, or the mean (or sum) of ``value`` per pair.
 
@@ -557,7 +561,8 @@ def rfm_heatmap(
     :meth:`clvcast.rfm.RFMScorer.transform` (and ``value``, e.g. ``clv_12m``, if given).
     Rows and columns run from score 1 to 5 (more if the scorer used more bins), 5 top and
     right, so the best contacts sit top right; each cell is annotated with its number (an
-    empty pair shows "-").
+    empty pair shows "-"). A smaller ``figsize`` (inches) makes the numbers relatively
+    larger where the figure is shown small, e.g. two side by side in a report.
     """
     needed = [rows, columns] + ([value] if value is not None else [])
     _require(table, needed, "table")
@@ -578,7 +583,7 @@ def rfm_heatmap(
     grid = matrix.to_numpy(dtype=float)
     n_contacts = counts.to_numpy()
 
-    fig = _figure()
+    fig = _figure(figsize)
     ax = fig.add_subplot()
     mappable = ax.imshow(
         np.ma.masked_invalid(grid),
@@ -588,9 +593,8 @@ def rfm_heatmap(
         aspect="auto",
     )
     ax.set_facecolor("0.85")
-    fig.colorbar(
-        mappable, ax=ax, label=label, format=FuncFormatter(_thousands) if value is None else None
-    )
+    whole = value is None or agg == "sum"  # counts and sums read best as 1,234,567
+    fig.colorbar(mappable, ax=ax, label=label, format=FuncFormatter(_thousands) if whole else None)
     low, high = mappable.get_clim()
     middle = (low + high) / 2
     for i, r in enumerate(scores):
@@ -616,6 +620,100 @@ def rfm_heatmap(
     what = "Contacts" if value is None else f"{agg.capitalize()} of {value}"
     first, second = (name.removesuffix("_score").upper() for name in (rows, columns))
     ax.set_title(f"{what} by {first} and {second} score ({len(table):,} contacts)")
+    return fig
+
+
+def segment_values(table: pd.DataFrame, value: str | None = "clv_12m") -> pd.DataFrame:
+    """Contacts and total ``value`` per RFM segment: the numbers of :func:`segment_summary`.
+
+    One row per ``rfm_segment`` (prospects included) with ``contacts``, ``contacts_share``
+    (of all rows of ``table``) and, when ``value`` is given, ``value_total``,
+    ``value_share`` (of the total over every segment) and ``value_mean`` (per contact with
+    a value). A segment without any value (prospects have no forecast) has NaN there.
+    Sorted by total value, highest first (segments without a value last), else by contacts.
+    """
+    _require(table, ["rfm_segment"] + ([value] if value is not None else []), "table")
+    if len(table) == 0:
+        raise InputError("table has no rows; nothing to summarise by segment.")
+    grouped = table.groupby("rfm_segment", sort=False, observed=True)
+    frame = pd.DataFrame({"contacts": grouped.size()})
+    frame["contacts_share"] = frame["contacts"] / len(table)
+    order = ["contacts"]
+    if value is not None:
+        values = table[value].astype(float)
+        by_segment = values.groupby(table["rfm_segment"], sort=False, observed=True)
+        frame["value_total"] = by_segment.sum(min_count=1)
+        frame["value_share"] = frame["value_total"] / values.sum()
+        frame["value_mean"] = by_segment.mean()
+        order = ["value_total", "contacts"]
+    frame = frame.sort_values(order, ascending=False, kind="stable", na_position="last")
+    frame.index.name = "rfm_segment"
+    return frame
+
+
+def segment_summary(
+    table: pd.DataFrame, value: str | None = "clv_12m", *, currency: str | None = None
+) -> Figure:
+    """Contacts (left) and total predicted ``value`` (right) per RFM segment, as bars.
+
+    ``table`` is a contact table with ``rfm_segment`` (and ``value``, e.g. ``clv_12m``).
+    Segments run top to bottom by total value (:func:`segment_values`); each bar is
+    labelled with its number and its share of the whole, so a small segment that holds a
+    large share of the value stands out. Prospects have no forecast: their value bar is
+    missing and labelled so. With ``value=None`` (a table scored without forecasts) only
+    the contacts are shown.
+    """
+    frame = segment_values(table, value)
+    names = [str(name) for name in frame.index]
+    positions = np.arange(len(frame))
+    panels = 1 if value is None else 2
+    fig = _figure(
+        (11.0, 0.42 * len(frame) + 1.8) if panels == 2 else (7.0, 0.42 * len(frame) + 1.8)
+    )
+    axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
+
+    counts = frame["contacts"].to_numpy(dtype=float)
+    left = axes[0]
+    bars = left.barh(positions, counts, color="#56B4E9", height=0.7)
+    left.bar_label(
+        bars,
+        labels=[
+            f"{n:,.0f} ({s:.1%})" for n, s in zip(counts, frame["contacts_share"], strict=True)
+        ],
+        padding=3,
+        fontsize=8,
+    )
+    left.set_xlim(0, counts.max() * 1.4)
+    left.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 5, 10]))
+    left.xaxis.set_major_formatter(FuncFormatter(_thousands))
+    left.set_yticks(positions, names)
+    left.invert_yaxis()
+    left.set_xlabel("contacts (share of all contacts)")
+    left.set_title("Contacts per segment")
+    left.grid(axis="x", alpha=0.3)
+
+    if value is not None:
+        right = axes[1]
+        totals = frame["value_total"].to_numpy(dtype=float)
+        bars = right.barh(positions, np.nan_to_num(totals), color="#009E73", height=0.7)
+        right.bar_label(
+            bars,
+            labels=[
+                "no forecast" if not np.isfinite(t) else f"{t:,.0f} ({s:.1%})"
+                for t, s in zip(totals, frame["value_share"], strict=True)
+            ],
+            padding=3,
+            fontsize=8,
+        )
+        finite = totals[np.isfinite(totals)]
+        right.set_xlim(0, (finite.max() if len(finite) and finite.max() > 0 else 1.0) * 1.4)
+        right.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 5, 10]))
+        right.xaxis.set_major_formatter(FuncFormatter(_thousands))
+        right.set_xlabel(f"total {value} in {_money(currency)} (share of the total)")
+        right.set_title(f"Predicted value per segment{_horizon_text(value)}")
+        right.grid(axis="x", alpha=0.3)
+        right.tick_params(axis="y", left=False)
+    fig.suptitle(f"RFM segments: {len(table):,} contacts")
     return fig
 
 

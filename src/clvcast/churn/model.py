@@ -3,7 +3,9 @@
 Training data come from snapshots at several cutoffs before the as-of date, spaced
 ``spacing_days`` apart; the latest cutoff is ``as_of - horizon_days``, so every label window
 ends by ``as_of`` and nothing after ``as_of`` is read. The classifier is scikit-learn's
-``HistGradientBoostingClassifier`` on log-loss (missing values allowed), seeded.
+``HistGradientBoostingClassifier`` on log-loss (missing values allowed), seeded, run on one
+OpenMP thread: on a 2-core machine shared with other work its spinning thread pool made
+training up to 20x slower, and one thread also makes the trees independent of the core count.
 
 Calibration is *out of time*: a second booster trained on every cutoff but the latest scores
 the latest snapshot, and a Platt (logistic) map from its log-odds to the observed outcome is
@@ -199,11 +201,13 @@ class ChurnModel(BaseEstimator):
         X = features[list(FEATURE_COLUMNS)].to_numpy()
         y = labels.to_numpy()
         latest = (features["cutoff"] == features["cutoff"].max()).to_numpy()
-        self.booster_ = self._booster().fit(X, y)
+        with threadpool_limits(limits=1, user_api="openmp"):
+            self.booster_ = self._booster().fit(X, y)
         self.calibrator_ = None
         calibrate = self.calibration == "platt" and (~latest).any()
         if calibrate and len(np.unique(y[~latest])) == 2 and len(np.unique(y[latest])) == 2:
-            older = self._booster().fit(X[~latest], y[~latest])
+            with threadpool_limits(limits=1, user_api="openmp"):
+                older = self._booster().fit(X[~latest], y[~latest])
             with threadpool_limits(limits=1, user_api="blas"):
                 self.calibrator_ = LogisticRegression(C=1e6).fit(
                     _log_odds(older.predict_proba(X[latest])[:, 1]), y[latest]
@@ -217,7 +221,8 @@ class ChurnModel(BaseEstimator):
     def predict_risk(self, features: pd.DataFrame) -> pd.Series:
         """Calibrated P(no purchase in the horizon) for rows of snapshot features."""
         check_is_fitted(self, "booster_")
-        values = self.booster_.predict_proba(features[list(FEATURE_COLUMNS)].to_numpy())[:, 1]
+        with threadpool_limits(limits=1, user_api="openmp"):
+            values = self.booster_.predict_proba(features[list(FEATURE_COLUMNS)].to_numpy())[:, 1]
         if self.calibrator_ is not None:
             with threadpool_limits(limits=1, user_api="blas"):
                 values = self.calibrator_.predict_proba(_log_odds(values))[:, 1]

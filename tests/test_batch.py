@@ -575,12 +575,16 @@ def test_train_and_predict_against_an_mlflow_server(mlflow_server, tmp_path):
 
 def test_report_command(trained, workdir):
     _, tracking = trained
+    scored = predict(
+        workdir, tracking, "--model", "models/cdnow.joblib", "--output", "for_report.parquet", "-q"
+    )
+    assert scored.returncode == 0, scored.stderr
     result = clvcast(
         "report",
         "--model",
         "models/cdnow.joblib",
         "--scored",
-        "alias.parquet",
+        "for_report.parquet",
         "--output",
         "report",
         "--tracking-uri",

@@ -1,9 +1,9 @@
 """Matplotlib figures of the forecasts, for notebooks, reports and MLflow runs.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot: nothing is
-shown, printed or saved, and no global figure state is touched. Show one in a notebook by
-leaving it as the last expression of a cell, save it with ``fig.savefig(path)`` or log it
-with ``mlflow.log_figure(fig, "name.png")``.
+shown, printed or saved, and no global figure state is touched. In a notebook, run
+``%matplotlib inline`` once, then a figure left as the last expression of a cell is shown;
+save one with ``fig.savefig(path)`` or log it with ``mlflow.log_figure(fig, "name.png")``.
 
 Time is in days on every axis; "recency" is the BTYD recency (days from a contact's first
 to last purchase), not the RFM "days since last purchase". Money is in the currency of the

@@ -23,7 +23,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from clvcast.data import parse_as_of
+from clvcast.data import PurchaseLog, parse_as_of
 from clvcast.errors import InputError
 
 SUMMARY_COLUMNS = (
@@ -92,6 +92,11 @@ def _run(sql: str, purchases: pd.DataFrame, params: dict[str, object]) -> pd.Dat
         connection.close()
 
 
+def purchases_frame(purchases: PurchaseLog | pd.DataFrame) -> pd.DataFrame:
+    """The DataFrame of a :class:`~clvcast.data.PurchaseLog`, or the DataFrame itself."""
+    return purchases.purchases if isinstance(purchases, PurchaseLog) else purchases
+
+
 def _check_input(purchases: pd.DataFrame, columns: dict[str, str]) -> None:
     missing = [name for name in columns.values() if name not in purchases.columns]
     if missing:
@@ -126,6 +131,7 @@ def summarize(
     observation_period_end=as_of, freq="D", monetary_value_col=amount)`` in its four
     columns, plus the descriptive columns listed in :data:`SUMMARY_COLUMNS`.
     """
+    purchases = purchases_frame(purchases)
     columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
     _check_input(purchases, columns)
     end = parse_as_of(as_of)
@@ -163,6 +169,7 @@ def calibration_holdout(
     later on the calibration-end day counts as holdout there, and its holdout monetary value
     averages order lines instead of purchase days.
     """
+    purchases = purchases_frame(purchases)
     columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
     _check_input(purchases, columns)
     cal_end = parse_as_of(calibration_end)

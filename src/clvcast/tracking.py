@@ -62,16 +62,14 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     return f"sqlite:///{(DEFAULT_STORE_DIR / 'mlflow.db').resolve()}"
 
 
-def _is_local_default(uri: str) -> bool:
-    return uri.startswith("sqlite:///") and uri.endswith(f"{DEFAULT_STORE_DIR.name}/mlflow.db")
-
-
 def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    """The experiment's id, creating it if needed; a SQLite store keeps its artifacts beside
+    the database file (``<folder>/artifacts``) rather than in the working directory."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     location = None
-    if _is_local_default(uri):
+    if uri.startswith("sqlite:///"):
         location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
     return client.create_experiment(name, artifact_location=location)
 

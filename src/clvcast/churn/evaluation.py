@@ -35,6 +35,7 @@ from clvcast.churn.features import (
 )
 from clvcast.churn.model import ChurnModel
 from clvcast.data import parse_as_of
+from clvcast.summary import purchases_frame
 
 HIGH_VALUE_M_SCORES = (4, 5)
 SCORES = ("classifier", "bgnbd_no_purchase", "recency", "one_minus_p_alive")
@@ -139,6 +140,7 @@ def evaluate_churn(
     purchases: pd.DataFrame, as_of: str | pd.Timestamp, model: ChurnModel | None = None
 ) -> ChurnEvaluation:
     """Train a copy of ``model`` up to ``as_of - horizon`` and evaluate it on the last horizon."""
+    purchases = purchases_frame(purchases)
     template = model if model is not None else ChurnModel()
     day = parse_as_of(as_of)
     cutoff = day - pd.Timedelta(days=template.horizon_days)

@@ -50,6 +50,7 @@ from clvcast.churn.features import (
 )
 from clvcast.data import parse_as_of
 from clvcast.errors import InputError, ModelError
+from clvcast.summary import purchases_frame
 
 RISK_BANDS = (("low", 0.0), ("medium", 0.5), ("high", 0.8))
 DRIFT_LIMIT_DAYS = 730
@@ -184,6 +185,7 @@ class ChurnModel(BaseEstimator):
         """Train on snapshots of ``purchases`` whose label windows end by ``as_of``."""
         self._check_settings()
         day = parse_as_of(as_of)
+        purchases = purchases_frame(purchases)
         log = purchases.loc[purchases["date"] <= day]
         cutoffs = training_cutoffs(
             day,
@@ -240,6 +242,7 @@ class ChurnModel(BaseEstimator):
         """
         check_is_fitted(self, "booster_")
         day = parse_as_of(as_of)
+        purchases = purchases_frame(purchases)
         features, bgnbd = snapshot_features(
             purchases, day, horizon_days=self.horizon_days, summary=summary
         )

@@ -24,7 +24,7 @@ from clvcast.data import parse_as_of
 from clvcast.models.bgnbd import expected_purchases_new_contact
 from clvcast.models.fitting import compress_rows
 from clvcast.models.forecast import CLVForecaster
-from clvcast.summary import calibration_holdout
+from clvcast.summary import calibration_holdout, purchases_frame
 
 FREQUENCY_BUCKETS = ("0", "1", "2", "3", "4", "5", "6", "7+")
 
@@ -114,6 +114,7 @@ def evaluate_holdout(
     ``purchases`` is a purchase log (``contact_id``, ``date``, ``amount``). Contacts whose
     first purchase is after ``calibration_end`` are not in the evaluation.
     """
+    purchases = purchases_frame(purchases)
     cal_end = parse_as_of(calibration_end)
     obs_end = parse_as_of(observation_end)
     split = calibration_holdout(purchases, cal_end, obs_end)

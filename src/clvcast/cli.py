@@ -283,7 +283,6 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 def _write_plots(folder: str, result, evaluation) -> list[Path]:
     """Render the forecast figures as PNG files (atomically) and return their paths."""
     from clvcast import plots  # figures are plain Figure objects: no GUI backend involved
-    from clvcast.atomic import atomic_path
     from clvcast.models import prediction_columns
 
     out = Path(folder)
@@ -305,11 +304,18 @@ def _write_plots(folder: str, result, evaluation) -> list[Path]:
         figures["calibration_vs_holdout.png"] = plots.calibration_vs_holdout(evaluation)
         figures["tracking_cumulative.png"] = plots.tracking(evaluation, cumulative=True)
         figures["tracking_weekly.png"] = plots.tracking(evaluation, cumulative=False)
+    return _save_figures(out, figures)
+
+
+def _save_figures(folder: Path, figures: dict) -> list[Path]:
+    """Write each Figure as ``folder/name`` (PNG, atomically); return the paths."""
+    from clvcast.atomic import atomic_path
+
     written = []
     for name, figure in figures.items():
-        with atomic_path(out / name) as temporary:
+        with atomic_path(folder / name) as temporary:
             figure.savefig(temporary, dpi=110, format="png")
-        written.append(out / name)
+        written.append(folder / name)
     return written
 
 
@@ -359,7 +365,6 @@ def _format_forecast(table: pd.DataFrame, forecaster) -> str:
 
 def cmd_churn(args: argparse.Namespace) -> int:
     """clvcast churn: contact table with churn risk, bands and drift dates."""
-    from clvcast.atomic import atomic_path
     from clvcast.churn import ChurnModel, evaluate_churn
     from clvcast.output import write_table
     from clvcast.pipeline import build_contact_table
@@ -395,10 +400,7 @@ def cmd_churn(args: argparse.Namespace) -> int:
         if evaluation is not None:
             figures["churn_roc.png"] = plots.churn_roc(evaluation)
             figures["churn_calibration.png"] = plots.churn_calibration(evaluation)
-        for name, figure in figures.items():
-            with atomic_path(Path(args.plots) / name) as temporary:
-                figure.savefig(temporary, dpi=110, format="png")
-            written.append(name)
+        written = [path.name for path in _save_figures(Path(args.plots), figures)]
     if not args.quiet:
         print(purchase_log.report.format())
         if evaluation is not None:

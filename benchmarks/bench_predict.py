@@ -16,33 +16,40 @@ Setup, in a temporary folder (not timed as part of the bar):
    smaller training log; both are written to Parquet in date order (as an export of orders
    would come), with ``contact_id``, ``date`` and ``amount``.
 2. ``python -m clvcast train --transactions train.parquet --as-of DATE --tracking-uri
-   sqlite:///.../mlflow.db --save .../model.joblib --alias champion --json`` fits the
-   pipeline, logs the MLflow run, registers version 1 and aliases it ``champion``; its wall
-   time and peak memory are reported separately.
+   sqlite:///.../mlflow.db --save .../model.joblib --alias champion --json --verbose`` fits
+   the pipeline, logs the MLflow run, registers version 1 and aliases it ``champion``; its
+   wall time, peak memory and step times (from ``--verbose``) are reported separately.
 
-Every command runs in its own child process; its peak RSS is the ``ru_maxrss`` of that child
-alone (``os.wait4``), so one measurement does not pollute the next. Then a worker child (this
-script in ``--worker`` mode) repeats the job's steps in one process with the same library
-calls as ``clvcast predict`` and times each: imports, ``tracking.load_model``,
-``data.read_transactions``, ``CLVPipeline.score`` (broken down by wrapping the functions it
-calls: summary, RFM, forecasts, churn features with the BG/NBD fit on the scoring snapshot,
-classifier, drift dates; "rest" is the remainder of each node) and ``output.write_scored``
-to Parquet and to SQLite, with the peak RSS after each stage. With ``--profile`` a second
+Every command runs in a fresh child process started by a small launcher process (this script
+in ``--launch`` mode), which times it and reads its rusage with ``os.wait4``: the peak RSS is
+the command's own (a child started straight from the parent would inherit the parent's
+high-water mark through fork + exec, and the parent holds the simulated data). The scored
+output is checked: one row per contact, in the Parquet file and in the SQLite table.
+
+Then a worker child (this script in ``--worker`` mode) repeats the job's steps in one process
+with the same library calls as ``clvcast predict`` and times each: imports,
+``tracking.load_model``, ``data.read_transactions``, ``CLVPipeline.score`` (broken down by
+wrapping the functions it calls: summary, RFM, forecasts, churn features with the BG/NBD fit
+on the scoring snapshot, classifier, drift dates; "rest" is the remainder of each node;
+functions the library no longer has are listed, not timed) and ``output.write_scored`` to
+Parquet and to SQLite, with the peak RSS after each stage. With ``--profile`` a second
 worker runs ``read_transactions``, ``CLVPipeline.score`` and the SQLite write under cProfile
 and prints their top functions.
 
 The machine may be shared: each command's line shows how many cores other processes kept
 busy meanwhile (from ``/proc/stat``); above about 0.2 on a small machine the times are
-inflated and the run should be repeated on a quiet machine.
+inflated and the run should be repeated on a quiet machine. The git commit of the checkout
+is printed, with a warning if ``src/`` changed during the run.
 
 Run (from the repository root, with the project's virtualenv)::
 
     python benchmarks/bench_predict.py [--contacts 1000000] [--train-contacts 100000]
-                                       [--repeat 1] [--profile] [--json out.json]
+                                       [--repeat 1] [--profile] [--keep] [--json out.json]
 
 It prints the machine's cpu count, the library versions, the data sizes, the end-to-end
-table (seconds, contacts per second, peak RSS, verdict) and the per-stage table. At 1M
-contacts the whole run takes a few minutes and the machine needs a few GB of free memory.
+table (seconds, contacts per second, peak RSS, CPU seconds, other processes' load, verdict)
+and the per-stage table. At 1M contacts (about 13.5M rows) on 2 cores the whole run takes
+about 7 minutes (11 with ``--profile --repeat 2``) and needs about 4 GB of free memory.
 """
 
 from __future__ import annotations
@@ -549,7 +556,7 @@ def print_end_to_end(runs: dict[str, dict], trained: dict, contacts: int, train_
         "   (not part of the bar)"
     )
     for step, seconds in trained["steps"].items():
-        print(f"  {step[:60]:<60}{seconds:>7.1f} s")
+        print(f"  {step[:70]:<70}{seconds:>7.1f} s")
     print(
         "(CPU = user + system seconds of the command; others = cores kept busy by other "
         "processes during the run, from /proc/stat: above ~0.2 the times are inflated)"

@@ -197,7 +197,6 @@ def _position_after_attributes(contacts: pd.DataFrame | None) -> int:
 
 PIPELINE_FORMAT = "clvcast.pipeline"
 PIPELINE_FORMAT_VERSION = 1
-DEFAULT_MODEL_DIR = Path("models")
 
 # The scored table's public column order (docs/scored-table.md); contact attributes follow
 # contact_id, and batch prediction appends model_name, model_version and scored_at.

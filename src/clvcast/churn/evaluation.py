@@ -38,7 +38,6 @@ from clvcast.data import parse_as_of
 from clvcast.summary import purchases_frame
 
 HIGH_VALUE_M_SCORES = (4, 5)
-SCORES = ("classifier", "bgnbd_no_purchase", "recency", "one_minus_p_alive")
 
 
 @dataclass

@@ -22,13 +22,13 @@ demo: $(STAMP)
 # The PostgreSQL output tests need a server: scripts/postgres.sh starts a throwaway one on
 # 127.0.0.1 (installing Debian's postgresql if missing); without one they skip, except in CI.
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks
 	CLVCAST_TEST_POSTGRES_URL="$$(bash scripts/postgres.sh start 2>.postgres-start.log || true)" \
 		$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks notebooks
 	$(BIN)/ruff format src tests benchmarks
 
 bench: $(STAMP)

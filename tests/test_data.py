@@ -257,3 +257,31 @@ def test_report_formats_and_serialises(cdnow_log):
     assert as_dict["rows_dropped"] == 80 and as_dict["first_date"] == "1997-01-01"
     table = cdnow_log.report.to_frame()
     assert table["rows"].sum() == 69_659
+
+
+def test_examples_name_the_right_rows_of_a_large_csv(tmp_path):
+    # Large enough for DuckDB to read the file in parallel chunks: the row numbers in the
+    # message must still be the file's data rows.
+    rows = 300_000
+    data = pd.DataFrame(
+        {
+            "contact_id": [f"c{i % 5000}" for i in range(rows)],
+            "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(rows) % 300, "D"),
+            "amount": np.round(1.0 + (np.arange(rows) % 97), 2),
+        }
+    )
+    data["date"] = data["date"].dt.strftime("%Y-%m-%d")
+    bad = [12, 150_001, 299_998]
+    data.loc[bad, "date"] = ["soon", "later", "never"]
+    path = tmp_path / "big.csv"
+    data.to_csv(path, index=False)
+    with pytest.raises(InputError) as error:
+        read_transactions(path)
+    message = str(error.value)
+    assert 'row 13: "soon", row 150002: "later", row 299999: "never"' in message
+    log = read_transactions(path, invalid="drop")
+    assert log.report.dropped == {REASON_BAD_DATE: 3}
+    assert accounted(log.report)
+    assert log.report.purchase_days == len(
+        data.drop(index=bad).drop_duplicates(["contact_id", "date"])
+    )

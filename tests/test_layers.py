@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).parents[1] / "src" / "clvcast"
 ALLOWED = {
     "errors": set(),
     "atomic": {"errors"},
-    "data": {"errors"},
+    "data": {"errors", "data"},
     "summary": {"errors", "data"},
     "rfm": {"errors", "atomic", "summary"},
     "output": {"errors", "atomic"},

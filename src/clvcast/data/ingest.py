@@ -25,226 +25,40 @@ Policies (all documented in the README):
 
 from __future__ import annotations
 
-import difflib
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import duckdb
-import numpy as np
 import pandas as pd
 
+from clvcast.data.inputs import (
+    EXAMPLES,
+    check_columns,
+    existing_file,
+    parse_as_of,
+    parse_dates,
+    source_name,
+)
+from clvcast.data.report import (
+    REASON_AFTER_AS_OF,
+    REASON_BAD_AMOUNT,
+    REASON_BAD_DATE,
+    REASON_DUPLICATE,
+    REASON_MISSING_AMOUNT,
+    REASON_MISSING_CONTACT,
+    REASON_MISSING_DATE,
+    REASON_NET_NONPOSITIVE,
+    REASON_NONPOSITIVE,
+    IngestionReport,
+    PurchaseLog,
+)
 from clvcast.errors import InputError
 
 NonPositivePolicy = Literal["drop", "net", "error"]
 DuplicatePolicy = Literal["keep", "drop", "error"]
 InvalidPolicy = Literal["error", "drop"]
-
-PURCHASE_LOG_COLUMNS = ("contact_id", "date", "amount")
-
-# Reasons a row can be dropped; the keys of IngestionReport.dropped.
-REASON_MISSING_CONTACT = "missing contact_id"
-REASON_MISSING_DATE = "missing date"
-REASON_BAD_DATE = "unparseable date"
-REASON_MISSING_AMOUNT = "missing amount"
-REASON_BAD_AMOUNT = "unparseable amount"
-REASON_DUPLICATE = "exact duplicate row"
-REASON_NONPOSITIVE = "non-positive amount (refund, return or zero)"
-REASON_NET_NONPOSITIVE = "contact-day with non-positive net amount"
-REASON_AFTER_AS_OF = "after the as-of date"
-
-_EXAMPLES = 5
-
-
-@dataclass
-class IngestionReport:
-    """Where every input row went.
-
-    ``rows_read == purchase_days + rows_merged + sum(dropped.values())`` always holds:
-    a row is the first of its contact-day (a purchase day), merged into a day that already
-    has a row, or dropped for a reason in ``dropped``.
-    """
-
-    source: str
-    rows_read: int
-    purchase_days: int = 0
-    rows_merged: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    contacts: int = 0
-    contacts_without_purchase: int = 0
-    first_date: pd.Timestamp | None = None
-    last_date: pd.Timestamp | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def rows_dropped(self) -> int:
-        return int(sum(self.dropped.values()))
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per outcome (kept, merged, dropped: reason) with row counts."""
-        rows = [("kept", "purchase day", self.purchase_days)]
-        rows.append(("merged", "same contact and day as a kept row", self.rows_merged))
-        rows += [("dropped", reason, count) for reason, count in self.dropped.items()]
-        return pd.DataFrame(rows, columns=["outcome", "reason", "rows"])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (for logs and MLflow artifacts)."""
-        return {
-            "source": self.source,
-            "rows_read": self.rows_read,
-            "purchase_days": self.purchase_days,
-            "rows_merged": self.rows_merged,
-            "rows_dropped": self.rows_dropped,
-            "dropped": dict(self.dropped),
-            "contacts": self.contacts,
-            "contacts_without_purchase": self.contacts_without_purchase,
-            "first_date": None if self.first_date is None else str(self.first_date.date()),
-            "last_date": None if self.last_date is None else str(self.last_date.date()),
-            "notes": list(self.notes),
-        }
-
-    def format(self) -> str:
-        """A short human-readable report, as the CLI prints it."""
-        width = len(f"{self.rows_read:,}")
-        lines = [f"Ingestion report for {self.source}"]
-        lines.append(f"  {self.rows_read:>{width},} rows read")
-        lines.append(
-            f"  {self.purchase_days:>{width},} purchase days kept (one per contact and day)"
-        )
-        lines.append(f"  {self.rows_merged:>{width},} rows merged into a purchase day")
-        for reason, count in self.dropped.items():
-            lines.append(f"  {count:>{width},} rows dropped: {reason}")
-        span = ""
-        if self.first_date is not None and self.last_date is not None:
-            span = f", {self.first_date.date()} to {self.last_date.date()}"
-        lines.append(f"  {self.contacts:,} contacts with purchases{span}")
-        if self.contacts_without_purchase:
-            lines.append(
-                f"  {self.contacts_without_purchase:,} contacts lost every row to the drops above"
-            )
-        lines += [f"  note: {note}" for note in self.notes]
-        return "\n".join(lines)
-
-
-@dataclass
-class PurchaseLog:
-    """A validated purchase log and the report of how it was made.
-
-    ``purchases`` has columns ``contact_id`` (str), ``date`` (datetime64, midnight of the
-    purchase day) and ``amount`` (float, the day's total), one row per contact and day,
-    sorted by contact and date.
-    """
-
-    purchases: pd.DataFrame
-    report: IngestionReport
-
-
-def read_table(source: str | os.PathLike[str] | pd.DataFrame, *, what: str) -> pd.DataFrame:
-    """Read a CSV or Parquet file (chosen by extension), or pass a DataFrame through.
-
-    Every column of a CSV is read as text, so ids keep their leading zeros and the
-    validation below sees the values exactly as written.
-    """
-    if isinstance(source, pd.DataFrame):
-        return source
-    path = _existing_file(source, what=what)
-    suffix = path.suffix.lower()
-    try:
-        if suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-        if suffix in {".csv", ".txt", ".tsv"}:
-            sep = "\t" if suffix == ".tsv" else ","
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise InputError(f"cannot read {what} file {path}: {exc}") from exc
-    raise InputError(f"{what} file {path} has extension '{suffix}'; use .csv, .tsv or .parquet.")
-
-
-def parse_as_of(value: str | pd.Timestamp | np.datetime64 | None) -> pd.Timestamp | None:
-    """Parse an as-of date (inclusive: the whole day counts) to a midnight Timestamp."""
-    if value is None:
-        return None
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"as-of date '{value}' is not a date; use YYYY-MM-DD.") from exc
-    if stamp is pd.NaT:
-        raise InputError(f"as-of date '{value}' is not a date; use YYYY-MM-DD.")
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.normalize()
-
-
-def check_columns(columns: Sequence[object], required: Mapping[str, str], *, what: str) -> None:
-    """Raise one InputError naming every missing column, the available ones and close matches.
-
-    ``columns`` are the input's column names; ``required`` maps a role ("contact id") to the
-    column name expected for it.
-    """
-    available = [str(c) for c in columns]
-    missing = [(role, name) for role, name in required.items() if name not in available]
-    if not missing:
-        return
-    parts = []
-    for role, name in missing:
-        close = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        parts.append(f"'{name}' for the {role}{hint}")
-    raise InputError(
-        f"{what} is missing column {', '.join(parts)}; available columns: {available}. "
-        "Rename the columns or pass the names to use (for example --contact-col)."
-    )
-
-
-def _examples(values: pd.Series, limit: int = _EXAMPLES) -> str:
-    """'row 3: "abc", row 9: "x"' for the first few offending rows (1-based data rows)."""
-    shown = [f'row {int(pos) + 1}: "{val}"' for pos, val in values.head(limit).items()]
-    more = len(values) - limit
-    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
-
-
-def normalise_contact_ids(ids: pd.Series) -> pd.Series:
-    """Contact ids as strings; whole-number floats (ids read with NaNs) lose their '.0'."""
-    if pd.api.types.is_float_dtype(ids):
-        whole = ids.dropna()
-        if (whole == np.floor(whole)).all():
-            return ids.astype("Int64").astype("string").astype(object).where(ids.notna())
-    if pd.api.types.is_string_dtype(ids) or ids.dtype == object:
-        text = ids.astype("string").str.strip()
-        return text.where(text != "").astype(object)
-    return ids.astype("string").astype(object).where(ids.notna())
-
-
-def _parse_dates(raw: pd.Series, date_format: str | None, notes: list[str]) -> pd.Series:
-    """Parse to naive UTC datetimes; tz-aware values are converted to UTC and noted."""
-    if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        notes.append(f"timestamps in time zone {raw.dt.tz} were converted to UTC")
-        return raw.dt.tz_convert("UTC").dt.tz_localize(None)
-    if pd.api.types.is_datetime64_dtype(raw):
-        return raw
-    text = raw.astype("string").str.strip() if date_format is None else raw.astype("string")
-    try:
-        parsed = pd.to_datetime(text, errors="coerce", format=date_format)
-    except (ValueError, TypeError):
-        # Mixed UTC offsets (or mixed aware and naive values): everything to UTC.
-        parsed = pd.to_datetime(text, errors="coerce", format=date_format, utc=True)
-        notes.append("timestamps with mixed time zones were converted to UTC")
-        return parsed.dt.tz_localize(None)
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        notes.append(f"timestamps with time zone {parsed.dt.tz} were converted to UTC")
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    retry = parsed.isna() & text.notna() & (text != "")
-    if date_format is None and retry.any():
-        # The format was inferred from the first value; parse the rows written in another
-        # format (say "2024-01-31 23:59" after "2024-01-01") one by one.
-        again = pd.to_datetime(text[retry], errors="coerce", format="mixed", utc=True)
-        parsed = parsed.copy()
-        parsed[retry] = again.dt.tz_localize(None)
-    return parsed
 
 
 def _check_policy(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -352,7 +166,7 @@ def _date_sql(
     distinct = connection.execute(
         f"SELECT DISTINCT {text} AS date_text FROM source WHERE NOT {blank} ORDER BY 1"
     ).df()["date_text"]
-    parsed = _parse_dates(distinct.astype("string"), date_format, notes)
+    parsed = parse_dates(distinct.astype("string"), date_format, notes)
     mapping = pd.DataFrame({"date_text": distinct.astype(str), "date_parsed": parsed})
     connection.register("date_map", mapping)
     join = f"LEFT JOIN date_map ON date_map.date_text = {text}"
@@ -385,7 +199,7 @@ def _register_source(
         connection.register("source_frame", frame)
         connection.execute("CREATE VIEW source AS SELECT * FROM source_frame")
         return
-    path = _existing_file(source, what="transactions")
+    path = existing_file(source, what="transactions")
     suffix = path.suffix.lower()
     if suffix in {".parquet", ".pq"}:
         reader = f"read_parquet({_literal(str(path))})"
@@ -406,18 +220,9 @@ def _register_source(
         raise InputError(f"cannot read transactions file {path}: {exc}") from exc
 
 
-def _existing_file(source: str | os.PathLike[str], *, what: str) -> Path:
-    path = Path(source)
-    if not path.exists():
-        raise InputError(f"{what} file not found: {path}. Check the path and try again.")
-    if path.is_dir():
-        raise InputError(f"{what} path is a folder, not a file: {path}.")
-    return path
-
-
 def _examples_of(connection: duckdb.DuckDBPyConnection, sql: str, total: int) -> str:
     """'row 3: "abc", row 9: "x"' from a query of (0-based position, value), first rows first."""
-    rows = connection.execute(f"{sql} ORDER BY 1 LIMIT {_EXAMPLES}").fetchall()
+    rows = connection.execute(f"{sql} ORDER BY 1 LIMIT {EXAMPLES}").fetchall()
     shown = [f'row {int(position) + 1}: "{value}"' for position, value in rows]
     more = total - len(rows)
     return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
@@ -665,70 +470,3 @@ def _ingest(
         .to_pandas()
     )
     return PurchaseLog(purchases=purchases, report=report)
-
-
-def read_contacts(
-    source: str | os.PathLike[str] | pd.DataFrame, *, contact_col: str = "contact_id"
-) -> pd.DataFrame:
-    """Read a contacts table: one row per contact, any attribute columns carried through.
-
-    Returns a DataFrame whose first column is ``contact_id`` (str). Contacts without
-    purchases become prospects in the scored table.
-    """
-    name = source_name(source)
-    frame = read_table(source, what="contacts")
-    check_columns(frame.columns, {"contact id": contact_col}, what=f"contacts ({name})")
-    ids = normalise_contact_ids(frame[contact_col].reset_index(drop=True))
-    if ids.isna().any():
-        raise InputError(
-            f"contacts ({name}): {int(ids.isna().sum()):,} rows have no value in column "
-            f"'{contact_col}' ({_examples(ids[ids.isna()].fillna(''))}). Every contact needs an id."
-        )
-    dup = ids.duplicated(keep=False)
-    if dup.any():
-        raise InputError(
-            f"contacts ({name}): {int(ids[dup].nunique()):,} contact ids appear more than once "
-            f"in column '{contact_col}' ({_examples(ids[dup])}). Keep one row per contact."
-        )
-    attributes = frame.reset_index(drop=True).drop(columns=[contact_col])
-    clash = [c for c in attributes.columns if c == "contact_id"]
-    if clash:
-        attributes = attributes.drop(columns=clash)
-    result = pd.concat([pd.Series(ids, name="contact_id"), attributes], axis=1)
-    return result
-
-
-def source_name(source: object) -> str:
-    """A short name of an input for messages and reports."""
-    if isinstance(source, pd.DataFrame):
-        return "DataFrame"
-    return Path(str(source)).name
-
-
-def cdnow_master_path() -> Path:
-    """Path of ``CDNOW_master.txt`` as shipped inside the lifetimes package."""
-    path = resources.files("lifetimes.datasets").joinpath("CDNOW_master.txt")
-    return Path(str(path))
-
-
-def load_cdnow_master() -> pd.DataFrame:
-    """The raw CDNOW master data set (69,659 rows, 23,570 contacts) as a transactions table.
-
-    Columns: ``contact_id`` (zero-padded text, as in the file), ``date`` (text YYYYMMDD),
-    ``cds`` (number of CDs) and ``amount`` (US dollars). Includes the 80 rows whose amount
-    is 0; pass the result to :func:`read_transactions` with ``date_format="%Y%m%d"``, or use
-    :func:`cdnow_purchase_log`.
-    """
-    frame = pd.read_csv(
-        cdnow_master_path(), sep=r"\s+", dtype={"customer_id": str, "date": str}, engine="c"
-    )
-    return frame.rename(
-        columns={"customer_id": "contact_id", "number_of_cds": "cds", "dollar_value": "amount"}
-    )
-
-
-def cdnow_purchase_log(as_of: str | pd.Timestamp | None = None, **policies: Any) -> PurchaseLog:
-    """CDNOW master as a validated purchase log (default policies, dates as YYYYMMDD)."""
-    return read_transactions(
-        load_cdnow_master(), date_format="%Y%m%d", as_of=as_of, name="CDNOW_master.txt", **policies
-    )

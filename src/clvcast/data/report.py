@@ -1,0 +1,104 @@
+"""Where every input row went (the ingestion report) and the purchase log it describes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+PURCHASE_LOG_COLUMNS = ("contact_id", "date", "amount")
+
+# Reasons a row can be dropped; the keys of IngestionReport.dropped.
+REASON_MISSING_CONTACT = "missing contact_id"
+REASON_MISSING_DATE = "missing date"
+REASON_BAD_DATE = "unparseable date"
+REASON_MISSING_AMOUNT = "missing amount"
+REASON_BAD_AMOUNT = "unparseable amount"
+REASON_DUPLICATE = "exact duplicate row"
+REASON_NONPOSITIVE = "non-positive amount (refund, return or zero)"
+REASON_NET_NONPOSITIVE = "contact-day with non-positive net amount"
+REASON_AFTER_AS_OF = "after the as-of date"
+
+
+@dataclass
+class IngestionReport:
+    """Where every input row went.
+
+    ``rows_read == purchase_days + rows_merged + sum(dropped.values())`` always holds:
+    a row is the first of its contact-day (a purchase day), merged into a day that already
+    has a row, or dropped for a reason in ``dropped``.
+    """
+
+    source: str
+    rows_read: int
+    purchase_days: int = 0
+    rows_merged: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    contacts: int = 0
+    contacts_without_purchase: int = 0
+    first_date: pd.Timestamp | None = None
+    last_date: pd.Timestamp | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_dropped(self) -> int:
+        return int(sum(self.dropped.values()))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per outcome (kept, merged, dropped: reason) with row counts."""
+        rows = [("kept", "purchase day", self.purchase_days)]
+        rows.append(("merged", "same contact and day as a kept row", self.rows_merged))
+        rows += [("dropped", reason, count) for reason, count in self.dropped.items()]
+        return pd.DataFrame(rows, columns=["outcome", "reason", "rows"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (for logs and MLflow artifacts)."""
+        return {
+            "source": self.source,
+            "rows_read": self.rows_read,
+            "purchase_days": self.purchase_days,
+            "rows_merged": self.rows_merged,
+            "rows_dropped": self.rows_dropped,
+            "dropped": dict(self.dropped),
+            "contacts": self.contacts,
+            "contacts_without_purchase": self.contacts_without_purchase,
+            "first_date": None if self.first_date is None else str(self.first_date.date()),
+            "last_date": None if self.last_date is None else str(self.last_date.date()),
+            "notes": list(self.notes),
+        }
+
+    def format(self) -> str:
+        """A short human-readable report, as the CLI prints it."""
+        width = len(f"{self.rows_read:,}")
+        lines = [f"Ingestion report for {self.source}"]
+        lines.append(f"  {self.rows_read:>{width},} rows read")
+        lines.append(
+            f"  {self.purchase_days:>{width},} purchase days kept (one per contact and day)"
+        )
+        lines.append(f"  {self.rows_merged:>{width},} rows merged into a purchase day")
+        for reason, count in self.dropped.items():
+            lines.append(f"  {count:>{width},} rows dropped: {reason}")
+        span = ""
+        if self.first_date is not None and self.last_date is not None:
+            span = f", {self.first_date.date()} to {self.last_date.date()}"
+        lines.append(f"  {self.contacts:,} contacts with purchases{span}")
+        if self.contacts_without_purchase:
+            lines.append(
+                f"  {self.contacts_without_purchase:,} contacts lost every row to the drops above"
+            )
+        lines += [f"  note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+@dataclass
+class PurchaseLog:
+    """A validated purchase log and the report of how it was made.
+
+    ``purchases`` has columns ``contact_id`` (str), ``date`` (datetime64, midnight of the
+    purchase day) and ``amount`` (float, the day's total), one row per contact and day,
+    sorted by contact and date.
+    """
+
+    purchases: pd.DataFrame
+    report: IngestionReport

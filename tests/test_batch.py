@@ -19,7 +19,7 @@ import sqlalchemy
 from clvcast.churn.simulate import simulate_fading_transactions
 from clvcast.data import load_cdnow_master
 from clvcast.errors import InputError
-from clvcast.output import write_scored, write_sql, write_table
+from clvcast.output import write_scored, write_sql, write_table, write_table_chunks
 from clvcast.pipeline import SCORED_COLUMNS, CLVPipeline
 from clvcast.rfm import rfm_migrations
 
@@ -374,20 +374,32 @@ def small_table():
     return transactions
 
 
-def test_failed_file_write_keeps_the_old_file(tmp_path, small_table, monkeypatch):
-    target = tmp_path / "scores.parquet"
-    write_table(small_table, target)
-    before = target.read_bytes()
+def test_failed_file_write_keeps_the_old_file(tmp_path, small_table):
+    for name in ("scores.parquet", "scores.csv"):
+        target = tmp_path / name
+        write_table(small_table, target)
+        before = target.read_bytes()
 
-    def broken(self, path, **kwargs):
-        Path(path).write_bytes(b"half a file")
-        raise OSError("disk full")
+        def chunks():
+            yield small_table.head(5)  # written, then the next chunk fails
+            raise OSError("disk full")
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", broken)
-    with pytest.raises(OSError, match="disk full"):
-        write_table(small_table.head(5), target)
-    assert target.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]
+        with pytest.raises(OSError, match="disk full"):
+            write_table_chunks(chunks(), target)
+        assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.parquet"]
+
+
+def test_chunks_write_the_same_file_as_one_table(tmp_path, small_table):
+    pieces = [small_table.iloc[:1000], small_table.iloc[1000:3000], small_table.iloc[3000:]]
+    for suffix in (".parquet", ".csv"):
+        whole, chunked = tmp_path / f"whole{suffix}", tmp_path / f"chunked{suffix}"
+        write_table(small_table, whole)
+        assert write_table_chunks(iter(pieces), chunked) == len(small_table)
+        if suffix == ".csv":
+            assert chunked.read_text() == whole.read_text()
+        else:
+            pd.testing.assert_frame_equal(pd.read_parquet(chunked), pd.read_parquet(whole))
 
 
 def test_killed_write_keeps_the_old_file(tmp_path):

@@ -10,9 +10,12 @@ import contextlib
 import os
 import re
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from clvcast.atomic import atomic_path
 from clvcast.errors import InputError
@@ -51,13 +54,45 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 
     CSV dates are written as ISO dates (YYYY-MM-DD) and missing values as empty fields.
     """
-    kind = table_format(path)
-    with atomic_path(path) as temporary:
-        if kind == "parquet":
-            table.to_parquet(temporary, index=False)
-        else:
-            _with_timestamps_as_text(table).to_csv(temporary, index=False, date_format="%Y-%m-%d")
+    write_table_chunks([table], path)
     return Path(path)
+
+
+def write_table_chunks(tables: Iterable[pd.DataFrame], path: str | os.PathLike[str]) -> int:
+    """Write a table that arrives in chunks (same columns) to one Parquet or CSV file.
+
+    Each chunk is appended as it comes (a Parquet row group, or CSV lines), so memory holds
+    one chunk at a time; the file appears, complete, only when the last chunk is written.
+    Returns the number of rows written.
+    """
+    kind = table_format(path)
+    rows = 0
+    with atomic_path(path) as temporary:
+        writer = None
+        try:
+            for index, table in enumerate(tables):
+                if kind == "parquet":
+                    if writer is None:
+                        arrow = pa.Table.from_pandas(table, preserve_index=False)
+                        writer = pq.ParquetWriter(temporary, arrow.schema)
+                    else:
+                        arrow = pa.Table.from_pandas(
+                            table, schema=writer.schema, preserve_index=False
+                        )
+                    writer.write_table(arrow)
+                else:
+                    _with_timestamps_as_text(table).to_csv(
+                        temporary,
+                        index=False,
+                        date_format="%Y-%m-%d",
+                        mode="w" if index == 0 else "a",
+                        header=index == 0,
+                    )
+                rows += len(table)
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows
 
 
 # --- SQL targets -----------------------------------------------------------------------
@@ -130,9 +165,18 @@ def _bulk_insert(engine):
 def write_sql(table: pd.DataFrame, url: str, table_name: str) -> str:
     """Replace table ``table_name`` with ``table`` atomically; returns the URL without password.
 
-    The rows go to a staging table first; one transaction then drops the old table and
-    renames the staging table (DDL is transactional in PostgreSQL and SQLite), so readers
-    see the old table or the new one, and a failure leaves the old one in place.
+    See :func:`write_sql_chunks`.
+    """
+    return write_sql_chunks([table], url, table_name)[0]
+
+
+def write_sql_chunks(tables: Iterable[pd.DataFrame], url: str, table_name: str) -> tuple[str, int]:
+    """Replace table ``table_name`` with the rows of ``tables`` (chunks), atomically.
+
+    The rows go to a staging table first, chunk by chunk; one transaction then drops the
+    old table and renames the staging table (DDL is transactional in PostgreSQL and
+    SQLite), so readers see the old table or the new one, and a failure leaves the old one
+    in place. Returns the URL without password and the number of rows.
     """
     import sqlalchemy
 
@@ -140,8 +184,18 @@ def write_sql(table: pd.DataFrame, url: str, table_name: str) -> str:
     engine = _engine(url)
     shown = engine.url.render_as_string(hide_password=True)
     staging = f"{table_name}__staging_{uuid.uuid4().hex[:8]}"
+    rows = 0
     try:
-        table.to_sql(staging, engine, index=False, chunksize=100_000, method=_bulk_insert(engine))
+        for index, table in enumerate(tables):
+            table.to_sql(
+                staging,
+                engine,
+                index=False,
+                if_exists="fail" if index == 0 else "append",
+                chunksize=100_000,
+                method=_bulk_insert(engine),
+            )
+            rows += len(table)
         with engine.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table_name}"'))
             connection.execute(sqlalchemy.text(f'ALTER TABLE "{staging}" RENAME TO "{table_name}"'))
@@ -150,9 +204,13 @@ def write_sql(table: pd.DataFrame, url: str, table_name: str) -> str:
             connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{staging}"'))
         message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise InputError(f"cannot write table {table_name} at {shown}: {message}") from exc
+    except BaseException:
+        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError), engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{staging}"'))
+        raise
     finally:
         engine.dispose()
-    return shown
+    return shown, rows
 
 
 def check_sql_target(url: str, table_name: str | None) -> None:
@@ -174,9 +232,21 @@ def check_sql_target(url: str, table_name: str | None) -> None:
 
 def write_scored(table: pd.DataFrame, target: str, table_name: str | None = None) -> str:
     """Write a scored table to a .parquet/.csv path or a SQL table; returns where."""
+    return write_scored_chunks([table], target, table_name)[0]
+
+
+def write_scored_chunks(
+    tables: Iterable[pd.DataFrame], target: str, table_name: str | None = None
+) -> tuple[str, int]:
+    """Write a scored table arriving in chunks to a path or a SQL table, atomically.
+
+    Returns where it went and the number of rows.
+    """
     if is_sql_url(target):
-        return f"{write_sql(table, target, check_table_name(table_name))} table {table_name}"
-    return str(write_table(table, target))
+        shown, rows = write_sql_chunks(tables, target, check_table_name(table_name))
+        return f"{shown} table {table_name}", rows
+    rows = write_table_chunks(tables, target)
+    return str(target), rows
 
 
 def read_scored(source: str, table_name: str | None = None) -> pd.DataFrame:

@@ -10,6 +10,7 @@ file holds parameters and configuration only, no contact data.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +22,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from clvcast.atomic import atomic_path
 from clvcast.churn.evaluation import HIGH_VALUE_M_SCORES
+from clvcast.churn.features import SnapshotContext, snapshot_context
 from clvcast.churn.model import ChurnModel
-from clvcast.data import PurchaseLog, parse_as_of
+from clvcast.data import ChunkedPurchaseLog, PurchaseLog, parse_as_of, sample_contacts
+from clvcast.data.chunks import chunk_of
 from clvcast.errors import InputError
 from clvcast.models.forecast import CLVForecaster, prediction_columns
 from clvcast.rfm import PROSPECT, SCORE_COLUMNS, RFMScorer
-from clvcast.summary import SUMMARY_COLUMNS, summarize
+from clvcast.summary import SUMMARY_COLUMNS, Purchases, purchases_frame, summarize
 
 # Whole-number columns, nullable so that prospects can leave them empty.
 _COUNT_COLUMNS = (
@@ -53,8 +56,8 @@ class ContactTable:
 CHURN_COLUMNS = ("churn_risk", "churn_risk_band", "expected_drift_date")
 
 
-def _log_of(purchases: PurchaseLog | pd.DataFrame) -> pd.DataFrame:
-    return purchases.purchases if isinstance(purchases, PurchaseLog) else purchases
+def _log_of(purchases: PurchaseLog | ChunkedPurchaseLog | pd.DataFrame) -> pd.DataFrame:
+    return purchases_frame(purchases)
 
 
 def _is_fitted(estimator: object) -> bool:
@@ -74,6 +77,7 @@ def build_contact_table(
     monetary_basis: str = "total",
     forecaster: CLVForecaster | None = None,
     churn_model: ChurnModel | None = None,
+    churn_context: SnapshotContext | None = None,
 ) -> ContactTable:
     """Summary, RFM scores and segments, and optionally forecasts, one row per contact.
 
@@ -96,6 +100,10 @@ def build_contact_table(
     churn_model
         A :class:`~clvcast.churn.ChurnModel`: used as is when fitted, trained on this log up
         to ``as_of`` when not; omitted = no churn columns.
+
+    churn_context
+        The churn snapshot's population-level parts, when ``purchases`` is one chunk of a
+        larger log (see :class:`~clvcast.churn.features.SnapshotContext`).
 
     Every table also has ``high_value`` (M score 4-5) and ``r_drop_date`` (the day the R
     score falls a band without a new purchase, from the frozen boundaries).
@@ -121,7 +129,7 @@ def build_contact_table(
     if churn_model is not None:
         if not _is_fitted(churn_model):
             churn_model.fit(_log_of(purchases), day)
-        churn = churn_model.score(_log_of(purchases), day, summary=summary)
+        churn = churn_model.score(_log_of(purchases), day, summary=summary, context=churn_context)
         parts.append(churn[list(CHURN_COLUMNS)])
     table = pd.concat(parts, axis=1).reset_index()
     model_columns = list(prediction_columns(forecaster.horizon_days)) if forecaster else []
@@ -197,6 +205,7 @@ def _position_after_attributes(contacts: pd.DataFrame | None) -> int:
 
 PIPELINE_FORMAT = "clvcast.pipeline"
 PIPELINE_FORMAT_VERSION = 1
+DEFAULT_CHURN_SAMPLE_CONTACTS = 250_000
 
 # The scored table's public column order (docs/scored-table.md); contact attributes follow
 # contact_id, and batch prediction appends model_name, model_version and scored_at.
@@ -234,6 +243,12 @@ class CLVPipeline(BaseEstimator):
         BG/NBD penalty.
     churn_cutoffs, churn_spacing_days : int
         Training snapshots of the churn classifier.
+    churn_sample_contacts : int
+        The churn classifier trains on the histories of a random sample of about this many
+        contacts when there are more (:func:`clvcast.data.sample_contacts`): its training
+        rows grow with contacts times cutoffs, and past a few hundred thousand contacts
+        more rows cost time and memory without improving the holdout metrics
+        (``benchmarks/bench_scale.py``). A log in chunks is also evaluated on this sample.
 
     Attributes
     ----------
@@ -253,6 +268,7 @@ class CLVPipeline(BaseEstimator):
         penalizer: float = 0.0,
         churn_cutoffs: int = 12,
         churn_spacing_days: int = 14,
+        churn_sample_contacts: int = DEFAULT_CHURN_SAMPLE_CONTACTS,
     ) -> None:
         self.horizon_days = horizon_days
         self.discount_rate_monthly = discount_rate_monthly
@@ -261,6 +277,7 @@ class CLVPipeline(BaseEstimator):
         self.penalizer = penalizer
         self.churn_cutoffs = churn_cutoffs
         self.churn_spacing_days = churn_spacing_days
+        self.churn_sample_contacts = churn_sample_contacts
 
     def _forecaster(self) -> CLVForecaster:
         return CLVForecaster(
@@ -276,24 +293,70 @@ class CLVPipeline(BaseEstimator):
             spacing_days=self.churn_spacing_days,
         )
 
-    def fit(self, purchases: PurchaseLog | pd.DataFrame, as_of: str | pd.Timestamp) -> CLVPipeline:
-        """Fit every part on the purchases up to ``as_of`` (later rows are ignored)."""
+    def fit(self, purchases: Purchases, as_of: str | pd.Timestamp) -> CLVPipeline:
+        """Fit every part on the purchases up to ``as_of`` (later rows are ignored).
+
+        ``purchases`` may be a :class:`~clvcast.data.ChunkedPurchaseLog` too large for
+        memory: the summary is then computed where its files lie, and the churn classifier
+        trains on a sample of contacts (``churn_sample_contacts``), as it does in memory.
+        """
         day = parse_as_of(as_of)
-        log = _log_of(purchases)
-        log = log.loc[log["date"] <= day]
-        summary = summarize(log, day)
+        summary = summarize(_in_memory_or_chunked(purchases), day)
         self.scorer_ = RFMScorer(monetary_basis=self.monetary_basis).fit(summary)
         self.forecaster_ = self._forecaster().fit(summary)
-        self.churn_model_ = self._churn_model().fit(log, day)
+        churn_log, churn_contacts = self._churn_sample(purchases, day)
+        self.churn_model_ = self._churn_model().fit(churn_log, day)
         self.as_of_ = day
+        first = summary["first_purchase"].min()
         self.training_ = {
             "contacts": int(len(summary)),
             "repeat_buyers": int((summary["frequency"] > 0).sum()),
-            "purchase_days": int(len(log)),
-            "history_days": int((day - log["date"].min()).days),
-            "first_purchase": str(log["date"].min().date()),
+            "purchase_days": int(summary["orders"].sum()),
+            "history_days": int((day - first).days),
+            "first_purchase": str(first.date()),
+            "churn_training_contacts": churn_contacts,
         }
         return self
+
+    def _churn_sample(self, purchases: Purchases, day: pd.Timestamp) -> tuple[pd.DataFrame, int]:
+        """The purchases up to ``day`` of the churn sample, and its number of contacts."""
+        source = _in_memory_or_chunked(purchases)
+        if isinstance(source, pd.DataFrame):
+            source = source.loc[source["date"] <= day]
+        sample, contacts = sample_contacts(source, self.churn_sample_contacts)
+        return sample.loc[sample["date"] <= day], contacts
+
+    def score_in_chunks(
+        self,
+        purchases: ChunkedPurchaseLog,
+        as_of: str | pd.Timestamp,
+        contacts: pd.DataFrame | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """The scored table chunk by chunk: one DataFrame per chunk of contacts.
+
+        Only one chunk is in memory at a time. The snapshot's population-level parts (RFM
+        bins and BG/NBD of the churn features) are fitted once on the summary of every
+        contact first, so the rows equal those of :meth:`score` on the whole log; each chunk
+        is sorted by contact id and followed by its prospects (contacts of ``contacts``
+        without purchases, assigned to chunks by the same hash as purchases).
+        """
+        check_is_fitted(self, "forecaster_")
+        day = parse_as_of(as_of)
+        if purchases.in_memory:
+            yield self.score(purchases.frame, day, contacts=contacts)
+            return
+        context = snapshot_context(summarize(purchases, day))
+        groups = _contacts_by_chunk(contacts, purchases.n_chunks)
+        for index in range(purchases.n_chunks):
+            yield build_contact_table(
+                purchases.chunk(index),
+                day,
+                contacts=None if contacts is None else groups[index],
+                scorer=self.scorer_,
+                forecaster=self.forecaster_,
+                churn_model=self.churn_model_,
+                churn_context=context,
+            ).table
 
     def score(
         self,
@@ -324,13 +387,18 @@ class CLVPipeline(BaseEstimator):
         Purchases: BG/NBD fitted up to ``as_of - holdout_days`` against the last
         ``holdout_days``. Churn: the temporal evaluation at ``as_of``. Keys are flat names
         ready for MLflow (``holdout_rmse``, ``churn_roc_auc``, ``churn_roc_auc_high_value``...).
+        A :class:`~clvcast.data.ChunkedPurchaseLog` in files is evaluated on the churn
+        sample of contacts (``churn_sample_contacts``).
         """
         from clvcast.churn.evaluation import evaluate_churn
         from clvcast.models.evaluation import evaluate_holdout
 
         day = parse_as_of(as_of)
-        log = _log_of(purchases)
-        log = log.loc[log["date"] <= day]
+        if isinstance(purchases, ChunkedPurchaseLog) and not purchases.in_memory:
+            log, _ = self._churn_sample(purchases, day)
+        else:
+            log = _log_of(purchases)
+            log = log.loc[log["date"] <= day]
         holdout = evaluate_holdout(
             log, day - pd.Timedelta(days=holdout_days), day, forecaster=self._forecaster()
         )
@@ -390,3 +458,18 @@ class CLVPipeline(BaseEstimator):
         pipeline = cls.__new__(cls)
         pipeline.__dict__.update(payload["pipeline"])
         return pipeline
+
+
+def _in_memory_or_chunked(purchases: Purchases) -> pd.DataFrame | ChunkedPurchaseLog:
+    """A DataFrame, or a chunked log whose files are read in place."""
+    if isinstance(purchases, ChunkedPurchaseLog) and not purchases.in_memory:
+        return purchases
+    return purchases_frame(purchases)
+
+
+def _contacts_by_chunk(contacts: pd.DataFrame | None, n_chunks: int) -> list[pd.DataFrame]:
+    """Rows of the contacts table per chunk, by the hash that chunks the purchases."""
+    if contacts is None:
+        return [None] * n_chunks
+    chunk = chunk_of(contacts["contact_id"], n_chunks)
+    return [contacts.loc[chunk == index].reset_index(drop=True) for index in range(n_chunks)]

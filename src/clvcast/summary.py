@@ -20,10 +20,12 @@ table (and the same churn model) on every run.
 
 from __future__ import annotations
 
-import duckdb
+import tempfile
+
 import pandas as pd
 
-from clvcast.data import PurchaseLog, parse_as_of
+from clvcast.data import ChunkedPurchaseLog, PurchaseLog, parse_as_of
+from clvcast.data.ingest import duckdb_connection
 from clvcast.errors import InputError
 
 SUMMARY_COLUMNS = (
@@ -83,21 +85,48 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _run(sql: str, purchases: pd.DataFrame, params: dict[str, object]) -> pd.DataFrame:
-    connection = duckdb.connect()
-    try:
-        connection.register("purchases", purchases)
-        return connection.execute(sql, params).df()
-    finally:
-        connection.close()
+Purchases = PurchaseLog | ChunkedPurchaseLog | pd.DataFrame
 
 
-def purchases_frame(purchases: PurchaseLog | pd.DataFrame) -> pd.DataFrame:
-    """The DataFrame of a :class:`~clvcast.data.PurchaseLog`, or the DataFrame itself."""
+def _run(
+    sql: str, purchases: pd.DataFrame | ChunkedPurchaseLog, params: dict[str, object]
+) -> pd.DataFrame:
+    """Run ``sql`` over ``purchases`` (a DataFrame, or a chunked log's files read in place)."""
+    with tempfile.TemporaryDirectory(prefix="clvcast-duckdb-") as spill:
+        connection = duckdb_connection(spill)
+        try:
+            if isinstance(purchases, ChunkedPurchaseLog):
+                source = purchases.sql_source()
+                connection.execute(f"CREATE VIEW purchases AS SELECT * FROM {source}")
+            else:
+                connection.register("purchases", purchases)
+            return connection.execute(sql, params).df()
+        finally:
+            connection.close()
+
+
+def purchases_frame(purchases: Purchases) -> pd.DataFrame:
+    """The DataFrame of a purchase log (a chunked log must be in memory: one chunk)."""
+    if isinstance(purchases, ChunkedPurchaseLog):
+        if not purchases.in_memory:
+            raise InputError(
+                f"this step needs the whole purchase log in memory, and it is split into "
+                f"{purchases.n_chunks} chunks; process it chunk by chunk."
+            )
+        return purchases.frame
     return purchases.purchases if isinstance(purchases, PurchaseLog) else purchases
 
 
-def _check_input(purchases: pd.DataFrame, columns: dict[str, str]) -> None:
+def _in_place(purchases: Purchases) -> pd.DataFrame | ChunkedPurchaseLog:
+    """What a query reads: a DataFrame, or a chunked log whose files DuckDB reads in place."""
+    if isinstance(purchases, ChunkedPurchaseLog) and not purchases.in_memory:
+        return purchases
+    return purchases_frame(purchases)
+
+
+def _check_input(purchases: pd.DataFrame | ChunkedPurchaseLog, columns: dict[str, str]) -> None:
+    if isinstance(purchases, ChunkedPurchaseLog):
+        return  # written by clvcast.data: contact_id, date, amount
     missing = [name for name in columns.values() if name not in purchases.columns]
     if missing:
         raise InputError(
@@ -116,7 +145,7 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(
-    purchases: pd.DataFrame,
+    purchases: Purchases,
     as_of: str | pd.Timestamp,
     *,
     contact_col: str = "contact_id",
@@ -131,7 +160,7 @@ def summarize(
     observation_period_end=as_of, freq="D", monetary_value_col=amount)`` in its four
     columns, plus the descriptive columns listed in :data:`SUMMARY_COLUMNS`.
     """
-    purchases = purchases_frame(purchases)
+    purchases = _in_place(purchases)
     columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
     _check_input(purchases, columns)
     end = parse_as_of(as_of)
@@ -149,7 +178,7 @@ def summarize(
 
 
 def calibration_holdout(
-    purchases: pd.DataFrame,
+    purchases: Purchases,
     calibration_end: str | pd.Timestamp,
     observation_end: str | pd.Timestamp,
     *,
@@ -169,7 +198,7 @@ def calibration_holdout(
     later on the calibration-end day counts as holdout there, and its holdout monetary value
     averages order lines instead of purchase days.
     """
-    purchases = purchases_frame(purchases)
+    purchases = _in_place(purchases)
     columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
     _check_input(purchases, columns)
     cal_end = parse_as_of(calibration_end)

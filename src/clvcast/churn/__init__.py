@@ -7,17 +7,24 @@ holdout compares it with BG/NBD and recency baselines (:mod:`clvcast.churn.evalu
 """
 
 from clvcast.churn.evaluation import ChurnEvaluation, concordance_index, evaluate_churn
-from clvcast.churn.features import FEATURE_COLUMNS, snapshot_features
+from clvcast.churn.features import (
+    FEATURE_COLUMNS,
+    SnapshotContext,
+    snapshot_context,
+    snapshot_features,
+)
 from clvcast.churn.model import RISK_BANDS, ChurnModel, build_training_set, risk_band
 
 __all__ = [
     "FEATURE_COLUMNS",
     "RISK_BANDS",
+    "SnapshotContext",
     "ChurnEvaluation",
     "ChurnModel",
     "build_training_set",
     "concordance_index",
     "evaluate_churn",
     "risk_band",
+    "snapshot_context",
     "snapshot_features",
 ]

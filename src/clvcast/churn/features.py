@@ -21,6 +21,7 @@ Features (all in days or the input currency):
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -151,30 +152,57 @@ def _history_statistics(log: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame
     return frame
 
 
+@dataclass
+class SnapshotContext:
+    """The parts of a snapshot fitted on its whole population, not per contact.
+
+    ``scorer`` holds the RFM bins of the snapshot, ``bgnbd`` the BG/NBD model fitted on it
+    (None when it cannot be fitted). A log processed in chunks fits them once on the summary
+    of every contact (:func:`snapshot_context`) and passes them to each chunk, so the
+    features equal those of the whole log at once.
+    """
+
+    scorer: RFMScorer
+    bgnbd: BetaGeoModel | None
+
+
+def snapshot_context(summary: pd.DataFrame) -> SnapshotContext:
+    """Fit the population-level parts of a snapshot on its summary (warnings silenced:
+    a snapshot is not the user's RFM or forecast, and its quirks are expected)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scorer = RFMScorer().fit(summary)
+        try:
+            bgnbd = BetaGeoModel().fit(summary)
+        except ModelError:
+            bgnbd = None
+    return SnapshotContext(scorer=scorer, bgnbd=bgnbd)
+
+
 def snapshot_features(
     purchases: pd.DataFrame,
     cutoff: pd.Timestamp,
     *,
     horizon_days: float,
-    bgnbd: BetaGeoModel | None = None,
+    context: SnapshotContext | None = None,
     summary: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, BetaGeoModel | None]:
     """Features of every contact who bought on or before ``cutoff`` (index: contact_id).
 
     ``purchases`` is a purchase log (one row per contact-day); rows after ``cutoff`` are
-    ignored. A BG/NBD model is fitted on the snapshot unless ``bgnbd`` is given (scoring
-    with a frozen model); ``summary`` may pass the summary of this log at ``cutoff`` when
-    the caller has it already. Returns the features and the BG/NBD model used (None if it could
-    not be fitted; its three features are then missing, which the classifier tolerates).
+    ignored. The RFM bins and the BG/NBD model of the snapshot are fitted on this log unless
+    ``context`` gives them (a chunk of a larger log); ``summary`` may pass the summary of this
+    log at ``cutoff`` when the caller has it already. Returns the features and the BG/NBD
+    model used (None if it could not be fitted; its three features are then missing, which
+    the classifier tolerates).
     """
     log = purchases.loc[purchases["date"] <= cutoff, ["contact_id", "date", "amount"]]
     if summary is None:
         summary = summarize(log, cutoff)
     features = summary.copy()
     features["average_order_value"] = summary["total_spend"] / summary["orders"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scores = RFMScorer().fit_transform(summary)
+    context = context or snapshot_context(summary)
+    scores = context.scorer.transform(summary)
     features[["r_score", "f_score", "m_score"]] = scores[["r_score", "f_score", "m_score"]]
     repeat = summary["frequency"] > 0
     features["mean_gap_days"] = np.where(
@@ -189,14 +217,7 @@ def snapshot_features(
     )
     features["spend_trend"] = (features["spend_last_90d"] + 1) / (features["spend_prior_90d"] + 1)
 
-    model = bgnbd
-    if model is None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = BetaGeoModel().fit(summary)
-        except ModelError:
-            model = None
+    model = context.bgnbd
     if model is not None:
         params = model.params_tuple()
         x = summary["frequency"].to_numpy(dtype=float)

@@ -47,6 +47,7 @@ from threadpoolctl import threadpool_limits
 
 from clvcast.churn.features import (
     FEATURE_COLUMNS,
+    SnapshotContext,
     median_days_to_next_purchase,
     no_purchase_labels,
     snapshot_features,
@@ -247,16 +248,19 @@ class ChurnModel(BaseEstimator):
         purchases: pd.DataFrame,
         as_of: str | pd.Timestamp,
         summary: pd.DataFrame | None = None,
+        context: SnapshotContext | None = None,
     ) -> pd.DataFrame:
         """``churn_risk``, ``churn_risk_band`` and ``expected_drift_date`` per contact.
 
-        ``summary`` may pass the summary of ``purchases`` at ``as_of`` if already computed.
+        ``summary`` may pass the summary of ``purchases`` at ``as_of`` if already computed;
+        ``context`` the snapshot's RFM bins and BG/NBD model when ``purchases`` is one chunk
+        of a larger log (see :class:`~clvcast.churn.features.SnapshotContext`).
         """
         check_is_fitted(self, "booster_")
         day = parse_as_of(as_of)
         purchases = purchases_frame(purchases)
         features, bgnbd = snapshot_features(
-            purchases, day, horizon_days=self.horizon_days, summary=summary
+            purchases, day, horizon_days=self.horizon_days, summary=summary, context=context
         )
         risk = self.predict_risk(features)
         drift = np.nan_to_num(self.drift_days(features, bgnbd), nan=0.0)

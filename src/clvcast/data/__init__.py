@@ -3,11 +3,18 @@
 - :func:`read_transactions` (``ingest``): a transactions table (CSV, Parquet or DataFrame)
   to a purchase log, one row per contact and day, with the policies for bad rows, refunds
   and duplicates and an :class:`IngestionReport` that accounts for every row (``report``).
+- :func:`read_transactions_in_chunks` (``chunks``): the same, split into chunks of whole
+  contacts written to Parquet, for logs too large to hold in memory at once.
 - :func:`read_contacts` and the shared readers and checks (``inputs``).
 - The CDNOW data set that ships with lifetimes (``cdnow``).
 """
 
 from clvcast.data.cdnow import cdnow_master_path, cdnow_purchase_log, load_cdnow_master
+from clvcast.data.chunks import (
+    ChunkedPurchaseLog,
+    read_transactions_in_chunks,
+    sample_contacts,
+)
 from clvcast.data.ingest import read_transactions
 from clvcast.data.inputs import check_columns, parse_as_of, read_contacts, source_name
 from clvcast.data.report import (
@@ -36,6 +43,7 @@ __all__ = [
     "REASON_MISSING_DATE",
     "REASON_NET_NONPOSITIVE",
     "REASON_NONPOSITIVE",
+    "ChunkedPurchaseLog",
     "IngestionReport",
     "PurchaseLog",
     "cdnow_master_path",
@@ -45,5 +53,7 @@ __all__ = [
     "parse_as_of",
     "read_contacts",
     "read_transactions",
+    "read_transactions_in_chunks",
+    "sample_contacts",
     "source_name",
 ]

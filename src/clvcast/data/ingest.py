@@ -25,8 +25,10 @@ Policies (all documented in the README):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -274,15 +276,80 @@ def read_transactions(
         Missing columns, empty input, or rows refused by an ``"error"`` policy; the message
         gives counts and example rows.
     """
+    options = {
+        "contact_col": contact_col,
+        "date_col": date_col,
+        "amount_col": amount_col,
+        "date_format": date_format,
+        "as_of": as_of,
+        "nonpositive": nonpositive,
+        "duplicates": duplicates,
+        "invalid": invalid,
+        "name": name,
+    }
+    with ingested(source, **options) as (connection, report):
+        # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a
+        # Python object per row (four times faster than DuckDB's own DataFrame conversion).
+        purchases = fetch_frame(connection, "SELECT * FROM purchases ORDER BY contact_id, date")
+    return PurchaseLog(purchases=purchases, report=report)
+
+
+def fetch_frame(connection: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    """A query's result as a DataFrame, through Arrow (text as Arrow-backed strings)."""
+    return connection.sql(sql).to_arrow_table().to_pandas()
+
+
+def duckdb_connection(spill: str | os.PathLike[str]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that spills to ``spill`` beyond its memory budget.
+
+    The budget is a share of the machine's memory (:data:`DUCKDB_MEMORY_SHARE`), so that
+    DuckDB's buffers plus the Python side of a run stay well within it; larger inputs spill
+    to disk instead of running out of memory.
+    """
+    config = {"temp_directory": str(spill), "memory_limit": f"{_memory_budget_mb()}MB"}
+    return duckdb.connect(config=config)
+
+
+DUCKDB_MEMORY_SHARE = 0.35
+
+
+def _memory_budget_mb() -> int:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: DuckDB's default
+        total = 8 * 1024**3 / 0.8
+    return max(256, int(total * DUCKDB_MEMORY_SHARE / 1024**2))
+
+
+@contextlib.contextmanager
+def ingested(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    contact_col: str = "contact_id",
+    date_col: str = "date",
+    amount_col: str = "amount",
+    date_format: str | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    nonpositive: NonPositivePolicy = "drop",
+    duplicates: DuplicatePolicy = "keep",
+    invalid: InvalidPolicy = "error",
+    name: str | None = None,
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, IngestionReport]]:
+    """Ingest ``source`` (arguments as :func:`read_transactions`) into an open DuckDB.
+
+    Yields the connection, whose view ``purchases`` (contact_id, date, amount: one row per
+    contact and day, unordered) is the purchase log, and the ingestion report. The
+    connection and its spill folder are gone after the ``with`` block.
+    """
     _check_policy("nonpositive", nonpositive, ("drop", "net", "error"))
     _check_policy("duplicates", duplicates, ("keep", "drop", "error"))
     _check_policy("invalid", invalid, ("error", "drop"))
     as_of_day = parse_as_of(as_of)
     name = name or source_name(source)
     with tempfile.TemporaryDirectory(prefix="clvcast-duckdb-") as spill:
-        connection = duckdb.connect(config={"temp_directory": spill})
+        connection = duckdb_connection(spill)
         try:
-            return _ingest(
+            report = _ingest(
                 connection,
                 source,
                 name,
@@ -291,6 +358,7 @@ def read_transactions(
                 as_of_day=as_of_day,
                 policies=(nonpositive, duplicates, invalid),
             )
+            yield connection, report
         finally:
             connection.close()
 
@@ -304,8 +372,8 @@ def _ingest(
     date_format: str | None,
     as_of_day: pd.Timestamp | None,
     policies: tuple[str, str, str],
-) -> PurchaseLog:
-    """The body of :func:`read_transactions`, on an open DuckDB connection."""
+) -> IngestionReport:
+    """Check and aggregate ``source`` in ``connection``; see :func:`ingested`."""
     contact_col, date_col, amount_col = columns
     nonpositive, duplicates, invalid = policies
     _register_source(connection, source)
@@ -459,14 +527,9 @@ def _ingest(
     report.contacts_without_purchase = all_contacts - report.contacts
     report.first_date = pd.Timestamp(first)
     report.last_date = pd.Timestamp(last)
-    # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a Python
-    # object per row (four times faster than DuckDB's own DataFrame conversion).
-    purchases = (
-        connection.sql(
-            f"""SELECT contact_id, CAST(day AS TIMESTAMP) AS date, CAST(amount AS DOUBLE) AS amount
-                FROM daily WHERE {kept} ORDER BY contact_id, day"""
-        )
-        .to_arrow_table()
-        .to_pandas()
+    connection.execute(
+        f"""CREATE VIEW purchases AS
+            SELECT contact_id, CAST(day AS TIMESTAMP) AS date, CAST(amount AS DOUBLE) AS amount
+            FROM daily WHERE {kept}"""
     )
-    return PurchaseLog(purchases=purchases, report=report)
+    return report

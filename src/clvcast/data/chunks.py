@@ -1,0 +1,169 @@
+"""Purchase logs too large to hold at once: chunks of whole contacts, as Parquet files.
+
+:func:`read_transactions_in_chunks` ingests like :func:`~clvcast.data.read_transactions`
+(same checks, policies and report) and splits the purchase log by contact:
+chunk = ``hash(contact_id) mod n_chunks``, with ``n_chunks = ceil(contacts / chunk_contacts)``.
+Every purchase of a contact is in the same chunk, so anything computed per contact (the
+summary, the churn features, the scores) can be computed chunk by chunk with bounded memory,
+and the results do not depend on the number of chunks. A log of one chunk stays in memory;
+larger ones are written to ``chunk-00000.parquet``, ``chunk-00001.parquet``, ... in a folder
+the caller owns, each sorted by contact and date.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+
+from clvcast.data.ingest import fetch_frame, ingested
+from clvcast.data.report import IngestionReport, PurchaseLog
+from clvcast.errors import InputError
+
+DEFAULT_CHUNK_CONTACTS = 1_000_000
+_ORDER = "ORDER BY contact_id, date"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass
+class ChunkedPurchaseLog:
+    """A purchase log in ``n_chunks`` chunks of whole contacts (see the module docstring).
+
+    ``frame`` holds the log when it is one chunk in memory; otherwise ``files`` lists the
+    chunk files in chunk order.
+    """
+
+    report: IngestionReport
+    n_chunks: int
+    frame: pd.DataFrame | None = None
+    files: tuple[Path, ...] = ()
+
+    @property
+    def in_memory(self) -> bool:
+        return self.frame is not None
+
+    def chunk(self, index: int) -> pd.DataFrame:
+        """The purchases of chunk ``index`` (contact_id, date, amount), by contact and date."""
+        if not 0 <= index < self.n_chunks:
+            raise IndexError(f"chunk {index} of a log with {self.n_chunks} chunks")
+        if self.frame is not None:
+            return self.frame
+        return pq.read_table(self.files[index]).to_pandas()
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """Every chunk in turn; only one is in memory at a time."""
+        for index in range(self.n_chunks):
+            yield self.chunk(index)
+
+    def as_purchase_log(self) -> PurchaseLog:
+        """The whole log in memory (for a log of one chunk, or for tests on small data)."""
+        if self.frame is not None:
+            return PurchaseLog(purchases=self.frame, report=self.report)
+        frame = pd.concat(list(self.chunks()), ignore_index=True)
+        frame = frame.sort_values(["contact_id", "date"], ignore_index=True)
+        return PurchaseLog(purchases=frame, report=self.report)
+
+    def sql_source(self) -> str:
+        """A DuckDB table expression that reads the whole log (files) in place."""
+        if self.frame is not None:
+            raise ValueError("an in-memory log has no files; register its frame instead")
+        return "read_parquet([" + ", ".join(_literal(str(f)) for f in self.files) + "])"
+
+
+def read_transactions_in_chunks(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    directory: str | os.PathLike[str],
+    *,
+    chunk_contacts: int = DEFAULT_CHUNK_CONTACTS,
+    **options: Any,
+) -> ChunkedPurchaseLog:
+    """Ingest ``source`` into a :class:`ChunkedPurchaseLog` of at most about
+    ``chunk_contacts`` contacts per chunk, written to ``directory`` when more than one.
+
+    ``options`` are the keyword arguments of :func:`~clvcast.data.read_transactions`
+    (column names, date format, as-of date, policies, name). ``directory`` must exist; the
+    caller removes it when the log is no longer needed.
+    """
+    if chunk_contacts < 1:
+        raise InputError(f"chunk_contacts={chunk_contacts}; use a positive number of contacts.")
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise InputError(f"work folder {folder} does not exist; create it or choose another.")
+    with ingested(source, **options) as (connection, report):
+        n_chunks = max(1, math.ceil(report.contacts / chunk_contacts))
+        if n_chunks == 1:
+            frame = fetch_frame(connection, f"SELECT * FROM purchases {_ORDER}")
+            return ChunkedPurchaseLog(report=report, n_chunks=1, frame=frame)
+        files = []
+        for index in range(n_chunks):
+            path = folder / f"chunk-{index:05d}.parquet"
+            connection.execute(
+                f"""COPY (SELECT * FROM purchases WHERE hash(contact_id) % {n_chunks} = {index}
+                          {_ORDER})
+                    TO {_literal(str(path))} (FORMAT parquet)"""
+            )
+            files.append(path)
+    return ChunkedPurchaseLog(report=report, n_chunks=n_chunks, files=tuple(files))
+
+
+SAMPLE_SALT = "clvcast-sample"
+_SAMPLE_SLOTS = 1_000_000
+
+
+def sample_contacts(
+    purchases: pd.DataFrame | ChunkedPurchaseLog, max_contacts: int
+) -> tuple[pd.DataFrame, int]:
+    """The purchases of a random sample of about ``max_contacts`` contacts, and its size.
+
+    A contact is in the sample when a hash of its id falls below the sampling share, so the
+    sample is the same on every run, for a chunked log and for the same log in memory, and
+    a contact's whole history is in it or none of it. With ``max_contacts`` or fewer
+    contacts the whole log is returned. Rows come sorted by contact and date.
+    """
+    if isinstance(purchases, ChunkedPurchaseLog) and purchases.in_memory:
+        purchases = purchases.frame
+    if isinstance(purchases, ChunkedPurchaseLog):
+        total = purchases.report.contacts
+        source = purchases.sql_source()
+    else:
+        total = int(purchases["contact_id"].nunique())
+        source = "frame"
+    if total <= max_contacts:
+        whole = purchases if isinstance(purchases, pd.DataFrame) else None
+        if whole is None:
+            whole = purchases.as_purchase_log().purchases
+        return whole, total
+    slots = math.floor(_SAMPLE_SLOTS * max_contacts / total)
+    sql = f"""SELECT contact_id, date, amount FROM {source}
+              WHERE hash(contact_id || {_literal(SAMPLE_SALT)}) % {_SAMPLE_SLOTS} < {slots}
+              {_ORDER}"""
+    connection = duckdb.connect()
+    try:
+        if isinstance(purchases, pd.DataFrame):
+            connection.register("frame", purchases[["contact_id", "date", "amount"]])
+        sample = fetch_frame(connection, sql)
+    finally:
+        connection.close()
+    return sample, int(sample["contact_id"].nunique())
+
+
+def chunk_of(contact_ids: pd.Series, n_chunks: int) -> pd.Series:
+    """The chunk of each contact id, by the hash :func:`read_transactions_in_chunks` uses."""
+    connection = duckdb.connect()
+    try:
+        connection.register("ids", pd.DataFrame({"contact_id": contact_ids.astype(str)}))
+        chunks = connection.sql(f"SELECT hash(contact_id) % {n_chunks} AS chunk FROM ids")
+        values = chunks.to_arrow_table().column("chunk").to_numpy()
+    finally:
+        connection.close()
+    return pd.Series(values.astype("int64"), index=contact_ids.index)

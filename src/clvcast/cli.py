@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -125,26 +126,85 @@ def _add_table_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _read_inputs(args: argparse.Namespace):
-    from clvcast.data import read_contacts, read_transactions
+def _read_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of read_transactions from the transaction options."""
+    return {
+        "contact_col": args.contact_col,
+        "date_col": args.date_col,
+        "amount_col": args.amount_col,
+        "date_format": args.date_format,
+        "as_of": args.as_of,
+        "nonpositive": args.nonpositive,
+        "duplicates": args.duplicates,
+        "invalid": "drop" if args.drop_invalid else "error",
+    }
 
-    purchase_log = read_transactions(
-        args.transactions,
-        contact_col=args.contact_col,
-        date_col=args.date_col,
-        amount_col=args.amount_col,
-        date_format=args.date_format,
-        as_of=args.as_of,
-        nonpositive=args.nonpositive,
-        duplicates=args.duplicates,
-        invalid="drop" if args.drop_invalid else "error",
-    )
-    contacts = None
-    if args.contacts:
-        contacts = read_contacts(
-            args.contacts, contact_col=args.contacts_id_col or args.contact_col
+
+def _read_contacts(args: argparse.Namespace):
+    from clvcast.data import read_contacts
+
+    if not args.contacts:
+        return None
+    return read_contacts(args.contacts, contact_col=args.contacts_id_col or args.contact_col)
+
+
+def _read_inputs(args: argparse.Namespace):
+    from clvcast.data import read_transactions
+
+    purchase_log = read_transactions(args.transactions, **_read_options(args))
+    return purchase_log, _read_contacts(args)
+
+
+@contextlib.contextmanager
+def _chunked_inputs(args: argparse.Namespace):
+    """The purchase log in chunks of --chunk-contacts contacts (files in a temporary folder
+    under --work-dir, removed afterwards) and the contacts table."""
+    from clvcast.data import read_transactions_in_chunks
+
+    if args.chunk_contacts < 1000:
+        raise InputError(
+            f"--chunk-contacts {args.chunk_contacts}: use at least 1000 contacts per chunk."
         )
-    return purchase_log, contacts
+    if args.work_dir and not Path(args.work_dir).is_dir():
+        raise InputError(f"--work-dir {args.work_dir} is not a folder; create it first.")
+    with tempfile.TemporaryDirectory(prefix="clvcast-chunks-", dir=args.work_dir) as folder:
+        with _step(args, f"reading and checking {args.transactions}"):
+            log = read_transactions_in_chunks(
+                args.transactions,
+                folder,
+                chunk_contacts=args.chunk_contacts,
+                **_read_options(args),
+            )
+        if log.n_chunks > 1:
+            _detail(args, f"{log.report.contacts:,} contacts in {log.n_chunks} chunks")
+        yield log, _read_contacts(args)
+
+
+def _detail(args: argparse.Namespace, message: str) -> None:
+    """A line for --verbose only."""
+    if args.verbose and not args.quiet:
+        print(f"clvcast: {message}", file=sys.stderr, flush=True)
+
+
+def _add_scale_options(parser: argparse.ArgumentParser) -> None:
+    from clvcast.data.chunks import DEFAULT_CHUNK_CONTACTS
+
+    group = parser.add_argument_group("large inputs")
+    group.add_argument(
+        "--chunk-contacts",
+        type=int,
+        default=DEFAULT_CHUNK_CONTACTS,
+        metavar="N",
+        help="process the purchase log in chunks of about N contacts, written to Parquet "
+        "files in --work-dir, so memory holds one chunk at a time (default: %(default)s)",
+    )
+    group.add_argument(
+        "--work-dir",
+        default=None,
+        metavar="DIR",
+        help="folder for the chunk files and DuckDB's spill files (default: the system's "
+        "temporary folder); it needs about the size of the input as Parquet",
+    )
 
 
 def _check_output_path(path: str) -> None:
@@ -560,6 +620,9 @@ def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
         horizon_days=args.horizon_days,
         churn_horizon_days=args.churn_horizon_days,
         discount_rate_monthly=args.discount_rate_monthly,
+        churn_sample_contacts=getattr(
+            args, "churn_sample_contacts", CLVPipeline().churn_sample_contacts
+        ),
     )
     metrics: dict[str, float] = {}
     evaluation = None
@@ -569,8 +632,10 @@ def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
             evaluation = pipeline.last_evaluation_
     with _step(args, "fitting RFM bins, BG/NBD, Gamma-Gamma and the churn classifier"):
         pipeline.fit(purchase_log, args.as_of)
+    # A log in chunks is shown through the churn sample: the figures need one table.
+    shown, _ = pipeline.sample_purchases(purchase_log, args.as_of)
     with _step(args, "scoring the training contacts for the run's figures"):
-        table = pipeline.score(purchase_log, args.as_of)
+        table = pipeline.score(shown, args.as_of)
     forecaster = pipeline.forecaster_
     metrics.update(
         {
@@ -583,6 +648,7 @@ def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
             "data_repeat_buyers": pipeline.training_["repeat_buyers"],
             "data_history_days": pipeline.training_["history_days"],
             "churn_training_rows": pipeline.churn_model_.n_training_rows_,
+            "churn_training_contacts": pipeline.training_["churn_training_contacts"],
         }
     )
     metrics.update({f"bgnbd_{k}": v for k, v in forecaster.bgnbd_.params_.items()})
@@ -596,9 +662,8 @@ def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
         "bgnbd_fit_step": forecaster.bgnbd_.fit_step_,
         "gamma_gamma_fit_step": forecaster.gamma_gamma_.fit_step_,
     }
-    purchases = purchase_log.purchases
-    example_ids = purchases["contact_id"].drop_duplicates().head(20)
-    example = purchases[purchases["contact_id"].isin(example_ids)]
+    example_ids = shown["contact_id"].drop_duplicates().head(20)
+    example = shown[shown["contact_id"].isin(example_ids)]
     with _step(args, "logging the run and the model to MLflow"):
         run = log_training_run(
             pipeline,
@@ -623,8 +688,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.holdout_days is not None and args.holdout_days < 1:
         raise InputError(f"--holdout-days {args.holdout_days}: use a whole number of days >= 1.")
     check_writable(args.save)
-    purchase_log, _ = _read_inputs(args)
-    pipeline, run, _ = train_pipeline(args, purchase_log)
+    if args.churn_sample_contacts < 1000:
+        raise InputError(
+            f"--churn-sample-contacts {args.churn_sample_contacts}: use at least 1000 contacts."
+        )
+    with _chunked_inputs(args) as (purchase_log, _):
+        pipeline, run, _ = train_pipeline(args, purchase_log)
     saved = pipeline.save(args.save)
     if args.json:
         print(json.dumps({**run.to_dict(), "saved": str(saved)}, indent=2, default=str))
@@ -662,8 +731,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         migrations_target,
         read_scored,
         write_scored,
+        write_scored_chunks,
     )
-    from clvcast.rfm import rfm_migrations
+    from clvcast.rfm import MIGRATION_INPUT_COLUMNS, rfm_migrations
     from clvcast.tracking import load_model
 
     if is_sql_url(args.output):
@@ -677,18 +747,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
     scored_at = scored_at.tz_convert("UTC").tz_localize(None) if scored_at.tzinfo else scored_at
     with _step(args, f"loading {args.model}"):
         loaded = load_model(args.model, args.tracking_uri)
-    purchase_log, contacts = _read_inputs(args)
-    with _step(args, "scoring every contact"):
-        table = loaded.pipeline.score(purchase_log, args.as_of, contacts=contacts)
-    table["model_name"] = loaded.name
-    table["model_version"] = loaded.version
-    table["scored_at"] = scored_at.floor("s")
-    with _step(args, f"writing {args.output}"):
-        where = write_scored(table, args.output, args.table)
+    stamp = scored_at.floor("s")
+    counts = {"contacts": 0, "prospects": 0}
+    slim: list[pd.DataFrame] = []  # the columns migrations compare, chunk by chunk
+
+    def scored_chunks(log, contacts):
+        for index, table in enumerate(loaded.pipeline.score_in_chunks(log, args.as_of, contacts)):
+            if log.n_chunks > 1:
+                _detail(args, f"scored chunk {index + 1} of {log.n_chunks}")
+            table["model_name"] = loaded.name
+            table["model_version"] = loaded.version
+            table["scored_at"] = stamp
+            counts["contacts"] += len(table)
+            counts["prospects"] += int((table["rfm_group"] == "prospect").sum())
+            if previous is not None:
+                slim.append(table[[*MIGRATION_INPUT_COLUMNS]])
+            yield table
+
+    with (
+        _chunked_inputs(args) as (purchase_log, contacts),
+        _step(args, f"scoring every contact and writing {args.output}"),
+    ):
+        where, _ = write_scored_chunks(
+            scored_chunks(purchase_log, contacts), args.output, args.table
+        )
     migration_rows = None
     migration_where = None
     if previous is not None:
-        migrations = rfm_migrations(previous, table)
+        migrations = rfm_migrations(previous, pd.concat(slim, ignore_index=True))
         target, table_name = migrations_target(args.output, args.table)
         migration_where = write_scored(migrations, target, table_name)
         migration_rows = len(migrations)
@@ -697,12 +783,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "model_name": loaded.name,
         "model_version": loaded.version,
         "as_of": str(pd.Timestamp(args.as_of).date()),
-        "contacts": len(table),
-        "prospects": int((table["rfm_group"] == "prospect").sum()),
+        "contacts": counts["contacts"],
+        "prospects": counts["prospects"],
         "output": where,
         "migrations": migration_rows,
         "migrations_output": migration_where,
-        "scored_at": str(table["scored_at"].iloc[0]),
+        "scored_at": str(stamp),
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -710,7 +796,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(purchase_log.report.format())
         print()
         print(
-            f"Scored {len(table):,} contacts ({summary['prospects']:,} prospects) with "
+            f"Scored {counts['contacts']:,} contacts ({summary['prospects']:,} prospects) with "
             f"{loaded.name} version {loaded.version} as of {summary['as_of']}"
         )
         print(f"Wrote {where}")
@@ -998,6 +1084,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="also save the pipeline here (default: %(default)s)",
     )
     _add_tracking_options(train)
+    _add_scale_options(train)
+    train.add_argument(
+        "--churn-sample-contacts",
+        type=int,
+        default=250_000,
+        metavar="N",
+        help="train (and, for a log in chunks, evaluate) the churn classifier on a random "
+        "sample of about N contacts when there are more (default: %(default)s)",
+    )
     train.set_defaults(handler=cmd_train)
 
     predict = commands.add_parser(
@@ -1047,6 +1142,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="value of the scored_at column (default: now, UTC)",
     )
     _add_tracking_options(predict)
+    _add_scale_options(predict)
     predict.set_defaults(handler=cmd_predict)
 
     report = commands.add_parser(

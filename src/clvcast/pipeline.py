@@ -304,7 +304,7 @@ class CLVPipeline(BaseEstimator):
         summary = summarize(_in_memory_or_chunked(purchases), day)
         self.scorer_ = RFMScorer(monetary_basis=self.monetary_basis).fit(summary)
         self.forecaster_ = self._forecaster().fit(summary)
-        churn_log, churn_contacts = self._churn_sample(purchases, day)
+        churn_log, churn_contacts = self.sample_purchases(purchases, day)
         self.churn_model_ = self._churn_model().fit(churn_log, day)
         self.as_of_ = day
         first = summary["first_purchase"].min()
@@ -318,8 +318,14 @@ class CLVPipeline(BaseEstimator):
         }
         return self
 
-    def _churn_sample(self, purchases: Purchases, day: pd.Timestamp) -> tuple[pd.DataFrame, int]:
-        """The purchases up to ``day`` of the churn sample, and its number of contacts."""
+    def sample_purchases(
+        self, purchases: Purchases, as_of: str | pd.Timestamp
+    ) -> tuple[pd.DataFrame, int]:
+        """The purchases up to ``as_of`` of the churn sample, and its number of contacts.
+
+        The whole log (up to ``as_of``) when it has ``churn_sample_contacts`` or fewer.
+        """
+        day = parse_as_of(as_of)
         source = _in_memory_or_chunked(purchases)
         if isinstance(source, pd.DataFrame):
             source = source.loc[source["date"] <= day]
@@ -395,7 +401,7 @@ class CLVPipeline(BaseEstimator):
 
         day = parse_as_of(as_of)
         if isinstance(purchases, ChunkedPurchaseLog) and not purchases.in_memory:
-            log, _ = self._churn_sample(purchases, day)
+            log, _ = self.sample_purchases(purchases, day)
         else:
             log = _log_of(purchases)
             log = log.loc[log["date"] <= day]

@@ -512,6 +512,10 @@ def _check_summary(summary: pd.DataFrame) -> None:
 MIGRATION_FIELDS = ("r_score", "f_score", "m_score", "rfm_cell", "rfm_group", "rfm_segment")
 
 
+# The columns of a scored table that rfm_migrations reads (high_value when present).
+MIGRATION_INPUT_COLUMNS = ("contact_id", "as_of", *MIGRATION_FIELDS, "high_value")
+
+
 def rfm_migrations(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
     """Contacts whose RFM scores, cell, group or segment changed between two scored tables.
 
@@ -521,7 +525,7 @@ def rfm_migrations(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFram
     "M 4-5 and R fell from 5 to 4" is then
     ``m_score_to.isin([4, 5]) & (r_score_from == 5) & (r_score_to == 4)``.
     """
-    needed = ["contact_id", "as_of", *MIGRATION_FIELDS]
+    needed = list(MIGRATION_INPUT_COLUMNS[:-1])
     for name, frame in (("previous", previous), ("current", current)):
         missing = [c for c in needed if c not in frame.columns]
         if missing:

@@ -1,0 +1,129 @@
+"""Purchase logs in chunks of whole contacts: the results do not depend on the chunking."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from clvcast.data import (
+    cdnow_purchase_log,
+    read_transactions_in_chunks,
+    sample_contacts,
+)
+from clvcast.data.chunks import chunk_of
+from clvcast.errors import InputError
+from clvcast.pipeline import CLVPipeline
+from clvcast.summary import calibration_holdout, summarize
+
+AS_OF = "1998-06-30"
+
+
+@pytest.fixture(scope="module")
+def chunked(cdnow_raw, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("chunks")
+    return read_transactions_in_chunks(
+        cdnow_raw,
+        folder,
+        chunk_contacts=5000,
+        date_format="%Y%m%d",
+        as_of=AS_OF,
+        name="CDNOW_master.txt",
+    )
+
+
+@pytest.fixture(scope="module")
+def whole():
+    return cdnow_purchase_log(as_of=AS_OF)
+
+
+def test_chunks_hold_whole_contacts_in_order(chunked, whole):
+    assert chunked.n_chunks == 5 and not chunked.in_memory
+    seen = []
+    for index, chunk in enumerate(chunked.chunks()):
+        ids = chunk["contact_id"]
+        assert (chunk_of(ids, chunked.n_chunks) == index).all()
+        assert chunk.equals(chunk.sort_values(["contact_id", "date"], ignore_index=True))
+        seen.append(set(ids))
+    assert sum(len(s) for s in seen) == len(set().union(*seen)) == whole.report.contacts
+    pd.testing.assert_frame_equal(chunked.as_purchase_log().purchases, whole.purchases)
+    assert chunked.report.to_dict() == whole.report.to_dict()
+
+
+def test_one_chunk_stays_in_memory(cdnow_raw, whole, tmp_path):
+    log = read_transactions_in_chunks(cdnow_raw, tmp_path, date_format="%Y%m%d", as_of=AS_OF)
+    assert log.in_memory and log.n_chunks == 1 and list(tmp_path.iterdir()) == []
+    pd.testing.assert_frame_equal(log.frame, whole.purchases)
+
+
+def test_summaries_read_the_chunk_files_in_place(chunked, whole):
+    pd.testing.assert_frame_equal(summarize(chunked, AS_OF), summarize(whole, AS_OF))
+    pd.testing.assert_frame_equal(
+        calibration_holdout(chunked, "1997-09-30", AS_OF),
+        calibration_holdout(whole, "1997-09-30", AS_OF),
+    )
+
+
+def test_contact_sample_is_stable_and_keeps_whole_histories(chunked, whole):
+    sample, size = sample_contacts(chunked, 6000)
+    again, _ = sample_contacts(whole.purchases, 6000)
+    pd.testing.assert_frame_equal(sample, again)  # same contacts chunked or not
+    assert 5000 < size < 7000 and size == sample["contact_id"].nunique()
+    histories = whole.purchases[whole.purchases["contact_id"].isin(sample["contact_id"])]
+    pd.testing.assert_frame_equal(sample, histories.reset_index(drop=True))
+    everything, total = sample_contacts(whole.purchases, 10**6)
+    assert total == whole.report.contacts and everything is whole.purchases
+
+
+def test_pipeline_on_chunks_equals_the_pipeline_in_memory(chunked, whole):
+    on_chunks = CLVPipeline().fit(chunked, AS_OF)
+    in_memory = CLVPipeline().fit(whole, AS_OF)
+    assert on_chunks.training_ == in_memory.training_
+    assert on_chunks.forecaster_.bgnbd_.params_.equals(in_memory.forecaster_.bgnbd_.params_)
+    contacts = pd.DataFrame(
+        {"contact_id": ["00001", "23570", "prospect-1", "prospect-2"], "email": list("abcd")}
+    )
+    parts = list(on_chunks.score_in_chunks(chunked, AS_OF, contacts=contacts))
+    assert len(parts) == chunked.n_chunks
+    scored = pd.concat(parts, ignore_index=True).sort_values("contact_id", ignore_index=True)
+    expected = in_memory.score(whole, AS_OF, contacts=contacts)
+    expected = expected.sort_values("contact_id", ignore_index=True)
+    pd.testing.assert_frame_equal(scored, expected)
+    assert set(scored.loc[scored["rfm_group"] == "prospect", "contact_id"]) == {
+        "prospect-1",
+        "prospect-2",
+    }
+
+
+def test_work_folder_and_chunk_size_are_checked(cdnow_raw, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        read_transactions_in_chunks(cdnow_raw, tmp_path / "nope", date_format="%Y%m%d")
+    with pytest.raises(InputError, match="chunk_contacts=0"):
+        read_transactions_in_chunks(cdnow_raw, tmp_path, chunk_contacts=0, date_format="%Y%m%d")
+
+
+def test_cli_predict_in_chunks_writes_the_same_table(cdnow_raw, tmp_path, whole):
+    data = tmp_path / "cdnow.parquet"
+    cdnow_raw.to_parquet(data, index=False)
+    model = tmp_path / "model.joblib"
+    CLVPipeline().fit(whole, AS_OF).save(model)
+    common = ["--model", str(model), "--transactions", str(data), "--date-format", "%Y%m%d"]
+    common += ["--as-of", AS_OF, "--scored-at", "2024-01-01T00:00:00", "--quiet"]
+    outputs = {}
+    for name, extra in (("one", []), ("many", ["--chunk-contacts", "4000"])):
+        outputs[name] = tmp_path / f"{name}.csv"
+        done = subprocess.run(
+            [sys.executable, "-m", "clvcast", "predict", *common, "--output", str(outputs[name])]
+            + extra,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+    one = pd.read_csv(outputs["one"], dtype={"contact_id": str})
+    many = pd.read_csv(outputs["many"], dtype={"contact_id": str})
+    many = many.sort_values("contact_id", ignore_index=True)
+    pd.testing.assert_frame_equal(many, one)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("clvcast-")] == []

@@ -27,10 +27,12 @@ def simulate_fading_transactions(
     rate_shape: float = 1.5,
     rate_scale: float = 1.0 / 45.0,
     seed: int = 0,
+    id_prefix: str = "f",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Transactions (contact_id, date, amount) and the truth per contact.
 
-    The truth has ``first_purchase``, ``dropout_date`` (may lie after ``end``) and
+    Contact ids are ``id_prefix`` and a six-digit number (distinct prefixes let blocks drawn
+    with different seeds be stacked into one large log). The truth has ``first_purchase``, ``dropout_date`` (may lie after ``end``) and
     ``rate_per_day``. First purchases fall in the first 60% of the period.
     """
     rng = np.random.default_rng(seed)
@@ -51,7 +53,7 @@ def simulate_fading_transactions(
     days = np.concatenate([first, np.floor(times)])
     scale = np.concatenate([np.ones(n_contacts), 0.5 + 0.5 * fading])
     amounts = rng.gamma(3.0, mean_value[contacts] * scale / 3.0)
-    ids = "f" + pd.Series(np.arange(n_contacts)).astype(str).str.zfill(6)
+    ids = id_prefix + pd.Series(np.arange(n_contacts)).astype(str).str.zfill(6)
     transactions = pd.DataFrame(
         {
             "contact_id": ids.to_numpy()[contacts],

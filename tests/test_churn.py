@@ -235,3 +235,13 @@ def test_scoring_is_reproducible(cdnow_log):
     pd.testing.assert_frame_equal(a, b)
     summary = summarize(purchases, "1998-06-30")
     assert a.index.equals(summary.index)
+
+
+def test_model_does_not_depend_on_the_thread_count(cdnow_log, monkeypatch):
+    purchases = cdnow_log.purchases
+    scores = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        model = ChurnModel(n_cutoffs=4).fit(purchases, "1998-06-30")
+        scores.append(model.score(purchases, "1998-06-30"))
+    pd.testing.assert_frame_equal(scores[0], scores[1], check_exact=True)

@@ -248,7 +248,7 @@ class CLVPipeline(BaseEstimator):
         contacts when there are more (:func:`clvcast.data.sample_contacts`): its training
         rows grow with contacts times cutoffs, and past a few hundred thousand contacts
         more rows cost time and memory without improving the holdout metrics
-        (``benchmarks/bench_scale.py``). A log in chunks is also evaluated on this sample.
+        (``benchmarks/bench_scale.py``). :meth:`evaluate` runs on this sample too.
 
     Attributes
     ----------
@@ -393,18 +393,14 @@ class CLVPipeline(BaseEstimator):
         Purchases: BG/NBD fitted up to ``as_of - holdout_days`` against the last
         ``holdout_days``. Churn: the temporal evaluation at ``as_of``. Keys are flat names
         ready for MLflow (``holdout_rmse``, ``churn_roc_auc``, ``churn_roc_auc_high_value``...).
-        A :class:`~clvcast.data.ChunkedPurchaseLog` in files is evaluated on the churn
-        sample of contacts (``churn_sample_contacts``).
+        Both run on the churn sample of contacts (``churn_sample_contacts``; every contact
+        when there are no more), the data the churn classifier trains on.
         """
         from clvcast.churn.evaluation import evaluate_churn
         from clvcast.models.evaluation import evaluate_holdout
 
         day = parse_as_of(as_of)
-        if isinstance(purchases, ChunkedPurchaseLog) and not purchases.in_memory:
-            log, _ = self.sample_purchases(purchases, day)
-        else:
-            log = _log_of(purchases)
-            log = log.loc[log["date"] <= day]
+        log, _ = self.sample_purchases(purchases, day)
         holdout = evaluate_holdout(
             log, day - pd.Timedelta(days=holdout_days), day, forecaster=self._forecaster()
         )

@@ -1085,13 +1085,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_tracking_options(train)
     _add_scale_options(train)
+    from clvcast.data.chunks import DEFAULT_CHURN_SAMPLE_CONTACTS
+
     train.add_argument(
         "--churn-sample-contacts",
         type=int,
-        default=250_000,
+        default=DEFAULT_CHURN_SAMPLE_CONTACTS,
         metavar="N",
-        help="train (and, for a log in chunks, evaluate) the churn classifier on a random "
-        "sample of about N contacts when there are more (default: %(default)s)",
+        help="train and evaluate the churn classifier on a random sample of about N "
+        "contacts when there are more (default: %(default)s)",
     )
     train.set_defaults(handler=cmd_train)
 

@@ -25,7 +25,7 @@ from clvcast.churn.evaluation import HIGH_VALUE_M_SCORES
 from clvcast.churn.features import SnapshotContext, snapshot_context
 from clvcast.churn.model import ChurnModel
 from clvcast.data import ChunkedPurchaseLog, PurchaseLog, parse_as_of, sample_contacts
-from clvcast.data.chunks import chunk_of
+from clvcast.data.chunks import DEFAULT_CHURN_SAMPLE_CONTACTS, chunk_of
 from clvcast.errors import InputError
 from clvcast.models.forecast import CLVForecaster, prediction_columns
 from clvcast.rfm import PROSPECT, SCORE_COLUMNS, RFMScorer
@@ -205,7 +205,6 @@ def _position_after_attributes(contacts: pd.DataFrame | None) -> int:
 
 PIPELINE_FORMAT = "clvcast.pipeline"
 PIPELINE_FORMAT_VERSION = 1
-DEFAULT_CHURN_SAMPLE_CONTACTS = 250_000
 
 # The scored table's public column order (docs/scored-table.md); contact attributes follow
 # contact_id, and batch prediction appends model_name, model_version and scored_at.

@@ -276,18 +276,18 @@ def read_transactions(
         Missing columns, empty input, or rows refused by an ``"error"`` policy; the message
         gives counts and example rows.
     """
-    options = {
-        "contact_col": contact_col,
-        "date_col": date_col,
-        "amount_col": amount_col,
-        "date_format": date_format,
-        "as_of": as_of,
-        "nonpositive": nonpositive,
-        "duplicates": duplicates,
-        "invalid": invalid,
-        "name": name,
-    }
-    with ingested(source, **options) as (connection, report):
+    options = ReadOptions(
+        contact_col=contact_col,
+        date_col=date_col,
+        amount_col=amount_col,
+        date_format=date_format,
+        as_of=as_of,
+        nonpositive=nonpositive,
+        duplicates=duplicates,
+        invalid=invalid,
+        name=name,
+    )
+    with ingested(source, options) as (connection, report):
         # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a
         # Python object per row (four times faster than DuckDB's own DataFrame conversion).
         purchases = fetch_frame(connection, "SELECT * FROM purchases ORDER BY contact_id, date")
@@ -321,31 +321,36 @@ def _memory_budget_mb() -> int:
     return max(256, int(total * DUCKDB_MEMORY_SHARE / 1024**2))
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a transactions table: the keyword arguments of :func:`read_transactions`."""
+
+    contact_col: str = "contact_id"
+    date_col: str = "date"
+    amount_col: str = "amount"
+    date_format: str | None = None
+    as_of: str | pd.Timestamp | None = None
+    nonpositive: NonPositivePolicy = "drop"
+    duplicates: DuplicatePolicy = "keep"
+    invalid: InvalidPolicy = "error"
+    name: str | None = None
+
+
 @contextlib.contextmanager
 def ingested(
-    source: str | os.PathLike[str] | pd.DataFrame,
-    *,
-    contact_col: str = "contact_id",
-    date_col: str = "date",
-    amount_col: str = "amount",
-    date_format: str | None = None,
-    as_of: str | pd.Timestamp | None = None,
-    nonpositive: NonPositivePolicy = "drop",
-    duplicates: DuplicatePolicy = "keep",
-    invalid: InvalidPolicy = "error",
-    name: str | None = None,
+    source: str | os.PathLike[str] | pd.DataFrame, options: ReadOptions
 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, IngestionReport]]:
-    """Ingest ``source`` (arguments as :func:`read_transactions`) into an open DuckDB.
+    """Ingest ``source`` into an open DuckDB, as :func:`read_transactions` with ``options``.
 
     Yields the connection, whose view ``purchases`` (contact_id, date, amount: one row per
     contact and day, unordered) is the purchase log, and the ingestion report. The
     connection and its spill folder are gone after the ``with`` block.
     """
-    _check_policy("nonpositive", nonpositive, ("drop", "net", "error"))
-    _check_policy("duplicates", duplicates, ("keep", "drop", "error"))
-    _check_policy("invalid", invalid, ("error", "drop"))
-    as_of_day = parse_as_of(as_of)
-    name = name or source_name(source)
+    _check_policy("nonpositive", options.nonpositive, ("drop", "net", "error"))
+    _check_policy("duplicates", options.duplicates, ("keep", "drop", "error"))
+    _check_policy("invalid", options.invalid, ("error", "drop"))
+    as_of_day = parse_as_of(options.as_of)
+    name = options.name or source_name(source)
     with tempfile.TemporaryDirectory(prefix="clvcast-duckdb-") as spill:
         connection = duckdb_connection(spill)
         try:
@@ -353,10 +358,10 @@ def ingested(
                 connection,
                 source,
                 name,
-                columns=(contact_col, date_col, amount_col),
-                date_format=date_format,
+                columns=(options.contact_col, options.date_col, options.amount_col),
+                date_format=options.date_format,
                 as_of_day=as_of_day,
-                policies=(nonpositive, duplicates, invalid),
+                policies=(options.nonpositive, options.duplicates, options.invalid),
             )
             yield connection, report
         finally:

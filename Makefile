@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,9 +21,11 @@ demo: $(STAMP)
 
 # The PostgreSQL output tests need a server: scripts/postgres.sh starts a throwaway one on
 # 127.0.0.1 (installing Debian's postgresql if missing); without one they skip, except in CI.
+# The Spark tests need Java 17+: scripts/java.sh installs it when missing (same rule).
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks
+	bash scripts/java.sh 2>.java-check.log || true
 	CLVCAST_TEST_POSTGRES_URL="$$(bash scripts/postgres.sh start 2>.postgres-start.log || true)" \
 		$(BIN)/python -m pytest
 

@@ -23,6 +23,7 @@ ALLOWED = {
     "pipeline": {"errors", "atomic", "data", "summary", "rfm", "models", "churn", "output"},
     "tracking": {"errors", "data", "pipeline"},
     "report": {"errors", "atomic", "rfm", "models", "churn", "plots", "pipeline"},
+    "spark": {"errors", "data", "churn", "pipeline", "spark"},
     "cli": {"*"},
     "__init__": set(),
     "__main__": {"cli"},
@@ -60,3 +61,4 @@ def test_module_imports_only_lower_layers(path):
         assert used <= allowed, f"{module} imports {used - allowed}"
     heavy = {name.split(".")[0] for name in imports_of(path)} & HEAVY
     assert not heavy or module in {"tracking", "plots", "report"}, f"{module} imports {heavy}"
+    assert "pyspark" not in {n.split(".")[0] for n in imports_of(path)} or module == "spark"

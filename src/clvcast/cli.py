@@ -191,6 +191,19 @@ def _add_scale_options(parser: argparse.ArgumentParser) -> None:
 
     group = parser.add_argument_group("large inputs")
     group.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="local: DuckDB and pandas on this machine, in chunks; spark: Apache Spark "
+        "(pip install 'clvcast[spark]', Java 17+) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--spark-master",
+        default=None,
+        metavar="URL",
+        help="Spark master URL, e.g. spark://host:7077 or local[4] (default: local[*])",
+    )
+    group.add_argument(
         "--chunk-contacts",
         type=int,
         default=DEFAULT_CHUNK_CONTACTS,
@@ -626,14 +639,25 @@ def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
     )
     metrics: dict[str, float] = {}
     evaluation = None
+    # Spark hands over the summary and the churn sample; evaluation runs on the sample.
+    from_spark = hasattr(purchase_log, "summary")
+    log = purchase_log.sample if from_spark else purchase_log
     if args.holdout_days:
         with _step(args, f"evaluating on a {args.holdout_days}-day holdout"):
-            metrics.update(pipeline.evaluate(purchase_log, args.as_of, args.holdout_days))
+            metrics.update(pipeline.evaluate(log, args.as_of, args.holdout_days))
             evaluation = pipeline.last_evaluation_
     with _step(args, "fitting RFM bins, BG/NBD, Gamma-Gamma and the churn classifier"):
-        pipeline.fit(purchase_log, args.as_of)
-    # A log in chunks is shown through the churn sample: the figures need one table.
-    shown, _ = pipeline.sample_purchases(purchase_log, args.as_of)
+        if from_spark:
+            pipeline.fit_summary(
+                purchase_log.summary,
+                purchase_log.sample,
+                args.as_of,
+                churn_contacts=purchase_log.sample_contacts,
+            )
+        else:
+            pipeline.fit(purchase_log, args.as_of)
+    # A large log is shown through the churn sample: the figures need one table.
+    shown, _ = pipeline.sample_purchases(log, args.as_of)
     with _step(args, "scoring the training contacts for the run's figures"):
         table = pipeline.score(shown, args.as_of)
     forecaster = pipeline.forecaster_
@@ -681,6 +705,27 @@ def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
     return pipeline, run, table
 
 
+@contextlib.contextmanager
+def _spark_training_data(args: argparse.Namespace):
+    """The summary and the churn sample computed by Spark, for train_pipeline."""
+    from clvcast.data.ingest import ReadOptions
+    from clvcast.spark.engine import training_data_spark
+    from clvcast.spark.session import spark_session
+
+    spark = spark_session(args.spark_master)
+    try:
+        with _step(args, f"reading and summarising {args.transactions} with Spark"):
+            yield training_data_spark(
+                spark,
+                args.transactions,
+                ReadOptions(**_read_options(args)),
+                args.as_of,
+                args.churn_sample_contacts,
+            )
+    finally:
+        spark.stop()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """clvcast train: fit the pipeline, log an MLflow run, register a model version."""
     from clvcast.atomic import check_writable
@@ -692,8 +737,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(
             f"--churn-sample-contacts {args.churn_sample_contacts}: use at least 1000 contacts."
         )
-    with _chunked_inputs(args) as (purchase_log, _):
-        pipeline, run, _ = train_pipeline(args, purchase_log)
+    if args.engine == "spark":
+        with _spark_training_data(args) as data:
+            pipeline, run, _ = train_pipeline(args, data)
+        purchase_log = data
+    else:
+        with _chunked_inputs(args) as (purchase_log, _):
+            pipeline, run, _ = train_pipeline(args, purchase_log)
     saved = pipeline.save(args.save)
     if args.json:
         print(json.dumps({**run.to_dict(), "saved": str(saved)}, indent=2, default=str))
@@ -721,6 +771,68 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"Alias '{run.alias}' {verb} version {run.version}: {run.alias_reason}")
         print(f"Saved the pipeline to {saved}")
     return 0
+
+
+@contextlib.contextmanager
+def _local_scored(args: argparse.Namespace, pipeline):
+    """(ingestion report, scored tables chunk by chunk) with the local engine."""
+    with _chunked_inputs(args) as (log, contacts):
+
+        def tables():
+            for index, table in enumerate(pipeline.score_in_chunks(log, args.as_of, contacts)):
+                if log.n_chunks > 1:
+                    _detail(args, f"scored chunk {index + 1} of {log.n_chunks}")
+                yield table
+
+        yield log.report, tables()
+
+
+@contextlib.contextmanager
+def _spark_scored(args: argparse.Namespace, pipeline):
+    """(ingestion report, scored tables part by part) with the Spark engine.
+
+    Spark writes the scored table as Parquet parts into a temporary folder under
+    --work-dir; they are streamed from there into the output writers, so every output
+    kind and the atomic write work as with the local engine.
+    """
+    import pyarrow.dataset
+
+    from clvcast.data.ingest import ReadOptions
+    from clvcast.spark.engine import read_transactions_spark, score_spark
+    from clvcast.spark.session import spark_session
+
+    spark = spark_session(args.spark_master)
+    try:
+        with _step(args, f"reading and checking {args.transactions} with Spark"):
+            options = ReadOptions(**_read_options(args))
+            purchases, report = read_transactions_spark(spark, args.transactions, options)
+        contacts = _read_contacts(args)
+        scored = score_spark(spark, pipeline, purchases, args.as_of, contacts=contacts)
+        with tempfile.TemporaryDirectory(prefix="clvcast-spark-", dir=args.work_dir) as folder:
+            parts = Path(folder) / "scored"
+            scored.write.parquet(str(parts))
+            dataset = pyarrow.dataset.dataset(str(parts), format="parquet")
+
+            def tables():
+                for fragment in sorted(dataset.get_fragments(), key=lambda f: f.path):
+                    table = fragment.to_table().to_pandas(types_mapper=_nullable_types)
+                    if len(table):
+                        yield table
+
+            yield report, tables()
+    finally:
+        spark.stop()
+
+
+def _nullable_types(kind):
+    """Arrow to pandas types as the local engine's table has them (nullable counts, text)."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(kind):
+        return pd.Int64Dtype()
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return pd.StringDtype()
+    return None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -751,10 +863,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     counts = {"contacts": 0, "prospects": 0}
     slim: list[pd.DataFrame] = []  # the columns migrations compare, chunk by chunk
 
-    def scored_chunks(log, contacts):
-        for index, table in enumerate(loaded.pipeline.score_in_chunks(log, args.as_of, contacts)):
-            if log.n_chunks > 1:
-                _detail(args, f"scored chunk {index + 1} of {log.n_chunks}")
+    def stamped(tables):
+        for table in tables:
             table["model_name"] = loaded.name
             table["model_version"] = loaded.version
             table["scored_at"] = stamp
@@ -764,13 +874,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 slim.append(table[[*MIGRATION_INPUT_COLUMNS]])
             yield table
 
+    scored = _spark_scored if args.engine == "spark" else _local_scored
     with (
-        _chunked_inputs(args) as (purchase_log, contacts),
+        scored(args, loaded.pipeline) as (report, tables),
         _step(args, f"scoring every contact and writing {args.output}"),
     ):
-        where, _ = write_scored_chunks(
-            scored_chunks(purchase_log, contacts), args.output, args.table
-        )
+        where, _ = write_scored_chunks(stamped(tables), args.output, args.table)
     migration_rows = None
     migration_where = None
     if previous is not None:
@@ -793,7 +902,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     elif not args.quiet:
-        print(purchase_log.report.format())
+        print(report.format())
         print()
         print(
             f"Scored {counts['contacts']:,} contacts ({summary['prospects']:,} prospects) with "

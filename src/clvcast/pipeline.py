@@ -301,9 +301,25 @@ class CLVPipeline(BaseEstimator):
         """
         day = parse_as_of(as_of)
         summary = summarize(_in_memory_or_chunked(purchases), day)
+        churn_log, churn_contacts = self.sample_purchases(purchases, day)
+        return self.fit_summary(summary, churn_log, day, churn_contacts=churn_contacts)
+
+    def fit_summary(
+        self,
+        summary: pd.DataFrame,
+        churn_log: pd.DataFrame,
+        as_of: str | pd.Timestamp,
+        *,
+        churn_contacts: int,
+    ) -> CLVPipeline:
+        """Fit from the customer summary at ``as_of`` and the churn sample's purchases.
+
+        :meth:`fit` computes both and calls this; an engine that computes them elsewhere
+        (Spark) calls it directly, so the fitting is the same code on every engine.
+        """
+        day = parse_as_of(as_of)
         self.scorer_ = RFMScorer(monetary_basis=self.monetary_basis).fit(summary)
         self.forecaster_ = self._forecaster().fit(summary)
-        churn_log, churn_contacts = self.sample_purchases(purchases, day)
         self.churn_model_ = self._churn_model().fit(churn_log, day)
         self.as_of_ = day
         first = summary["first_purchase"].min()

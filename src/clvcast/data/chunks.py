@@ -124,7 +124,9 @@ def read_transactions_in_chunks(
 
 
 SAMPLE_SALT = "clvcast-sample"
-_SAMPLE_SLOTS = 1_000_000
+# A contact is sampled when the first SAMPLE_BITS bits of md5(id + salt) fall below the share:
+# md5 is the same in DuckDB, Spark and Python, so every engine samples the same contacts.
+SAMPLE_BITS = 32
 
 
 def sample_contacts(
@@ -132,8 +134,9 @@ def sample_contacts(
 ) -> tuple[pd.DataFrame, int]:
     """The purchases of a random sample of about ``max_contacts`` contacts, and its size.
 
-    A contact is in the sample when a hash of its id falls below the sampling share, so the
-    sample is the same on every run, for a chunked log and for the same log in memory, and
+    A contact is in the sample when the md5 of its id falls below the sampling share, so the
+    sample is the same on every run, for a chunked log, the same log in memory and the
+    Spark engine, and
     a contact's whole history is in it or none of it. With ``max_contacts`` or fewer
     contacts the whole log is returned. Rows come sorted by contact and date.
     """
@@ -150,10 +153,11 @@ def sample_contacts(
         if whole is None:
             whole = purchases.as_purchase_log().purchases
         return whole, total
-    slots = math.floor(_SAMPLE_SLOTS * max_contacts / total)
+    threshold = math.floor(2**SAMPLE_BITS * max_contacts / total)
+    digits = SAMPLE_BITS // 4
+    slot = f"CAST(('0x' || substr(md5(contact_id || {_literal(SAMPLE_SALT)}), 1, {digits})) AS UBIGINT)"
     sql = f"""SELECT contact_id, date, amount FROM {source}
-              WHERE hash(contact_id || {_literal(SAMPLE_SALT)}) % {_SAMPLE_SLOTS} < {slots}
-              {_ORDER}"""
+              WHERE {slot} < {threshold} {_ORDER}"""
     connection = duckdb.connect()
     try:
         if isinstance(purchases, pd.DataFrame):

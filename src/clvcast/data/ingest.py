@@ -75,9 +75,10 @@ _FLOAT_TYPES = ("FLOAT", "DOUBLE")
 _NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT")
 _NUMERIC_TYPES += ("USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "DECIMAL") + _FLOAT_TYPES
 # Day totals are summed as DECIMAL: exact for money, and the same on every run however the
-# threads of a parallel sum finish. Amounts this large do not fit and count as unparseable.
+# threads of a parallel sum finish. Amounts this large count as unparseable: no shop sells
+# for 10^16, and below it the sums stay exact in both engines' DECIMAL arithmetic.
 _AMOUNT_DECIMAL = "DECIMAL(38, 10)"
-_AMOUNT_LIMIT = 1e26
+AMOUNT_LIMIT = 1e16
 # Problems of a row, checked in this order (the first that applies counts); code = index + 1.
 _PROBLEMS = (
     REASON_MISSING_CONTACT,
@@ -117,7 +118,7 @@ class _Columns:
         """The row's problem code: 0 = usable, else 1 + the index in ``_PROBLEMS``."""
         bad_amount = (
             f"{self.amount} IS NULL OR NOT isfinite({self.amount}) "
-            f"OR abs({self.amount}) >= {_AMOUNT_LIMIT}"
+            f"OR abs({self.amount}) >= {AMOUNT_LIMIT}"
         )
         checks = (
             f"{self.contact} IS NULL",
@@ -336,6 +337,13 @@ class ReadOptions:
     name: str | None = None
 
 
+def check_policies(options: ReadOptions) -> None:
+    """One clear error for a policy name that is not one of the known ones."""
+    _check_policy("nonpositive", options.nonpositive, ("drop", "net", "error"))
+    _check_policy("duplicates", options.duplicates, ("keep", "drop", "error"))
+    _check_policy("invalid", options.invalid, ("error", "drop"))
+
+
 @contextlib.contextmanager
 def ingested(
     source: str | os.PathLike[str] | pd.DataFrame, options: ReadOptions
@@ -346,9 +354,7 @@ def ingested(
     contact and day, unordered) is the purchase log, and the ingestion report. The
     connection and its spill folder are gone after the ``with`` block.
     """
-    _check_policy("nonpositive", options.nonpositive, ("drop", "net", "error"))
-    _check_policy("duplicates", options.duplicates, ("keep", "drop", "error"))
-    _check_policy("invalid", options.invalid, ("error", "drop"))
+    check_policies(options)
     as_of_day = parse_as_of(options.as_of)
     name = options.name or source_name(source)
     with tempfile.TemporaryDirectory(prefix="clvcast-duckdb-") as spill:

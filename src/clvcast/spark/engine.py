@@ -1,0 +1,472 @@
+"""The Spark engine: ingestion and the customer summary in Spark SQL, scoring in Spark tasks.
+
+What runs where:
+
+- **Ingestion** (:func:`read_transactions_spark`): Spark reads the Parquet or CSV file
+  (CSV as text) and applies the rules of :func:`clvcast.data.read_transactions` in Spark
+  SQL: distinct rows with their multiplicity, one problem code per row, the policies for
+  unusable rows, duplicates and refunds, the as-of date, and the DECIMAL day totals per
+  contact and day. Dates that arrive as text are parsed on the driver by pandas, once per
+  distinct value, exactly as the local engine parses them. Error messages give example
+  values (Spark has no row numbers of a file).
+- **Summary** (:func:`summary_spark`): the local engine's SQL in Spark's dialect. Training
+  collects it, one row of numbers per contact ordered by id, to the driver, where the same
+  code as the local engine fits the RFM bins, BG/NBD and Gamma-Gamma; the churn classifier
+  trains on the histories of the same contact sample (an md5 of the id, the same in DuckDB
+  and Spark) collected to the driver.
+- **Scoring** (:func:`score_spark`): the snapshot's population-level parts are fitted once
+  on the driver from the collected summary; then the purchases and the contacts table are
+  grouped by a hash of the contact id and each group is scored in a Spark task by
+  ``cogroup(...).applyInPandas`` running :func:`clvcast.pipeline.build_contact_table`, the
+  local engine's own code. That is why the scored table equals the local engine's.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from clvcast.data import IngestionReport, check_columns, parse_as_of, source_name
+from clvcast.data.chunks import SAMPLE_BITS, SAMPLE_SALT
+from clvcast.data.ingest import AMOUNT_LIMIT, ReadOptions, check_policies
+from clvcast.data.inputs import EXAMPLES, existing_file, parse_dates
+from clvcast.data.report import (
+    REASON_AFTER_AS_OF,
+    REASON_BAD_AMOUNT,
+    REASON_BAD_DATE,
+    REASON_DUPLICATE,
+    REASON_MISSING_AMOUNT,
+    REASON_MISSING_CONTACT,
+    REASON_MISSING_DATE,
+    REASON_NET_NONPOSITIVE,
+    REASON_NONPOSITIVE,
+)
+from clvcast.errors import InputError
+
+_PROBLEMS = (
+    REASON_MISSING_CONTACT,
+    REASON_MISSING_DATE,
+    REASON_BAD_DATE,
+    REASON_MISSING_AMOUNT,
+    REASON_BAD_AMOUNT,
+)
+_ROWS = "_clvcast_rows"
+_NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
+_TEMPORAL = ("date", "timestamp_ntz")
+
+
+def _functions():
+    from pyspark.sql import functions
+
+    return functions
+
+
+def _column(name: str):
+    return _functions().col("`" + name.replace("`", "``") + "`")
+
+
+def _read_source(spark: Any, source: str | os.PathLike[str]) -> Any:
+    path = existing_file(source, what="transactions")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".parquet", ".pq"}:
+            return spark.read.parquet(str(path))
+        if suffix in {".csv", ".txt", ".tsv"}:
+            sep = "\t" if suffix == ".tsv" else ","
+            return spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
+    except Exception as exc:  # Spark's AnalysisException and friends
+        raise InputError(f"cannot read transactions file {path}: {exc}") from exc
+    raise InputError(
+        f"transactions file {path} has extension '{suffix}'; use .csv, .tsv or .parquet."
+    )
+
+
+def _contact(frame: Any, column: str, kind: str):
+    F = _functions()
+    value = _column(column)
+    if kind in ("float", "double"):
+        usable = frame.filter(value.isNotNull() & ~F.isnan(value))
+        whole = usable.agg(F.min((value == F.floor(value)).cast("int"))).collect()[0][0]
+        text = value.cast("bigint").cast("string") if whole != 0 else value.cast("string")
+        return F.when(value.isNull() | F.isnan(value), None).otherwise(text)
+    if kind.startswith(_NUMERIC):
+        return value.cast("string")
+    trimmed = F.trim(value.cast("string"))
+    return F.when(trimmed == "", None).otherwise(trimmed)
+
+
+def _dates(spark: Any, frame: Any, column: str, kind: str, options: ReadOptions, notes: list):
+    """(timestamp column, blank test, mapping frame to join or None), as the local engine."""
+    F = _functions()
+    value = _column(column)
+    if kind in _TEMPORAL:
+        return value.cast("timestamp_ntz"), value.isNull(), None
+    if kind == "timestamp":  # an instant: its UTC wall clock (the session is in UTC)
+        notes.append("timestamps with a time zone were converted to UTC before taking the day")
+        return value.cast("timestamp_ntz"), value.isNull(), None
+    raw = value.cast("string")
+    text = raw if options.date_format else F.trim(raw)
+    blank = value.isNull() | (F.trim(raw) == "")
+    distinct = frame.where(~blank).select(text.alias("date_text")).distinct().toPandas()
+    values = distinct["date_text"].astype(str).sort_values(ignore_index=True)
+    parsed = parse_dates(values.astype("string"), options.date_format, notes)
+    mapping = pd.DataFrame({"date_text": values, "date_parsed": parsed.astype("datetime64[us]")})
+    schema = "date_text string, date_parsed timestamp_ntz"
+    mapped = spark.createDataFrame(mapping, schema=schema)
+    return F.col("date_parsed"), blank, (F.broadcast(mapped), text)
+
+
+def _amount(column: str, kind: str):
+    F = _functions()
+    value = _column(column)
+    if kind.startswith(_NUMERIC):
+        return value.cast("double"), value.isNull()
+    raw = value.cast("string")
+    return F.expr(f"try_cast(trim(cast(`{column}` as string)) as double)"), (
+        value.isNull() | (F.trim(raw) == "")
+    )
+
+
+def _examples(frame: Any, column, total: int) -> str:
+    values = [row[0] for row in frame.select(column).limit(EXAMPLES).collect()]
+    shown = ", ".join(f'"{value}"' for value in values)
+    more = total - len(values)
+    return "for example " + shown + (f" and {more:,} more" if more > 0 else "")
+
+
+def read_transactions_spark(
+    spark: Any, source: str | os.PathLike[str], options: ReadOptions
+) -> tuple[Any, IngestionReport]:
+    """The purchase log as a Spark DataFrame (contact_id, date, amount) and its report.
+
+    The same rows, amounts and report counts as :func:`clvcast.data.read_transactions`
+    with the same options (tested); see the module docstring for the differences in
+    error messages.
+    """
+    F = _functions()
+    check_policies(options)
+    as_of_day = parse_as_of(options.as_of)
+    name = options.name or source_name(source)
+    raw = _read_source(spark, source)
+    kinds = dict(raw.dtypes)
+    contact_col, date_col, amount_col = options.contact_col, options.date_col, options.amount_col
+    check_columns(
+        raw.columns,
+        {"contact id": contact_col, "purchase date": date_col, "amount": amount_col},
+        what=f"transactions ({name})",
+    )
+    grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))
+    notes: list[str] = []
+    timestamp, date_blank, join = _dates(spark, grouped, date_col, kinds[date_col], options, notes)
+    if join is not None:
+        mapping, text = join
+        grouped = grouped.join(mapping, text == mapping["date_text"], "left")
+    amount, amount_blank = _amount(amount_col, kinds[amount_col])
+    contact = _contact(grouped, contact_col, kinds[contact_col])
+    bad_amount = amount.isNull() | F.isnan(amount) | (F.abs(amount) >= AMOUNT_LIMIT)
+    checks = (contact.isNull(), date_blank, timestamp.isNull(), amount_blank, bad_amount)
+    problem = F.lit(0)
+    for code in range(len(checks), 0, -1):  # the first check that applies wins
+        problem = F.when(checks[code - 1], F.lit(code)).otherwise(problem)
+    typed = grouped.select(
+        contact.alias("contact_id"),
+        F.to_date(timestamp).alias("day"),
+        amount.alias("amount"),
+        problem.alias("problem"),
+        F.col(_ROWS).alias("n"),
+        *[_column(c).alias(f"raw_{i}") for i, c in enumerate((contact_col, date_col, amount_col))],
+    ).cache()
+    return _aggregate(typed, name, notes, options, as_of_day)
+
+
+def _aggregate(typed: Any, name: str, notes: list, options: ReadOptions, as_of_day):
+    F = _functions()
+    counts = {row[0]: int(row[1]) for row in typed.groupBy("problem").agg(F.sum("n")).collect()}
+    rows_read = sum(counts.values())
+    if rows_read == 0:
+        raise InputError(f"transactions ({name}) has no rows; nothing to model.")
+    report = IngestionReport(source=name, rows_read=rows_read, notes=notes)
+    found = []
+    columns = {1: options.contact_col, 2: options.date_col, 3: options.date_col}
+    for code, reason in enumerate(_PROBLEMS, 1):
+        count = counts.get(code, 0)
+        if count:
+            column = columns.get(code, options.amount_col)
+            raw = "raw_0" if code == 1 else ("raw_1" if code in (2, 3) else "raw_2")
+            examples = _examples(typed.where(F.col("problem") == code), raw, count)
+            found.append(f"{count:,} rows with {reason} in column '{column}' ({examples})")
+            report.dropped[reason] = count
+    if found and options.invalid == "error":
+        raise InputError(
+            f"transactions ({name}): "
+            + "; ".join(found)
+            + ". Fix the data, or pass invalid='drop' (CLI: --drop-invalid) to drop and count them."
+        )
+    usable = typed.where(F.col("problem") == 0)
+    n_dup = int(usable.agg(F.coalesce(F.sum(F.col("n") - 1), F.lit(0))).collect()[0][0])
+    weight = F.col("n")
+    if n_dup and options.duplicates == "error":
+        examples = _examples(usable.where(F.col("n") > 1), "contact_id", n_dup)
+        raise InputError(
+            f"transactions ({name}): {n_dup:,} rows are exact duplicates of an earlier row "
+            f"({examples}). Remove them, or pass duplicates='keep' or 'drop'."
+        )
+    if n_dup and options.duplicates == "drop":
+        report.dropped[REASON_DUPLICATE] = n_dup
+        weight = F.lit(1)
+    elif n_dup:
+        report.notes.append(
+            f"{n_dup:,} rows are exact duplicates of an earlier row; kept as separate "
+            "order lines (duplicates='drop' removes them)"
+        )
+    usable = usable.withColumn("w", weight.cast("bigint"))
+    nonpositive = usable.where(F.col("amount") <= 0)
+    count = int(nonpositive.agg(F.coalesce(F.sum("w"), F.lit(0))).collect()[0][0])
+    if count and options.nonpositive == "error":
+        examples = _examples(nonpositive, "raw_2", count)
+        raise InputError(
+            f"transactions ({name}): {count:,} rows have an amount <= 0 in column "
+            f"'{options.amount_col}' ({examples}). Pass nonpositive='drop' "
+            "or 'net' (CLI: --nonpositive) to say how refunds and zero amounts count."
+        )
+    if count and options.nonpositive == "drop":
+        report.dropped[REASON_NONPOSITIVE] = count
+        usable = usable.where(F.col("amount") > 0)
+    if as_of_day is not None:
+        end = F.lit(as_of_day.date())
+        future = usable.where(F.col("day") > end)
+        count = int(future.agg(F.coalesce(F.sum("w"), F.lit(0))).collect()[0][0])
+        if count:
+            report.dropped[REASON_AFTER_AS_OF] = count
+            usable = usable.where(F.col("day") <= end)
+    all_contacts = int(
+        typed.select("contact_id").where(F.col("contact_id").isNotNull()).distinct().count()
+    )
+    # DECIMAL(27, 10) times a count of up to 10 digits stays exact in Spark's DECIMAL(38, 10).
+    exact = F.col("amount").cast("decimal(27,10)") * F.col("w").cast("decimal(10,0)")
+    daily = usable.groupBy("contact_id", "day").agg(
+        F.sum(exact).alias("amount"), F.sum("w").alias("size")
+    )
+    if options.nonpositive == "net":
+        bad = daily.where(F.col("amount") <= 0)
+        count = int(bad.agg(F.coalesce(F.sum("size"), F.lit(0))).collect()[0][0])
+        if count:
+            report.dropped[REASON_NET_NONPOSITIVE] = count
+            daily = daily.where(F.col("amount") > 0)
+    daily = daily.cache()
+    days, rows, contacts, first, last = daily.agg(
+        F.count(F.lit(1)),
+        F.coalesce(F.sum("size"), F.lit(0)),
+        F.countDistinct("contact_id"),
+        F.min("day"),
+        F.max("day"),
+    ).collect()[0]
+    if days == 0:
+        raise InputError(
+            f"transactions ({name}): no usable purchase is left after the drops "
+            f"({report.dropped}); check the as-of date and the amount column."
+        )
+    report.purchase_days = int(days)
+    report.rows_merged = int(rows) - int(days)
+    report.contacts = int(contacts)
+    report.contacts_without_purchase = all_contacts - report.contacts
+    report.first_date = pd.Timestamp(first)
+    report.last_date = pd.Timestamp(last)
+    purchases = daily.select(
+        "contact_id",
+        F.col("day").cast("timestamp_ntz").alias("date"),
+        F.col("amount").cast("double").alias("amount"),
+    )
+    return purchases, report
+
+
+def summary_spark(purchases: Any, as_of: str | pd.Timestamp) -> Any:
+    """The customer summary at ``as_of`` in Spark SQL: :func:`clvcast.summary.summarize`'s
+    query in Spark's dialect, over a purchase log (contact_id, date, amount)."""
+    F = _functions()
+    end = parse_as_of(as_of).date()
+    daily = (
+        purchases.where(F.to_date("date") <= F.lit(end))
+        .groupBy("contact_id", F.to_date("date").alias("day"))
+        .agg(F.sum(F.col("amount").cast("decimal(38,10)")).alias("amount"))
+    )
+    count = F.count(F.lit(1))
+    total = F.sum("amount")
+    first_amount = F.min_by("amount", "day")
+    return daily.groupBy("contact_id").agg(
+        (count - 1).alias("frequency"),
+        F.datediff(F.max("day"), F.min("day")).cast("double").alias("recency"),
+        F.datediff(F.lit(end), F.min("day")).cast("double").alias("T"),
+        F.when(count > 1, (total - first_amount).cast("double") / (count - 1))
+        .otherwise(F.lit(0.0))
+        .alias("monetary_value"),
+        F.min("day").alias("first_purchase"),
+        F.max("day").alias("last_purchase"),
+        count.alias("orders"),
+        total.cast("double").alias("total_spend"),
+        F.datediff(F.lit(end), F.max("day")).alias("days_since_last_purchase"),
+    )
+
+
+def summary_to_pandas(summary: Any) -> pd.DataFrame:
+    """A Spark summary as the local engine's summary DataFrame (indexed by id, same dtypes)."""
+    frame = summary.orderBy("contact_id").toPandas().set_index("contact_id")
+    for column in ("first_purchase", "last_purchase"):
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+    for column in ("frequency", "orders", "days_since_last_purchase"):
+        frame[column] = frame[column].astype("int64")
+    frame.index = frame.index.astype(str)
+    frame.attrs["time_unit_days"] = 1.0
+    return frame
+
+
+def sample_spark(purchases: Any, max_contacts: int, total: int) -> tuple[pd.DataFrame, int]:
+    """The churn sample's purchases on the driver: :func:`clvcast.data.sample_contacts`."""
+    F = _functions()
+    if total > max_contacts:
+        threshold = int(np.floor((2**SAMPLE_BITS) * max_contacts / total))
+        digest = F.md5(F.concat(F.col("contact_id"), F.lit(SAMPLE_SALT)))
+        slot = F.conv(F.substring(digest, 1, SAMPLE_BITS // 4), 16, 10).cast("bigint")
+        purchases = purchases.where(slot < threshold)
+    frame = purchases.orderBy("contact_id", "date").toPandas()
+    frame["contact_id"] = frame["contact_id"].astype(str)
+    frame["date"] = frame["date"].astype("datetime64[us]")
+    return frame.reset_index(drop=True), int(frame["contact_id"].nunique())
+
+
+def score_spark(
+    spark: Any,
+    pipeline: Any,
+    purchases: Any,
+    as_of: str | pd.Timestamp,
+    contacts: pd.DataFrame | None = None,
+    *,
+    groups: int | None = None,
+) -> Any:
+    """The scored table as a Spark DataFrame, scored group by group in Spark tasks.
+
+    ``pipeline`` is a fitted :class:`~clvcast.pipeline.CLVPipeline`. Contacts are grouped
+    by a hash of their id into ``groups`` groups (default: 4 per core, at least about
+    200,000 contacts each); each group's purchases and contacts-table rows go to one task,
+    which runs the local engine's :func:`~clvcast.pipeline.build_contact_table` with the
+    snapshot parts fitted once on the driver.
+    """
+    from clvcast.churn.features import snapshot_context
+    from clvcast.pipeline import build_contact_table
+
+    F = _functions()
+    day = parse_as_of(as_of)
+    summary = summary_to_pandas(summary_spark(purchases, day))
+    context = snapshot_context(summary)
+    if groups is None:
+        cores = spark.sparkContext.defaultParallelism
+        groups = max(1, min(4 * cores, len(summary) // 200_000 + 1))
+    scorer, forecaster, churn_model = pipeline.scorer_, pipeline.forecaster_, pipeline.churn_model_
+    template = build_contact_table(
+        _first_contacts(purchases, summary),
+        day,
+        contacts=_head(contacts),
+        scorer=scorer,
+        forecaster=forecaster,
+        churn_model=churn_model,
+        churn_context=context,
+    ).table
+    schema = _spark_schema(template)
+    columns = list(template.columns)
+
+    def score_group(log: pd.DataFrame, attributes: pd.DataFrame) -> pd.DataFrame:
+        log = log.drop(columns="group").sort_values(["contact_id", "date"], ignore_index=True)
+        log["date"] = log["date"].astype("datetime64[us]")
+        rows = None if contacts is None else attributes.drop(columns="group")
+        if log.empty:
+            if rows is not None and len(rows):
+                raise InputError(
+                    f"a Spark group of {len(rows):,} contacts has no purchase; score with "
+                    "fewer groups (the default sizes groups to the data)."
+                )
+            return template.head(0)
+        table = build_contact_table(
+            log,
+            day,
+            contacts=rows,
+            scorer=scorer,
+            forecaster=forecaster,
+            churn_model=churn_model,
+            churn_context=context,
+        ).table
+        return table[columns]
+
+    group_of = F.pmod(F.xxhash64("contact_id"), F.lit(groups)).alias("group")
+    by_group = purchases.select("*", group_of).groupBy("group")
+    if contacts is None:
+        empty = spark.createDataFrame([], "contact_id string, group bigint")
+        others = empty.groupBy("group")
+    else:
+        frame = spark.createDataFrame(contacts.astype({"contact_id": str}))
+        others = frame.select("*", F.pmod(F.xxhash64("contact_id"), F.lit(groups)).alias("group"))
+        others = others.groupBy("group")
+    return by_group.cogroup(others).applyInPandas(score_group, schema=schema)
+
+
+def _first_contacts(purchases: Any, summary: pd.DataFrame) -> pd.DataFrame:
+    """A few contacts' purchases on the driver: a template of the scored table's schema."""
+    F = _functions()
+    ids = list(summary.index[:50])
+    frame = purchases.where(F.col("contact_id").isin(ids)).orderBy("contact_id", "date")
+    frame = frame.toPandas()
+    frame["contact_id"] = frame["contact_id"].astype(str)
+    frame["date"] = frame["date"].astype("datetime64[us]")
+    return frame
+
+
+def _head(contacts: pd.DataFrame | None) -> pd.DataFrame | None:
+    return None if contacts is None else contacts.head(0)
+
+
+def _spark_schema(table: pd.DataFrame) -> Any:
+    """The Spark schema of a scored table (pandas dtypes to Spark types, through Arrow)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    arrow = pa.Schema.from_pandas(table, preserve_index=False)
+    fields = []
+    for field in arrow:
+        kind = field.type
+        if pa.types.is_timestamp(kind):
+            kind = pa.timestamp("us")
+        elif pa.types.is_large_string(kind):
+            kind = pa.string()
+        fields.append(pa.field(field.name, kind))
+    return from_arrow_schema(pa.schema(fields))
+
+
+@dataclass
+class SparkTrainingData:
+    """What training needs from Spark, on the driver: the summary and the churn sample."""
+
+    report: IngestionReport
+    summary: pd.DataFrame
+    sample: pd.DataFrame
+    sample_contacts: int
+
+
+def training_data_spark(
+    spark: Any,
+    source: str | os.PathLike[str],
+    options: ReadOptions,
+    as_of: str | pd.Timestamp,
+    sample_contacts: int,
+) -> SparkTrainingData:
+    """Read ``source`` with Spark and bring its summary at ``as_of`` (one row of numbers per
+    contact) and the churn sample's purchases to the driver."""
+    F = _functions()
+    day = parse_as_of(as_of)
+    purchases, report = read_transactions_spark(spark, source, options)
+    purchases = purchases.where(F.col("date") <= F.lit(day.to_pydatetime())).cache()
+    summary = summary_to_pandas(summary_spark(purchases, day))
+    sample, size = sample_spark(purchases, sample_contacts, len(summary))
+    return SparkTrainingData(report=report, summary=summary, sample=sample, sample_contacts=size)

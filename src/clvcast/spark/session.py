@@ -1,0 +1,55 @@
+"""Starting Apache Spark for clvcast: a clear error when pyspark or Java is missing.
+
+``pyspark`` is the optional extra ``clvcast[spark]``; Spark 4 runs on Java 17 or later.
+The session works in UTC (``spark.sql.session.timeZone``), like the local engine, so a day
+is the same calendar day on both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+from clvcast.errors import InputError
+
+DEFAULT_MASTER = "local[*]"
+
+
+def java_available() -> bool:
+    """True when a ``java`` command is on the PATH or under ``JAVA_HOME``."""
+    home = os.environ.get("JAVA_HOME")
+    if home and os.access(os.path.join(home, "bin", "java"), os.X_OK):
+        return True
+    return shutil.which("java") is not None
+
+
+def spark_session(master: str | None = None, *, app_name: str = "clvcast") -> Any:
+    """A SparkSession on ``master`` (default ``local[*]``: every core of this machine).
+
+    Raises InputError, with what to install, when pyspark or Java is missing.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ModuleNotFoundError as exc:
+        raise InputError(
+            "the Spark engine needs pyspark: pip install 'clvcast[spark]' (and Java 17+)."
+        ) from exc
+    if not java_available():
+        raise InputError(
+            "the Spark engine needs Java 17 or later: install a JDK (for example Debian's "
+            "openjdk-17-jre-headless) or set JAVA_HOME."
+        )
+    builder = (
+        SparkSession.builder.master(master or DEFAULT_MASTER)
+        .appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", os.environ.get("CLVCAST_SPARK_DRIVER_MEMORY", "4g"))
+    )
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # py4j and Spark raise many kinds when the JVM cannot start
+        raise InputError(f"cannot start Spark on {master or DEFAULT_MASTER}: {exc}") from exc

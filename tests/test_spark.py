@@ -1,0 +1,158 @@
+"""The Spark engine (local[2]) gives the local engine's purchase log, summary and scores.
+
+Skipped, saying why, only when Java is missing; `make test` installs Java when it can
+(scripts/java.sh), and in CI (CI=true) a missing Java fails instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clvcast.data import read_transactions, sample_contacts
+from clvcast.data.ingest import ReadOptions
+from clvcast.pipeline import CLVPipeline
+from clvcast.summary import summarize
+
+pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'clvcast[spark]'")
+from clvcast.spark.session import java_available, spark_session
+
+if not java_available():
+    if os.environ.get("CI") == "true":
+        pytest.fail("Java is missing in CI: scripts/java.sh should have installed it")
+    pytest.skip("Java is missing: the Spark tests need Java 17+", allow_module_level=True)
+
+from clvcast.spark.engine import (
+    read_transactions_spark,
+    sample_spark,
+    score_spark,
+    summary_spark,
+    summary_to_pandas,
+)
+
+AS_OF = "1998-06-30"
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def cdnow_file(cdnow_raw, tmp_path_factory):
+    path = tmp_path_factory.mktemp("spark") / "cdnow.parquet"
+    cdnow_raw.to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def both(spark, cdnow_file):
+    options = ReadOptions(date_format="%Y%m%d", as_of=AS_OF, name="cdnow")
+    local = read_transactions(cdnow_file, date_format="%Y%m%d", as_of=AS_OF, name="cdnow")
+    purchases, report = read_transactions_spark(spark, cdnow_file, options)
+    return local, purchases.cache(), report
+
+
+def _spark_log(purchases) -> pd.DataFrame:
+    frame = purchases.orderBy("contact_id", "date").toPandas()
+    frame["contact_id"] = frame["contact_id"].astype(str)
+    frame["date"] = frame["date"].astype("datetime64[us]")
+    return frame
+
+
+def test_spark_reads_the_same_purchase_log(both):
+    local, purchases, report = both
+    pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
+    assert report.to_dict() == local.report.to_dict()
+
+
+def test_spark_applies_the_same_policies(spark, tmp_path):
+    rows = [
+        ("a", "2024-01-01", "50"),
+        ("a", "2024-01-01", "-20"),
+        ("a", "2024-01-01", "-20"),
+        ("b", "2024-01-02T23:30:00-02:00", "30"),
+        ("b", "yesterday", "5"),
+        ("  ", "2024-01-03", "1"),
+        ("c", "2024-01-04", "12,50"),
+        ("c", "2024-02-04", "7"),
+    ]
+    path = tmp_path / "t.csv"
+    pd.DataFrame(rows, columns=["contact_id", "date", "amount"]).to_csv(path, index=False)
+    for policies in (
+        {"invalid": "drop", "nonpositive": "net", "duplicates": "keep"},
+        {"invalid": "drop", "nonpositive": "drop", "duplicates": "drop", "as_of": "2024-01-31"},
+    ):
+        local = read_transactions(path, **policies)
+        purchases, report = read_transactions_spark(spark, path, ReadOptions(**policies))
+        pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
+        assert report.to_dict() == local.report.to_dict()
+    with pytest.raises(Exception, match="unparseable date"):
+        read_transactions_spark(spark, path, ReadOptions())
+
+
+def test_spark_summary_equals_the_local_summary(both):
+    local, purchases, _ = both
+    expected = summarize(local, AS_OF)
+    pd.testing.assert_frame_equal(summary_to_pandas(summary_spark(purchases, AS_OF)), expected)
+
+
+def test_spark_samples_the_same_contacts(both):
+    local, purchases, report = both
+    sample, size = sample_spark(purchases, 6000, report.contacts)
+    expected, expected_size = sample_contacts(local.purchases, 6000)
+    assert size == expected_size
+    pd.testing.assert_frame_equal(sample, expected, check_dtype=False)
+
+
+def test_spark_scores_equal_the_local_engine(spark, both):
+    local, purchases, report = both
+    pipeline = CLVPipeline().fit(local, AS_OF)
+    contacts = pd.DataFrame({"contact_id": ["00001", "prospect-9"], "email": ["a@x", "b@x"]})
+    scored = score_spark(spark, pipeline, purchases, AS_OF, contacts=contacts, groups=3)
+    result = scored.toPandas().sort_values("contact_id", ignore_index=True)
+    expected = pipeline.score(local, AS_OF, contacts=contacts)
+    expected = expected.sort_values("contact_id", ignore_index=True)
+    assert list(result.columns) == list(expected.columns)
+    for column in expected.columns:
+        left, right = result[column], expected[column]
+        if pd.api.types.is_float_dtype(right):
+            np.testing.assert_allclose(left.to_numpy(float), right.to_numpy(float), rtol=1e-9)
+        else:
+            assert left.astype(str).tolist() == right.astype(str).tolist(), column
+
+
+def test_cli_train_and_predict_with_spark_equal_local(cdnow_file, tmp_path):
+    common = ["--transactions", str(cdnow_file), "--date-format", "%Y%m%d", "--as-of", AS_OF]
+    outputs = {}
+    for engine in ("local", "spark"):
+        model = tmp_path / f"{engine}.joblib"
+        extra = ["--engine", engine, "--spark-master", "local[2]"]
+        train = [*common, "--save", str(model), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+        done = subprocess.run(
+            [sys.executable, "-m", "clvcast", "train", *train, *extra, "--quiet"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs[engine] = tmp_path / f"{engine}.parquet"
+        predict = [*common, "--model", str(model), "--output", str(outputs[engine])]
+        predict += ["--scored-at", "2024-01-01T00:00:00"]
+        done = subprocess.run(
+            [sys.executable, "-m", "clvcast", "predict", *predict, *extra, "--quiet"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+    local = pd.read_parquet(outputs["local"]).sort_values("contact_id", ignore_index=True)
+    spark = pd.read_parquet(outputs["spark"]).sort_values("contact_id", ignore_index=True)
+    pd.testing.assert_frame_equal(spark, local, check_dtype=False, rtol=1e-9)

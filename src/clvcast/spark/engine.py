@@ -398,8 +398,11 @@ def score_spark(
             forecaster=forecaster,
             churn_model=churn_model,
             churn_context=context,
-        ).table
-        return table[columns]
+        ).table[columns]
+        # PySpark converts each column with pyarrow.Array.from_pandas, which refuses pandas'
+        # Arrow-backed (chunked) strings: hand text over as Python objects.
+        text = [c for c in columns if pd.api.types.is_string_dtype(table[c])]
+        return table.astype({c: object for c in text})
 
     group_of = F.pmod(F.xxhash64("contact_id"), F.lit(groups)).alias("group")
     by_group = purchases.select("*", group_of).groupBy("group")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from typing import Any
 
 from clvcast.errors import InputError
@@ -40,6 +41,9 @@ def spark_session(master: str | None = None, *, app_name: str = "clvcast") -> An
             "the Spark engine needs Java 17 or later: install a JDK (for example Debian's "
             "openjdk-17-jre-headless) or set JAVA_HOME."
         )
+    # Python workers run clvcast's code: by default the interpreter running clvcast (a
+    # cluster's executors need clvcast installed; set PYSPARK_PYTHON to their interpreter).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(master or DEFAULT_MASTER)
         .appName(app_name)

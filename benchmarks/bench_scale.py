@@ -131,12 +131,16 @@ def train(folder: Path, data: Path, chunk: int, sample: int, name: str) -> dict[
     )
 
 
-def predict(folder: Path, data: Path, chunk: int, model: Path) -> dict[str, object]:
+def predict(
+    folder: Path, data: Path, chunk: int, model: Path, engine: str = "local"
+) -> dict[str, object]:
     return run_clvcast(
         folder,
-        "predict",
+        f"predict-{engine}",
         _clvcast(
             "predict",
+            "--engine",
+            engine,
             "--model",
             str(model),
             "--transactions",
@@ -148,11 +152,51 @@ def predict(folder: Path, data: Path, chunk: int, model: Path) -> dict[str, obje
             "--work-dir",
             str(folder),
             "--output",
-            str(folder / "scored.parquet"),
+            str(folder / f"scored-{engine}.parquet"),
+            "--scored-at",
+            "2024-07-01T00:00:00",
             "--json",
             "--verbose",
         ),
     )
+
+
+def spark_check(folder: Path, rows: int, chunk: int) -> dict[str, object]:
+    """Predict the same data with both engines (Spark in local mode) and compare the tables."""
+    import numpy as np
+    import pandas as pd
+
+    data = folder / "spark-check.parquet"
+    generated = generate(rows, max(1, rows // 10), data)
+    train(folder, data, chunk, 100_000, "spark-check-model")
+    model = folder / "spark-check-model.joblib"
+    runs = {engine: predict(folder, data, chunk, model, engine) for engine in ("local", "spark")}
+    local = pd.read_parquet(folder / "scored-local.parquet")
+    spark = pd.read_parquet(folder / "scored-spark.parquet")
+    local = local.sort_values("contact_id", ignore_index=True)
+    spark = spark.sort_values("contact_id", ignore_index=True)
+    worst, unequal = 0.0, []
+    for column in local.columns:
+        a, b = local[column], spark[column]
+        if pd.api.types.is_float_dtype(a):
+            x, y = a.to_numpy(float), b.to_numpy(float)
+            both = np.isfinite(x) & np.isfinite(y)
+            scale = np.maximum(np.abs(x[both]), 1e-300)
+            worst = max(worst, float(np.max(np.abs(x[both] - y[both]) / scale, initial=0.0)))
+            if not np.array_equal(np.isnan(x), np.isnan(y)):
+                unequal.append(column)
+        elif not a.astype(str).equals(b.astype(str)):
+            unequal.append(column)
+    return {
+        "rows": generated["rows"],
+        "contacts": len(local),
+        "same_contacts": local["contact_id"].astype(str).tolist()
+        == spark["contact_id"].astype(str).tolist(),
+        "max_relative_difference": worst,
+        "unequal_columns": unequal,
+        "local_seconds": runs["local"]["seconds"],
+        "spark_seconds": runs["spark"]["seconds"],
+    }
 
 
 # --- lifetimes side by side (worker processes) ------------------------------------------
@@ -233,6 +277,65 @@ def print_run(name: str, result: dict[str, object], rows: int) -> None:
         print(_line(f"  {step}"[:62], seconds, rows))
 
 
+def run_main(args: argparse.Namespace, folder: Path, report: dict[str, object]) -> None:
+    """Generate, train, predict, compare with lifetimes and the churn sample sizes."""
+    data = folder / "transactions.parquet"
+    generated = generate(args.transactions, args.contacts, data)
+    report["data"] = generated
+    rows = generated["rows"]
+    print(
+        f"data: {rows:,} transactions, {args.contacts:,} contacts, "
+        f"{generated['file_mb']} MB Parquet (generated in {generated['seconds']} s)"
+    )
+    trained = train(folder, data, args.chunk_contacts, args.churn_sample_contacts, "train")
+    scored = predict(folder, data, args.chunk_contacts, folder / "train.joblib")
+    report["train"], report["predict"] = trained, scored
+    total = trained["seconds"] + scored["seconds"]
+    peak = max(trained["peak_rss_mb"], scored["peak_rss_mb"])
+    print()
+    print(f"{'stage':<62} {'seconds':>8} {'rows/s':>12} {'peak MB':>10}")
+    print_run("train", trained, rows)
+    print_run("predict", scored, rows)
+    print(_line("train + predict", total, rows, peak))
+    met = total < 600 and peak < 12 * 1024
+    verdict = ("yes" if met else "no") if rows >= 95_000_000 else "not this size"
+    print(
+        f"bar: 100M transactions / 10M contacts under 10 minutes with peak under 12 GB: "
+        f"{verdict} ({total / 60:.1f} min, {peak / 1024:.1f} GB for {rows:,} rows)"
+    )
+    metrics = trained["summary"].get("metrics", {})
+    churn = {k: v for k, v in metrics.items() if k.startswith("churn_roc_auc")}
+    print(f"holdout churn ROC-AUC (sample {args.churn_sample_contacts:,}): {churn}")
+
+    if args.lifetimes_rows:
+        compared = side_by_side(folder, data, min(args.lifetimes_rows, rows))
+        report["side_by_side"] = compared
+        print()
+        print(f"side by side on the first {compared['clvcast']['rows']:,} rows:")
+        for step in ("summary", "fit BG/NBD"):
+            ours = compared["clvcast"]["times"][step]
+            theirs = compared["lifetimes"]["times"][step]
+            print(
+                f"  {step:<12} clvcast {ours:8.2f} s   lifetimes {theirs:8.2f} s   "
+                f"{theirs / ours:6.1f}x"
+            )
+        for side in ("clvcast", "lifetimes"):
+            print(f"  peak RSS {side}: {compared[side]['peak_rss_mb']:,.0f} MB")
+
+    sizes = [int(size) for size in args.sample_sizes.split(",") if size]
+    if sizes:
+        report["sample_sizes"] = {}
+        print()
+        print("churn sample size -> holdout metrics (same data):")
+        for size in sizes:
+            run = train(folder, data, args.chunk_contacts, size, f"train-sample-{size}")
+            found = run["summary"].get("metrics", {})
+            keep = ("churn_roc_auc", "churn_roc_auc_high_value", "churn_brier", "holdout_rmse")
+            chosen = {k: round(found[k], 4) for k in keep if k in found}
+            report["sample_sizes"][size] = {**chosen, "seconds": run["seconds"]}
+            print(f"  {size:>9,} contacts: {chosen}, train {run['seconds']:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--launch"]:
@@ -247,73 +350,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--churn-sample-contacts", type=int, default=100_000)
     parser.add_argument("--lifetimes-rows", type=int, default=10_000_000)
     parser.add_argument("--sample-sizes", default="", help="e.g. 50000,250000")
+    parser.add_argument(
+        "--spark-rows",
+        type=int,
+        default=0,
+        help="also predict this many transactions with --engine spark (local mode) and "
+        "compare with the local engine's table (e.g. 1000000)",
+    )
+    parser.add_argument("--skip-main", action="store_true", help="only the extra checks")
     parser.add_argument("--folder", default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="bench_scale_", dir=args.folder))
-    data = folder / "transactions.parquet"
     report: dict[str, object] = {"versions": bench_predict._versions()}
     try:
         print(
             f"machine: {bench_predict.platform.machine()}, cpu_count={bench_predict.os.cpu_count()}"
         )
         print("versions:", ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
-        generated = generate(args.transactions, args.contacts, data)
-        report["data"] = generated
-        rows = generated["rows"]
-        print(
-            f"data: {rows:,} transactions, {args.contacts:,} contacts, "
-            f"{generated['file_mb']} MB Parquet (generated in {generated['seconds']} s)"
-        )
-        trained = train(folder, data, args.chunk_contacts, args.churn_sample_contacts, "train")
-        scored = predict(folder, data, args.chunk_contacts, folder / "train.joblib")
-        report["train"], report["predict"] = trained, scored
-        total = trained["seconds"] + scored["seconds"]
-        peak = max(trained["peak_rss_mb"], scored["peak_rss_mb"])
-        print()
-        print(f"{'stage':<62} {'seconds':>8} {'rows/s':>12} {'peak MB':>10}")
-        print_run("train", trained, rows)
-        print_run("predict", scored, rows)
-        print(_line("train + predict", total, rows, peak))
-        met = total < 600 and peak < 12 * 1024
-        verdict = ("yes" if met else "no") if rows >= 95_000_000 else "not this size"
-        print(
-            f"bar: 100M transactions / 10M contacts under 10 minutes with peak under 12 GB: "
-            f"{verdict} ({total / 60:.1f} min, {peak / 1024:.1f} GB for {rows:,} rows)"
-        )
-        metrics = trained["summary"].get("metrics", {})
-        churn = {k: v for k, v in metrics.items() if k.startswith("churn_roc_auc")}
-        print(f"holdout churn ROC-AUC (sample {args.churn_sample_contacts:,}): {churn}")
-
-        if args.lifetimes_rows:
-            compared = side_by_side(folder, data, min(args.lifetimes_rows, rows))
-            report["side_by_side"] = compared
+        if not args.skip_main:
+            run_main(args, folder, report)
+        if args.spark_rows:
+            checked = spark_check(folder, args.spark_rows, args.chunk_contacts)
+            report["spark_check"] = checked
             print()
-            print(f"side by side on the first {compared['clvcast']['rows']:,} rows:")
-            for step in ("summary", "fit BG/NBD"):
-                ours = compared["clvcast"]["times"][step]
-                theirs = compared["lifetimes"]["times"][step]
-                print(
-                    f"  {step:<12} clvcast {ours:8.2f} s   lifetimes {theirs:8.2f} s   "
-                    f"{theirs / ours:6.1f}x"
-                )
-            for side in ("clvcast", "lifetimes"):
-                print(f"  peak RSS {side}: {compared[side]['peak_rss_mb']:,.0f} MB")
-
-        sizes = [int(size) for size in args.sample_sizes.split(",") if size]
-        if sizes:
-            report["sample_sizes"] = {}
-            print()
-            print("churn sample size -> holdout metrics (same data):")
-            for size in sizes:
-                run = train(folder, data, args.chunk_contacts, size, f"train-sample-{size}")
-                found = run["summary"].get("metrics", {})
-                keep = ("churn_roc_auc", "churn_roc_auc_high_value", "churn_brier", "holdout_rmse")
-                chosen = {k: round(found[k], 4) for k in keep if k in found}
-                report["sample_sizes"][size] = {**chosen, "seconds": run["seconds"]}
-                print(f"  {size:>9,} contacts: {chosen}, train {run['seconds']:.0f} s")
+            print(
+                f"Spark local mode vs local engine on {checked['rows']:,} transactions "
+                f"({checked['contacts']:,} contacts): same contacts {checked['same_contacts']}, "
+                f"max relative difference {checked['max_relative_difference']:.2e}, "
+                f"unequal columns {checked['unequal_columns'] or 'none'}; predict "
+                f"{checked['local_seconds']:.1f} s local, {checked['spark_seconds']:.1f} s Spark"
+            )
     finally:
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")

@@ -176,13 +176,13 @@ def _chunked_inputs(args: argparse.Namespace):
                 **_read_options(args),
             )
         if log.n_chunks > 1:
-            _detail(args, f"{log.report.contacts:,} contacts in {log.n_chunks} chunks")
+            _progress(args, f"{log.report.contacts:,} contacts in {log.n_chunks} chunks")
         yield log, _read_contacts(args)
 
 
-def _detail(args: argparse.Namespace, message: str) -> None:
-    """A line for --verbose only."""
-    if args.verbose and not args.quiet:
+def _progress(args: argparse.Namespace, message: str) -> None:
+    """A progress line, shown where _step shows its lines (a terminal, or --verbose)."""
+    if not args.quiet and (args.verbose or sys.stderr.isatty()):
         print(f"clvcast: {message}", file=sys.stderr, flush=True)
 
 
@@ -781,7 +781,7 @@ def _local_scored(args: argparse.Namespace, pipeline):
         def tables():
             for index, table in enumerate(pipeline.score_in_chunks(log, args.as_of, contacts)):
                 if log.n_chunks > 1:
-                    _detail(args, f"scored chunk {index + 1} of {log.n_chunks}")
+                    _progress(args, f"scored chunk {index + 1} of {log.n_chunks}")
                 yield table
 
         yield log.report, tables()

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 
+from clvcast.data import rules
 from clvcast.data.inputs import (
     EXAMPLES,
     check_columns,
@@ -45,12 +46,7 @@ from clvcast.data.inputs import (
 )
 from clvcast.data.report import (
     REASON_AFTER_AS_OF,
-    REASON_BAD_AMOUNT,
-    REASON_BAD_DATE,
     REASON_DUPLICATE,
-    REASON_MISSING_AMOUNT,
-    REASON_MISSING_CONTACT,
-    REASON_MISSING_DATE,
     REASON_NET_NONPOSITIVE,
     REASON_NONPOSITIVE,
     IngestionReport,
@@ -79,14 +75,6 @@ _NUMERIC_TYPES += ("USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "DECIMAL") + 
 # for 10^16, and below it the sums stay exact in both engines' DECIMAL arithmetic.
 _AMOUNT_DECIMAL = "DECIMAL(38, 10)"
 AMOUNT_LIMIT = 1e16
-# Problems of a row, checked in this order (the first that applies counts); code = index + 1.
-_PROBLEMS = (
-    REASON_MISSING_CONTACT,
-    REASON_MISSING_DATE,
-    REASON_BAD_DATE,
-    REASON_MISSING_AMOUNT,
-    REASON_BAD_AMOUNT,
-)
 _ROWS = "_clvcast_rows"  # multiplicity of a distinct input row
 _POSITION = "_clvcast_position"  # 0-based position of an input row
 
@@ -115,7 +103,7 @@ class _Columns:
     join: str  # joins the table of parsed date texts, when dates arrive as text
 
     def problem(self) -> str:
-        """The row's problem code: 0 = usable, else 1 + the index in ``_PROBLEMS``."""
+        """The row's problem code: 0 = usable, else 1 + the index in ``rules.PROBLEMS``."""
         bad_amount = (
             f"{self.amount} IS NULL OR NOT isfinite({self.amount}) "
             f"OR abs({self.amount}) >= {AMOUNT_LIMIT}"
@@ -420,14 +408,14 @@ def _ingest(
     )
     rows_read = int(_scalar(connection, "SELECT COALESCE(SUM(n), 0) FROM typed"))
     if rows_read == 0:
-        raise InputError(f"transactions ({name}) has no rows; nothing to model.")
+        raise rules.no_rows(name)
     report = IngestionReport(source=name, rows_read=rows_read, notes=notes)
     numbered = (
         f"(SELECT row_number() OVER () - 1 AS {_POSITION}, * FROM source) AS source {typed.join}"
     )
     counts = dict(connection.execute("SELECT problem, SUM(n) FROM typed GROUP BY ALL").fetchall())
     found = []
-    for code, reason in enumerate(_PROBLEMS, 1):
+    for code, reason in enumerate(rules.PROBLEMS, 1):
         count = int(counts.get(code, 0))
         if count:
             column = {1: contact_col, 2: date_col, 3: date_col}.get(code, amount_col)
@@ -440,11 +428,7 @@ def _ingest(
             found.append(f"{count:,} rows with {reason} in column '{column}' ({examples})")
             report.dropped[reason] = count
     if found and invalid == "error":
-        raise InputError(
-            f"transactions ({name}): "
-            + "; ".join(found)
-            + ". Fix the data, or pass invalid='drop' (CLI: --drop-invalid) to drop and count them."
-        )
+        raise rules.invalid_rows(name, found)
 
     n_dup = int(_scalar(connection, "SELECT COALESCE(SUM(n - 1), 0) FROM typed WHERE problem = 0"))
     weight = "n"
@@ -458,18 +442,12 @@ def _ingest(
                     FROM {numbered}) WHERE k > 1 AND problem = 0""",
             n_dup,
         )
-        raise InputError(
-            f"transactions ({name}): {n_dup:,} rows are exact duplicates of an earlier row "
-            f"({examples}). Remove them, or pass duplicates='keep' or 'drop'."
-        )
+        raise rules.duplicate_rows(name, n_dup, examples)
     if n_dup and duplicates == "drop":
         report.dropped[REASON_DUPLICATE] = n_dup
         weight = "1"
     elif n_dup:
-        report.notes.append(
-            f"{n_dup:,} rows are exact duplicates of an earlier row; kept as separate "
-            "order lines (duplicates='drop' removes them)"
-        )
+        report.notes.append(rules.duplicates_kept_note(n_dup))
 
     usable = "problem = 0"
     count = int(
@@ -485,11 +463,7 @@ def _ingest(
             f"WHERE {typed.problem()} = 0 AND {typed.amount} <= 0",
             count,
         )
-        raise InputError(
-            f"transactions ({name}): {count:,} rows have an amount <= 0 in column "
-            f"'{amount_col}' ({examples}). Pass nonpositive='drop' "
-            "or 'net' (CLI: --nonpositive) to say how refunds and zero amounts count."
-        )
+        raise rules.nonpositive_rows(name, count, amount_col, examples)
     if count and nonpositive == "drop":
         report.dropped[REASON_NONPOSITIVE] = count
         usable += " AND amount > 0"
@@ -527,17 +501,15 @@ def _ingest(
         f"""SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(DISTINCT contact_id), MIN(day), MAX(day)
             FROM daily WHERE {kept}"""
     ).fetchall()[0]
-    if days == 0:
-        raise InputError(
-            f"transactions ({name}): no usable purchase is left after the drops "
-            f"({report.dropped}); check the as-of date and the amount column."
-        )
-    report.purchase_days = int(days)
-    report.rows_merged = int(rows) - int(days)
-    report.contacts = int(contacts)
-    report.contacts_without_purchase = all_contacts - report.contacts
-    report.first_date = pd.Timestamp(first)
-    report.last_date = pd.Timestamp(last)
+    rules.finish_report(
+        report,
+        days=days,
+        rows=rows,
+        contacts=contacts,
+        all_contacts=all_contacts,
+        first=first,
+        last=last,
+    )
     connection.execute(
         f"""CREATE VIEW purchases AS
             SELECT contact_id, CAST(day AS TIMESTAMP) AS date, CAST(amount AS DOUBLE) AS amount

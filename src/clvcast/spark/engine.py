@@ -31,30 +31,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from clvcast.data import IngestionReport, check_columns, parse_as_of, source_name
+from clvcast.data import IngestionReport, check_columns, parse_as_of, rules, source_name
 from clvcast.data.chunks import SAMPLE_BITS, SAMPLE_SALT
 from clvcast.data.ingest import AMOUNT_LIMIT, ReadOptions, check_policies
 from clvcast.data.inputs import EXAMPLES, existing_file, parse_dates
 from clvcast.data.report import (
     REASON_AFTER_AS_OF,
-    REASON_BAD_AMOUNT,
-    REASON_BAD_DATE,
     REASON_DUPLICATE,
-    REASON_MISSING_AMOUNT,
-    REASON_MISSING_CONTACT,
-    REASON_MISSING_DATE,
     REASON_NET_NONPOSITIVE,
     REASON_NONPOSITIVE,
 )
 from clvcast.errors import InputError
 
-_PROBLEMS = (
-    REASON_MISSING_CONTACT,
-    REASON_MISSING_DATE,
-    REASON_BAD_DATE,
-    REASON_MISSING_AMOUNT,
-    REASON_BAD_AMOUNT,
-)
 _ROWS = "_clvcast_rows"
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
 _TEMPORAL = ("date", "timestamp_ntz")
@@ -189,11 +177,11 @@ def _aggregate(typed: Any, name: str, notes: list, options: ReadOptions, as_of_d
     counts = {row[0]: int(row[1]) for row in typed.groupBy("problem").agg(F.sum("n")).collect()}
     rows_read = sum(counts.values())
     if rows_read == 0:
-        raise InputError(f"transactions ({name}) has no rows; nothing to model.")
+        raise rules.no_rows(name)
     report = IngestionReport(source=name, rows_read=rows_read, notes=notes)
     found = []
     columns = {1: options.contact_col, 2: options.date_col, 3: options.date_col}
-    for code, reason in enumerate(_PROBLEMS, 1):
+    for code, reason in enumerate(rules.PROBLEMS, 1):
         count = counts.get(code, 0)
         if count:
             column = columns.get(code, options.amount_col)
@@ -202,38 +190,24 @@ def _aggregate(typed: Any, name: str, notes: list, options: ReadOptions, as_of_d
             found.append(f"{count:,} rows with {reason} in column '{column}' ({examples})")
             report.dropped[reason] = count
     if found and options.invalid == "error":
-        raise InputError(
-            f"transactions ({name}): "
-            + "; ".join(found)
-            + ". Fix the data, or pass invalid='drop' (CLI: --drop-invalid) to drop and count them."
-        )
+        raise rules.invalid_rows(name, found)
     usable = typed.where(F.col("problem") == 0)
     n_dup = int(usable.agg(F.coalesce(F.sum(F.col("n") - 1), F.lit(0))).collect()[0][0])
     weight = F.col("n")
     if n_dup and options.duplicates == "error":
         examples = _examples(usable.where(F.col("n") > 1), "contact_id", n_dup)
-        raise InputError(
-            f"transactions ({name}): {n_dup:,} rows are exact duplicates of an earlier row "
-            f"({examples}). Remove them, or pass duplicates='keep' or 'drop'."
-        )
+        raise rules.duplicate_rows(name, n_dup, examples)
     if n_dup and options.duplicates == "drop":
         report.dropped[REASON_DUPLICATE] = n_dup
         weight = F.lit(1)
     elif n_dup:
-        report.notes.append(
-            f"{n_dup:,} rows are exact duplicates of an earlier row; kept as separate "
-            "order lines (duplicates='drop' removes them)"
-        )
+        report.notes.append(rules.duplicates_kept_note(n_dup))
     usable = usable.withColumn("w", weight.cast("bigint"))
     nonpositive = usable.where(F.col("amount") <= 0)
     count = int(nonpositive.agg(F.coalesce(F.sum("w"), F.lit(0))).collect()[0][0])
     if count and options.nonpositive == "error":
         examples = _examples(nonpositive, "raw_2", count)
-        raise InputError(
-            f"transactions ({name}): {count:,} rows have an amount <= 0 in column "
-            f"'{options.amount_col}' ({examples}). Pass nonpositive='drop' "
-            "or 'net' (CLI: --nonpositive) to say how refunds and zero amounts count."
-        )
+        raise rules.nonpositive_rows(name, count, options.amount_col, examples)
     if count and options.nonpositive == "drop":
         report.dropped[REASON_NONPOSITIVE] = count
         usable = usable.where(F.col("amount") > 0)
@@ -266,17 +240,15 @@ def _aggregate(typed: Any, name: str, notes: list, options: ReadOptions, as_of_d
         F.min("day"),
         F.max("day"),
     ).collect()[0]
-    if days == 0:
-        raise InputError(
-            f"transactions ({name}): no usable purchase is left after the drops "
-            f"({report.dropped}); check the as-of date and the amount column."
-        )
-    report.purchase_days = int(days)
-    report.rows_merged = int(rows) - int(days)
-    report.contacts = int(contacts)
-    report.contacts_without_purchase = all_contacts - report.contacts
-    report.first_date = pd.Timestamp(first)
-    report.last_date = pd.Timestamp(last)
+    rules.finish_report(
+        report,
+        days=days,
+        rows=rows,
+        contacts=contacts,
+        all_contacts=all_contacts,
+        first=first,
+        last=last,
+    )
     purchases = daily.select(
         "contact_id",
         F.col("day").cast("timestamp_ntz").alias("date"),

@@ -1,0 +1,87 @@
+"""The ingestion rules' messages and report bookkeeping, shared by the DuckDB and Spark engines.
+
+Both engines check the same things in the same order; this module says the same thing when
+they find them, so a message or a report field changes in one place.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clvcast.data.report import (
+    REASON_BAD_AMOUNT,
+    REASON_BAD_DATE,
+    REASON_MISSING_AMOUNT,
+    REASON_MISSING_CONTACT,
+    REASON_MISSING_DATE,
+    IngestionReport,
+)
+from clvcast.errors import InputError
+
+# Problems of a row, checked in this order (the first that applies counts); code = index + 1.
+PROBLEMS = (
+    REASON_MISSING_CONTACT,
+    REASON_MISSING_DATE,
+    REASON_BAD_DATE,
+    REASON_MISSING_AMOUNT,
+    REASON_BAD_AMOUNT,
+)
+
+
+def no_rows(name: str) -> InputError:
+    return InputError(f"transactions ({name}) has no rows; nothing to model.")
+
+
+def invalid_rows(name: str, found: list[str]) -> InputError:
+    """``found``: one "N rows with REASON in column 'C' (examples)" part per problem."""
+    return InputError(
+        f"transactions ({name}): "
+        + "; ".join(found)
+        + ". Fix the data, or pass invalid='drop' (CLI: --drop-invalid) to drop and count them."
+    )
+
+
+def duplicate_rows(name: str, count: int, examples: str) -> InputError:
+    return InputError(
+        f"transactions ({name}): {count:,} rows are exact duplicates of an earlier row "
+        f"({examples}). Remove them, or pass duplicates='keep' or 'drop'."
+    )
+
+
+def duplicates_kept_note(count: int) -> str:
+    return (
+        f"{count:,} rows are exact duplicates of an earlier row; kept as separate "
+        "order lines (duplicates='drop' removes them)"
+    )
+
+
+def nonpositive_rows(name: str, count: int, column: str, examples: str) -> InputError:
+    return InputError(
+        f"transactions ({name}): {count:,} rows have an amount <= 0 in column "
+        f"'{column}' ({examples}). Pass nonpositive='drop' "
+        "or 'net' (CLI: --nonpositive) to say how refunds and zero amounts count."
+    )
+
+
+def finish_report(
+    report: IngestionReport,
+    *,
+    days: int,
+    rows: int,
+    contacts: int,
+    all_contacts: int,
+    first: object,
+    last: object,
+) -> None:
+    """Fill in the purchase-day counts, or refuse a log with nothing left in it."""
+    if days == 0:
+        raise InputError(
+            f"transactions ({report.source}): no usable purchase is left after the drops "
+            f"({report.dropped}); check the as-of date and the amount column."
+        )
+    report.purchase_days = int(days)
+    report.rows_merged = int(rows) - int(days)
+    report.contacts = int(contacts)
+    report.contacts_without_purchase = int(all_contacts) - report.contacts
+    report.first_date = pd.Timestamp(first)
+    report.last_date = pd.Timestamp(last)

@@ -639,8 +639,10 @@ def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
     )
     metrics: dict[str, float] = {}
     evaluation = None
+    from clvcast.spark.engine import SparkTrainingData  # no pyspark import until used
+
     # Spark hands over the summary and the churn sample; evaluation runs on the sample.
-    from_spark = hasattr(purchase_log, "summary")
+    from_spark = isinstance(purchase_log, SparkTrainingData)
     log = purchase_log.sample if from_spark else purchase_log
     if args.holdout_days:
         with _step(args, f"evaluating on a {args.holdout_days}-day holdout"):

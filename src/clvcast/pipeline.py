@@ -56,10 +56,6 @@ class ContactTable:
 CHURN_COLUMNS = ("churn_risk", "churn_risk_band", "expected_drift_date")
 
 
-def _log_of(purchases: PurchaseLog | ChunkedPurchaseLog | pd.DataFrame) -> pd.DataFrame:
-    return purchases_frame(purchases)
-
-
 def _is_fitted(estimator: object) -> bool:
     try:
         check_is_fitted(estimator)
@@ -109,7 +105,7 @@ def build_contact_table(
     score falls a band without a new purchase, from the frozen boundaries).
     """
     day = parse_as_of(as_of)
-    summary = summarize(_log_of(purchases), day)
+    summary = summarize(purchases_frame(purchases), day)
     if scorer is None:
         scorer = RFMScorer(monetary_basis=monetary_basis).fit(summary)
     scores = scorer.transform(summary)
@@ -128,8 +124,10 @@ def build_contact_table(
     parts.append(extra)
     if churn_model is not None:
         if not _is_fitted(churn_model):
-            churn_model.fit(_log_of(purchases), day)
-        churn = churn_model.score(_log_of(purchases), day, summary=summary, context=churn_context)
+            churn_model.fit(purchases_frame(purchases), day)
+        churn = churn_model.score(
+            purchases_frame(purchases), day, summary=summary, context=churn_context
+        )
         parts.append(churn[list(CHURN_COLUMNS)])
     table = pd.concat(parts, axis=1).reset_index()
     model_columns = list(prediction_columns(forecaster.horizon_days)) if forecaster else []

@@ -23,7 +23,7 @@ ALLOWED = {
     "pipeline": {"errors", "atomic", "data", "summary", "rfm", "models", "churn", "output"},
     "tracking": {"errors", "data", "pipeline"},
     "report": {"errors", "atomic", "rfm", "models", "churn", "plots", "pipeline"},
-    "spark": {"errors", "data", "churn", "pipeline", "spark"},
+    "spark": {"errors", "data", "summary", "churn", "pipeline", "spark"},
     "cli": {"*"},
     "__init__": set(),
     "__main__": {"cli"},

@@ -180,9 +180,14 @@ def _chunked_inputs(args: argparse.Namespace):
         yield log, _read_contacts(args)
 
 
+def _shows_progress(args: argparse.Namespace) -> bool:
+    """Progress goes to a terminal (stderr), or anywhere with --verbose; never with --quiet."""
+    return not args.quiet and (args.verbose or sys.stderr.isatty())
+
+
 def _progress(args: argparse.Namespace, message: str) -> None:
-    """A progress line, shown where _step shows its lines (a terminal, or --verbose)."""
-    if not args.quiet and (args.verbose or sys.stderr.isatty()):
+    """A progress line, shown where _step shows its lines."""
+    if _shows_progress(args):
         print(f"clvcast: {message}", file=sys.stderr, flush=True)
 
 
@@ -513,7 +518,7 @@ def _format_churn(table: pd.DataFrame, model) -> str:
 @contextlib.contextmanager
 def _step(args: argparse.Namespace, message: str):
     """Show a long step on a terminal (stderr), or with --verbose; quiet in a pipe."""
-    show = not args.quiet and (args.verbose or sys.stderr.isatty())
+    show = _shows_progress(args)
     started = time.perf_counter()
     if show:
         print(f"clvcast: {message} ...", file=sys.stderr, flush=True)
@@ -626,6 +631,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
     """Fit (and evaluate) the pipeline, log it to MLflow; returns (pipeline, run, table)."""
+    from clvcast.data.chunks import DEFAULT_CHURN_SAMPLE_CONTACTS
     from clvcast.pipeline import CLVPipeline
     from clvcast.tracking import log_training_run
 
@@ -633,9 +639,7 @@ def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
         horizon_days=args.horizon_days,
         churn_horizon_days=args.churn_horizon_days,
         discount_rate_monthly=args.discount_rate_monthly,
-        churn_sample_contacts=getattr(
-            args, "churn_sample_contacts", CLVPipeline().churn_sample_contacts
-        ),
+        churn_sample_contacts=getattr(args, "churn_sample_contacts", DEFAULT_CHURN_SAMPLE_CONTACTS),
     )
     metrics: dict[str, float] = {}
     evaluation = None

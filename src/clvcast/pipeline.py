@@ -29,7 +29,13 @@ from clvcast.data.chunks import DEFAULT_CHURN_SAMPLE_CONTACTS, chunk_of
 from clvcast.errors import InputError
 from clvcast.models.forecast import CLVForecaster, prediction_columns
 from clvcast.rfm import PROSPECT, SCORE_COLUMNS, RFMScorer
-from clvcast.summary import SUMMARY_COLUMNS, Purchases, purchases_frame, summarize
+from clvcast.summary import (
+    SUMMARY_COLUMNS,
+    Purchases,
+    purchases_frame,
+    purchases_source,
+    summarize,
+)
 
 # Whole-number columns, nullable so that prospects can leave them empty.
 _COUNT_COLUMNS = (
@@ -298,7 +304,7 @@ class CLVPipeline(BaseEstimator):
         trains on a sample of contacts (``churn_sample_contacts``), as it does in memory.
         """
         day = parse_as_of(as_of)
-        summary = summarize(_in_memory_or_chunked(purchases), day)
+        summary = summarize(purchases, day)
         churn_log, churn_contacts = self.sample_purchases(purchases, day)
         return self.fit_summary(summary, churn_log, day, churn_contacts=churn_contacts)
 
@@ -339,7 +345,7 @@ class CLVPipeline(BaseEstimator):
         The whole log (up to ``as_of``) when it has ``churn_sample_contacts`` or fewer.
         """
         day = parse_as_of(as_of)
-        source = _in_memory_or_chunked(purchases)
+        source = purchases_source(purchases)
         if isinstance(source, pd.DataFrame):
             source = source.loc[source["date"] <= day]
         sample, contacts = sample_contacts(source, self.churn_sample_contacts)
@@ -473,13 +479,6 @@ class CLVPipeline(BaseEstimator):
         pipeline = cls.__new__(cls)
         pipeline.__dict__.update(payload["pipeline"])
         return pipeline
-
-
-def _in_memory_or_chunked(purchases: Purchases) -> pd.DataFrame | ChunkedPurchaseLog:
-    """A DataFrame, or a chunked log whose files are read in place."""
-    if isinstance(purchases, ChunkedPurchaseLog) and not purchases.in_memory:
-        return purchases
-    return purchases_frame(purchases)
 
 
 def _contacts_by_chunk(contacts: pd.DataFrame | None, n_chunks: int) -> list[pd.DataFrame]:

@@ -118,7 +118,7 @@ def purchases_frame(purchases: Purchases) -> pd.DataFrame:
     return purchases.purchases if isinstance(purchases, PurchaseLog) else purchases
 
 
-def _in_place(purchases: Purchases) -> pd.DataFrame | ChunkedPurchaseLog:
+def purchases_source(purchases: Purchases) -> pd.DataFrame | ChunkedPurchaseLog:
     """What a query reads: a DataFrame, or a chunked log whose files DuckDB reads in place."""
     if isinstance(purchases, ChunkedPurchaseLog) and not purchases.in_memory:
         return purchases
@@ -136,12 +136,17 @@ def _check_input(purchases: pd.DataFrame | ChunkedPurchaseLog, columns: dict[str
         )
 
 
-def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+def finish_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """A summary query's result (a ``contact_id`` column plus :data:`SUMMARY_COLUMNS`) as
+    the summary every engine returns: indexed by text id, fixed dtypes, the time unit."""
     frame = frame.set_index("contact_id")
+    frame.index = frame.index.astype(str)
     for column in ("first_purchase", "last_purchase"):
         frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
     for column in ("frequency", "orders", "days_since_last_purchase"):
         frame[column] = frame[column].astype("int64")
+    frame = frame[list(SUMMARY_COLUMNS)]
+    frame.attrs["time_unit_days"] = 1.0  # models read the unit from here
     return frame
 
 
@@ -161,7 +166,7 @@ def summarize(
     observation_period_end=as_of, freq="D", monetary_value_col=amount)`` in its four
     columns, plus the descriptive columns listed in :data:`SUMMARY_COLUMNS`.
     """
-    purchases = _in_place(purchases)
+    purchases = purchases_source(purchases)
     columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
     _check_input(purchases, columns)
     end = parse_as_of(as_of)
@@ -173,9 +178,7 @@ def summarize(
             f"no purchase on or before the as-of date {end.date()}; "
             "choose a later --as-of or check the dates in the input."
         )
-    summary = _finish(result)[list(SUMMARY_COLUMNS)]
-    summary.attrs["time_unit_days"] = 1.0  # models read the unit from here
-    return summary
+    return finish_summary(result)
 
 
 def calibration_holdout(
@@ -199,7 +202,7 @@ def calibration_holdout(
     later on the calibration-end day counts as holdout there, and its holdout monetary value
     averages order lines instead of purchase days.
     """
-    purchases = _in_place(purchases)
+    purchases = purchases_source(purchases)
     columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
     _check_input(purchases, columns)
     cal_end = parse_as_of(calibration_end)

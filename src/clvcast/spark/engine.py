@@ -42,6 +42,7 @@ from clvcast.data.report import (
     REASON_NONPOSITIVE,
 )
 from clvcast.errors import InputError
+from clvcast.summary import finish_summary
 
 _ROWS = "_clvcast_rows"
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
@@ -287,14 +288,7 @@ def summary_spark(purchases: Any, as_of: str | pd.Timestamp) -> Any:
 
 def summary_to_pandas(summary: Any) -> pd.DataFrame:
     """A Spark summary as the local engine's summary DataFrame (indexed by id, same dtypes)."""
-    frame = summary.orderBy("contact_id").toPandas().set_index("contact_id")
-    for column in ("first_purchase", "last_purchase"):
-        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
-    for column in ("frequency", "orders", "days_since_last_purchase"):
-        frame[column] = frame[column].astype("int64")
-    frame.index = frame.index.astype(str)
-    frame.attrs["time_unit_days"] = 1.0
-    return frame
+    return finish_summary(summary.orderBy("contact_id").toPandas())
 
 
 def sample_spark(purchases: Any, max_contacts: int, total: int) -> tuple[pd.DataFrame, int]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,3 +80,16 @@ def cdnow_sample_log():
         names=["customer", "contact_id", "date", "cds", "amount"],
     )
     return read_transactions(raw, date_format="%Y%m%d")
+
+
+def run_clvcast(
+    *args: object, cwd: Path | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """``python -m clvcast ARGS`` in a fresh process, output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "clvcast", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+    )

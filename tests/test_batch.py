@@ -22,18 +22,12 @@ from clvcast.errors import InputError
 from clvcast.output import write_scored, write_sql, write_table, write_table_chunks
 from clvcast.pipeline import SCORED_COLUMNS, CLVPipeline
 from clvcast.rfm import rfm_migrations
+from conftest import run_clvcast
 
 CONTRACT = [*SCORED_COLUMNS[:1], *SCORED_COLUMNS[1:], "model_name", "model_version", "scored_at"]
 
 
-def clvcast(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "clvcast", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-    )
+clvcast = run_clvcast
 
 
 def one_line_error(result: subprocess.CompletedProcess, text: str) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 
@@ -17,6 +14,7 @@ from clvcast.data.chunks import chunk_of
 from clvcast.errors import InputError
 from clvcast.pipeline import CLVPipeline
 from clvcast.summary import calibration_holdout, summarize
+from conftest import run_clvcast
 
 AS_OF = "1998-06-30"
 
@@ -114,13 +112,7 @@ def test_cli_predict_in_chunks_writes_the_same_table(cdnow_raw, tmp_path, whole)
     outputs = {}
     for name, extra in (("one", []), ("many", ["--chunk-contacts", "4000"])):
         outputs[name] = tmp_path / f"{name}.csv"
-        done = subprocess.run(
-            [sys.executable, "-m", "clvcast", "predict", *common, "--output", str(outputs[name])]
-            + extra,
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-        )
+        done = run_clvcast("predict", *common, "--output", outputs[name], *extra, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     one = pd.read_csv(outputs["one"], dtype={"contact_id": str})
     many = pd.read_csv(outputs["many"], dtype={"contact_id": str})

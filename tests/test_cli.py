@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import functools
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from clvcast.cli import main
+from conftest import run_clvcast
 
-
-def clvcast(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "clvcast", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
+clvcast = functools.partial(run_clvcast, timeout=300)
 
 
 @pytest.fixture

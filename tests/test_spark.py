@@ -7,8 +7,6 @@ Skipped, saying why, only when Java is missing; `make test` installs Java when i
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -18,6 +16,7 @@ from clvcast.data import read_transactions, sample_contacts
 from clvcast.data.ingest import ReadOptions
 from clvcast.pipeline import CLVPipeline
 from clvcast.summary import summarize
+from conftest import run_clvcast
 
 pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'clvcast[spark]'")
 from clvcast.spark.session import java_available, spark_session
@@ -152,22 +151,12 @@ def test_cli_train_and_predict_with_spark_equal_local(cdnow_file, tmp_path):
         model = tmp_path / engine / "clvcast.joblib"  # the model name comes from the file
         extra = ["--engine", engine, "--spark-master", "local[2]"]
         train = [*common, "--save", str(model), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
-        done = subprocess.run(
-            [sys.executable, "-m", "clvcast", "train", *train, *extra, "--quiet"],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-        )
+        done = run_clvcast("train", *train, *extra, "--quiet", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         outputs[engine] = tmp_path / f"{engine}.parquet"
         predict = [*common, "--model", str(model), "--output", str(outputs[engine])]
         predict += ["--scored-at", "2024-01-01T00:00:00"]
-        done = subprocess.run(
-            [sys.executable, "-m", "clvcast", "predict", *predict, *extra, "--quiet"],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-        )
+        done = run_clvcast("predict", *predict, *extra, "--quiet", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     local = pd.read_parquet(outputs["local"]).sort_values("contact_id", ignore_index=True)
     spark = pd.read_parquet(outputs["spark"]).sort_values("contact_id", ignore_index=True)

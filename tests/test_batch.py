@@ -362,6 +362,38 @@ def test_champion_rule(tmp_path):
     assert not moved and "--holdout-days" in reason
 
 
+def test_champion_rule_refuses_a_version_that_loses_to_its_own_baseline(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from clvcast.tracking import MAX_AGGREGATE_ERROR_PCT, champion_decision
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}")
+    client.create_registered_model("m")  # no champion yet: only the version's own numbers
+    loses = {"churn_roc_auc": 0.739, "churn_baseline_bgnbd_no_purchase_roc_auc": 0.750}
+    moved, reason = champion_decision(client, "m", "champion", loses)
+    assert not moved
+    assert "ranks worse than BG/NBD's own P(no purchase) on all contacts" in reason
+    assert "0.7390 vs 0.7500" in reason and "--force-alias" in reason
+    high_value = {
+        "churn_roc_auc": 0.80,
+        "churn_baseline_bgnbd_no_purchase_roc_auc": 0.79,
+        "churn_roc_auc_high_value": 0.76,
+        "churn_baseline_bgnbd_no_purchase_roc_auc_high_value": 0.77,
+    }
+    moved, reason = champion_decision(client, "m", "champion", high_value)
+    assert not moved and "high-value contacts" in reason and "all contacts" not in reason
+    off = {"holdout_aggregate_error_pct": MAX_AGGREGATE_ERROR_PCT + 12.0}
+    moved, reason = champion_decision(client, "m", "champion", off)
+    assert not moved and f"+{MAX_AGGREGATE_ERROR_PCT + 12:.1f}%" in reason
+    # A scorer that is the baseline ties with it, and a small error is fine.
+    tie = {
+        "churn_roc_auc": 0.75,
+        "churn_baseline_bgnbd_no_purchase_roc_auc": 0.75,
+        "holdout_aggregate_error_pct": -8.0,
+    }
+    assert champion_decision(client, "m", "champion", tie)[0]
+
+
 @pytest.fixture
 def small_table():
     transactions, _ = simulate_fading_transactions(300, seed=3)

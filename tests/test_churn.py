@@ -16,16 +16,24 @@ from clvcast.churn import (
     snapshot_features,
 )
 from clvcast.churn.features import (
+    SnapshotSeries,
     days_to_next_purchase,
+    days_to_no_purchase_median,
     median_days_to_next_purchase,
     no_purchase_labels,
     probability_no_purchase,
 )
-from clvcast.churn.model import training_cutoffs
+from clvcast.churn.model import (
+    THREADS_MIN_ROWS,
+    booster_threads,
+    compare_scorers,
+    training_cutoffs,
+)
 from clvcast.churn.simulate import simulate_fading_transactions
 from clvcast.data import read_transactions
 from clvcast.errors import InputError, ModelError
 from clvcast.models import BetaGeoModel
+from clvcast.models.simulate import simulate_transactions
 from clvcast.pipeline import build_contact_table
 from clvcast.summary import summarize
 
@@ -219,8 +227,10 @@ def test_contact_table_with_churn_columns(cdnow_log):
 def test_bad_settings_and_short_history(cdnow_log):
     with pytest.raises(InputError, match="horizon_days=0"):
         ChurnModel(horizon_days=0).fit(cdnow_log.purchases, "1998-06-30")
-    with pytest.raises(InputError, match="calibration='isotonic'"):
-        ChurnModel(calibration="isotonic").fit(cdnow_log.purchases, "1998-06-30")
+    with pytest.raises(InputError, match="scorers=\\('forest',\\)"):
+        ChurnModel(scorers=("forest",)).fit(cdnow_log.purchases, "1998-06-30")
+    with pytest.raises(InputError, match="n_threads=0"):
+        ChurnModel(n_threads=0).fit(cdnow_log.purchases, "1998-06-30")
     with pytest.raises(InputError, match="history is too short"):
         ChurnModel().fit(cdnow_log.purchases, "1997-03-01")
     tiny = cdnow_log.purchases[cdnow_log.purchases["contact_id"] <= "00030"]
@@ -245,3 +255,138 @@ def test_model_does_not_depend_on_the_thread_count(cdnow_log, monkeypatch):
         model = ChurnModel(n_cutoffs=4).fit(purchases, "1998-06-30")
         scores.append(model.score(purchases, "1998-06-30"))
     pd.testing.assert_frame_equal(scores[0], scores[1], check_exact=True)
+
+
+# --- the scorer choice ----------------------------------------------------------------
+
+
+def test_on_data_from_a_btyd_model_the_choice_keeps_bgnbd():
+    # Purchases drawn from BG/NBD itself: nothing can rank better than BG/NBD's own answer,
+    # so no challenger may prove a sure gain on the validation snapshot.
+    transactions = simulate_transactions(
+        6_000, (0.25, 40.0, 0.8, 2.5), (6.0, 4.0, 15.0), start="2022-01-01", end="2024-06-30"
+    )
+    purchases = read_transactions(transactions).purchases
+    model = ChurnModel().fit(purchases, "2024-03-31")
+    assert model.scorer_ == "bgnbd", model.selection_reason_
+    assert model.estimator_ is None
+    assert model.selection_reason_.startswith("bgnbd kept")
+    table = model.selection_
+    assert set(table.index) == {"bgnbd", "logistic", "booster"}
+    assert not table.loc[["logistic", "booster"], "passes"].any()
+    features, _ = snapshot_features(purchases, pd.Timestamp("2024-03-31"), horizon_days=90)
+    np.testing.assert_array_equal(
+        model.predict_risk(features).to_numpy(), features["bgnbd_no_purchase"].to_numpy()
+    )
+
+
+def test_when_customers_fade_a_challenger_wins_and_says_by_how_much(drifting_log):
+    purchases, _ = drifting_log
+    model = ChurnModel().fit(purchases, "2024-06-30")
+    assert model.scorer_ in {"logistic", "booster"}
+    winner = model.selection_.loc[model.scorer_]
+    assert winner["passes"]
+    assert winner["log_loss"] < model.selection_.loc["bgnbd", "log_loss"]
+    assert model.validation_cutoff_ == pd.Timestamp("2024-06-30") - pd.Timedelta(days=90)
+    assert f"{winner['log_loss']:.4f}" in model.selection_reason_
+
+
+def test_choice_needs_a_sure_gain_in_log_loss_and_ranking():
+    rng = np.random.default_rng(0)
+    n = 4_000
+    truth = rng.uniform(0.05, 0.95, n)
+    labels = (rng.uniform(size=n) < truth).astype(int)
+    high_value = rng.uniform(size=n) < 0.4
+    noisy = np.clip(truth + rng.normal(0, 0.25, n), 0.01, 0.99)
+    from clvcast.churn.model import ChurnModel as Model
+    from clvcast.churn.model import _Validation
+
+    better = _Validation(labels, high_value, {"bgnbd": noisy, "booster": truth})
+    table = compare_scorers(better)
+    assert table.loc["booster", "passes"]
+    assert Model._decide(table, "bgnbd")[0] == "booster"
+    # A challenger that only rescales the baseline ranks the same: no sure AUC gain.
+    rescaled = _Validation(labels, high_value, {"bgnbd": noisy, "logistic": noisy**1.3})
+    table = compare_scorers(rescaled)
+    assert not table.loc["logistic", "passes"]
+    assert Model._decide(table, "bgnbd")[0] == "bgnbd"
+    # Worse on every count: kept out.
+    worse = _Validation(labels, high_value, {"bgnbd": truth, "booster": noisy})
+    assert Model._decide(compare_scorers(worse), "bgnbd")[0] == "bgnbd"
+
+
+def test_short_history_keeps_bgnbd_and_says_why(cdnow_log):
+    # CDNOW starts on 1997-01-01. Trained at 1997-06-15, the training snapshots (from
+    # 1997-02-17) exist, but the validation models would need snapshots before 1996-12-18.
+    model = ChurnModel(n_cutoffs=3).fit(cdnow_log.purchases, "1997-06-15")
+    assert model.validation_cutoff_ is None and model.selection_.empty
+    assert model.scorer_ == "bgnbd"
+    assert "too short" in model.selection_reason_
+
+
+def test_shared_snapshots_give_the_same_model(cdnow_log):
+    purchases = cdnow_log.purchases
+    day = pd.Timestamp("1998-03-31")
+    series = SnapshotSeries(purchases[purchases["date"] <= day], 90)
+    evaluation = evaluate_churn(purchases, day, ChurnModel(n_cutoffs=4), snapshots=series)
+    shared = ChurnModel(n_cutoffs=4).fit(purchases, day, snapshots=series)
+    alone = ChurnModel(n_cutoffs=4).fit(purchases, day)
+    assert shared.scorer_ == alone.scorer_
+    pd.testing.assert_frame_equal(shared.selection_, alone.selection_)
+    features, _ = series.features(pd.Timestamp("1998-01-01"))
+    np.testing.assert_array_equal(shared.predict_risk(features), alone.predict_risk(features))
+    assert evaluation.scorer in {"bgnbd", "logistic", "booster"}
+
+
+# --- drift dates agree with the risk ---------------------------------------------------
+
+
+def _assert_drift_agrees_with_risk(scored: pd.DataFrame, as_of: str, horizon_days: int) -> None:
+    day = pd.Timestamp(as_of)
+    drifting = scored["expected_drift_date"] == day
+    low = scored["churn_risk"] < 0.5
+    # "Drifting already" never goes with a low risk, and a low risk always expects the
+    # next purchase within the horizon.
+    assert not (drifting & low).any()
+    assert (scored.loc[drifting, "churn_risk_band"] != "low").all()
+    within = scored["expected_drift_date"] <= day + pd.Timedelta(days=horizon_days)
+    assert (within == (low | drifting)).all()
+    assert (scored["expected_drift_date"] >= day).all()
+    # Higher risk, later expected purchase (among contacts not drifting yet).
+    waiting = scored.loc[~drifting & low]
+    assert waiting["churn_risk"].corr(waiting["expected_drift_date"].astype("int64")) > 0.5
+
+
+@pytest.mark.parametrize("scorers", [("bgnbd",), ("logistic",), ("booster",)])
+def test_drift_dates_agree_with_risk_on_cdnow(cdnow_log, scorers):
+    purchases = cdnow_log.purchases
+    model = ChurnModel(scorers=scorers, n_cutoffs=4).fit(purchases, "1998-06-30")
+    assert model.scorer_ == scorers[0]
+    _assert_drift_agrees_with_risk(model.score(purchases, "1998-06-30"), "1998-06-30", 90)
+
+
+def test_drift_dates_agree_with_risk_on_fading_customers(drifting_log):
+    purchases, _ = drifting_log
+    scored = ChurnModel(horizon_days=60).fit(purchases, "2024-06-30").score(purchases, "2024-06-30")
+    _assert_drift_agrees_with_risk(scored, "2024-06-30", 60)
+
+
+def test_median_from_risk_passes_through_the_risk():
+    params = (0.3, 40.0, 0.8, 2.5)
+    x, T = np.array([0.0, 3.0, 3.0, 10.0]), np.array([100.0, 100.0, 300.0, 50.0])
+    risk = np.array([0.2, 0.45, 0.7, 0.95])
+    median = days_to_no_purchase_median(params, risk, 90.0, x, T)
+    assert (median[risk < 0.5] < 90).all() and (median[risk >= 0.5] >= 90).all()
+    # Without BG/NBD the profile is exponential: risk 0.25 at 90 days is 0.5 at 45 days.
+    assert days_to_no_purchase_median(None, np.array([0.25]), 90.0, x[:1], T[:1])[0] == (
+        pytest.approx(45.0)
+    )
+
+
+def test_booster_threads_follow_size_setting_and_environment(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert booster_threads(THREADS_MIN_ROWS - 1) == 1
+    assert booster_threads(THREADS_MIN_ROWS) >= 1
+    assert booster_threads(10, n_threads=3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert booster_threads(10, n_threads=3) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import joblib
@@ -295,3 +296,53 @@ def test_bad_settings_are_refused(master_summary):
         CLVForecaster(horizon_days=0).fit(master_summary)
     with pytest.raises(InputError, match="discount_rate_monthly=-2"):
         CLVForecaster(discount_rate_monthly=-2).fit(master_summary)
+
+
+def test_bgnbd_without_dropout_says_so_in_words(tmp_path):
+    # Customers who never leave (dropout ~ Beta(0.001, 50)): the dropout part of BG/NBD is
+    # not pinned down and P(alive) is about 1 for everyone, as on UCI Online Retail.
+    from clvcast.data import read_transactions
+    from clvcast.errors import ModelWarning
+    from clvcast.models.simulate import simulate_transactions
+
+    transactions = simulate_transactions(
+        3_000, (0.3, 40.0, 0.001, 50.0), (6.0, 4.0, 15.0), end="2023-12-31"
+    )
+    summary = summarize(read_transactions(transactions).purchases, "2023-12-31")
+    with pytest.warns(ModelWarning, match="almost no sign of customers leaving") as caught:
+        BetaGeoModel().fit(summary)
+    message = str(caught[0].message)
+    assert "b = " in message and "±" in message and "use churn_risk" in message
+    # Real data with dropout do not trigger it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModelWarning)
+        BetaGeoModel().fit(load_cdnow_summary(), time_unit_days=7)
+
+    # Through the CLI: the warning once, no raw numpy or pandas warning.
+    from conftest import run_clvcast
+
+    path = tmp_path / "steady.csv"
+    transactions.to_csv(path, index=False)
+    result = run_clvcast(
+        "forecast",
+        "--transactions",
+        path,
+        "--as-of",
+        "2023-12-31",
+        "--output",
+        tmp_path / "out.csv",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("almost no sign of customers leaving") == 1
+    assert "RuntimeWarning" not in result.stderr and "encountered" not in result.stderr
+
+
+def test_gamma_gamma_with_equal_amounts_gives_no_raw_warning():
+    summary = simulate_summary(2_000, (0.3, 40.0, 0.8, 2.5), seed=1)
+    summary["monetary_value"] = np.where(summary["frequency"] > 0, 1.0, 0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # Equal order values may not support a fit; the point here is the warnings.
+        with contextlib.suppress(ModelError):
+            GammaGammaModel().fit(summary)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]

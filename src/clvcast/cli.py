@@ -444,6 +444,8 @@ def _format_forecast(table: pd.DataFrame, forecaster) -> str:
 def cmd_churn(args: argparse.Namespace) -> int:
     """clvcast churn: contact table with churn risk, bands and drift dates."""
     from clvcast.churn import ChurnModel, evaluate_churn
+    from clvcast.churn.features import SnapshotSeries
+    from clvcast.data import parse_as_of
     from clvcast.output import write_table
     from clvcast.pipeline import build_contact_table
     from clvcast.rfm import RFMScorer
@@ -452,12 +454,21 @@ def cmd_churn(args: argparse.Namespace) -> int:
     _check_plots_folder(args.plots)
     purchase_log, contacts = _read_inputs(args)
     model = ChurnModel(
-        horizon_days=args.horizon_days, n_cutoffs=args.cutoffs, spacing_days=args.spacing_days
+        horizon_days=args.horizon_days,
+        n_cutoffs=args.cutoffs,
+        spacing_days=args.spacing_days,
+        n_threads=args.threads,
     )
+    as_of = parse_as_of(args.as_of)
+    history = purchase_log.purchases
+    # The evaluation (trained one horizon earlier) and the model share most snapshots.
+    snapshots = SnapshotSeries(history.loc[history["date"] <= as_of], args.horizon_days)
     evaluation = None
     if not args.no_evaluation:
-        log.info("evaluating on the last %d days", args.horizon_days)
-        evaluation = evaluate_churn(purchase_log.purchases, args.as_of, model)
+        with _step(args, f"evaluating the churn model on the last {args.horizon_days} days"):
+            evaluation = evaluate_churn(history, as_of, model, snapshots=snapshots)
+    with _step(args, "choosing and training the churn scorer"):
+        model.fit(history, as_of, snapshots=snapshots)
     scorer = RFMScorer.load(args.boundaries) if args.boundaries else None
     result = build_contact_table(
         purchase_log,
@@ -505,7 +516,8 @@ def _format_churn(table: pd.DataFrame, model) -> str:
     lines = [
         f"Churn risk (no purchase in the next {model.horizon_days} days), trained on "
         f"{model.n_training_rows_:,} snapshot rows at {len(model.cutoffs_)} cutoffs "
-        f"({model.cutoffs_[-1].date()} to {model.cutoffs_[0].date()}):",
+        f"({model.cutoffs_[-1].date()} to {model.cutoffs_[0].date()}); scorer "
+        f"{model.scorer_}: {model.selection_reason_}",
         "  "
         + ", ".join(f"{band} {int(bands.get(band, 0)):,}" for band in ("low", "medium", "high")),
         f"  high-value contacts (M 4-5): {len(valuable):,}, of which "
@@ -686,6 +698,8 @@ def train_pipeline(args: argparse.Namespace, purchase_log) -> tuple:
     params = {
         "as_of": str(pipeline.as_of_.date()),
         "holdout_days": args.holdout_days or "",
+        "churn_scorer": pipeline.churn_model_.scorer_,
+        "churn_scorer_reason": pipeline.churn_model_.selection_reason_[:490],
         "transactions": Path(args.transactions).name if hasattr(args, "transactions") else "",
         "nonpositive_policy": getattr(args, "nonpositive", "drop"),
         "duplicates_policy": getattr(args, "duplicates", "keep"),
@@ -768,6 +782,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{m['churn_baseline_bgnbd_no_purchase_roc_auc']:.4f}, recency "
                 f"{m['churn_baseline_recency_roc_auc']:.4f})"
             )
+        churn = pipeline.churn_model_
+        print(f"Churn scorer {churn.scorer_}: {churn.selection_reason_}")
         print()
         print(f"MLflow run {run.run_id} in {run.tracking_uri}")
         if run.version:
@@ -1009,6 +1025,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clvcast",
@@ -1118,6 +1145,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=14,
         metavar="DAYS",
         help="days between training snapshots (default: %(default)s)",
+    )
+    churn.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="threads of the gradient-boosted scorer (default: one below 1,000,000 training "
+        "rows, every core above; OMP_NUM_THREADS wins when set)",
     )
     churn.add_argument(
         "--no-evaluation", action="store_true", help="skip the holdout evaluation (faster)"
@@ -1335,8 +1370,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_warning(message: warnings.WarningMessage) -> None:
-    print(f"clvcast: warning: {message.message}", file=sys.stderr)
+def _print_warnings(caught: list[warnings.WarningMessage], verbose: bool) -> None:
+    """clvcast's own warnings, each text once; others (numpy, pandas) only with --verbose.
+
+    A raw library warning ("invalid value encountered in divide") tells a marketer nothing;
+    whatever it means for the scores is clvcast's job to say in its own words.
+    """
+    from clvcast.errors import WARNINGS
+
+    shown = set()
+    for message in caught:
+        text = str(message.message)
+        if text in shown:
+            continue
+        shown.add(text)
+        if issubclass(message.category, WARNINGS):
+            print(f"clvcast: warning: {text}", file=sys.stderr)
+        elif verbose:
+            print(
+                f"clvcast: debug: {message.category.__name__} from {message.filename}:"
+                f"{message.lineno}: {text}",
+                file=sys.stderr,
+            )
 
 
 def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -1365,8 +1420,7 @@ def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
             )
             code = 1
     if not args.quiet:
-        for message in caught:
-            _print_warning(message)
+        _print_warnings(caught, args.verbose)
     return code
 
 

@@ -30,3 +30,10 @@ class RFMWarning(UserWarning):
 
 class DataQualityWarning(UserWarning):
     """The input is usable but something in it deserves a look."""
+
+
+class ModelWarning(UserWarning):
+    """A model was fitted, but its estimates are weak in a way that changes what its scores mean."""
+
+
+WARNINGS = (RFMWarning, DataQualityWarning, ModelWarning)

@@ -21,9 +21,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from clvcast.atomic import atomic_path
-from clvcast.churn.evaluation import HIGH_VALUE_M_SCORES
 from clvcast.churn.features import SnapshotContext, snapshot_context
-from clvcast.churn.model import ChurnModel
+from clvcast.churn.model import HIGH_VALUE_M_SCORES, ChurnModel
 from clvcast.data import ChunkedPurchaseLog, PurchaseLog, parse_as_of, sample_contacts
 from clvcast.data.chunks import DEFAULT_CHURN_SAMPLE_CONTACTS, chunk_of
 from clvcast.errors import InputError

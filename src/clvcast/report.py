@@ -534,7 +534,7 @@ def _churn_risk(ctx: _Context) -> list[str]:
     buyers = ctx.buyers
     body = [
         _paragraph(
-            f"Churn risk is the calibrated probability that a contact buys nothing in the "
+            f"Churn risk is the probability that a contact buys nothing in the "
             f"next {horizon} days; the bands are low (below 50%), medium (50-80%) and high "
             "(80% and above). In most shops many contacts buy once and never again, so a "
             "large share of high risks is normal: act on the valuable contacts among them "
@@ -764,8 +764,10 @@ def _matrices(ctx: _Context) -> list[str]:
             "The fitted BG/NBD model as a map: each cell is a contact of the oldest age in "
             "the table with a given number of repeat purchases (up) and days between first "
             "and last purchase (across). Frequent buyers whose last purchase is long past "
-            "(top left) have most likely dropped out; one-time buyers (bottom row) count as "
-            "active by the model's assumption, so judge them by expected purchases."
+            "(top left) have most likely dropped out. One-time buyers (bottom row) have "
+            "P(alive) = 1 however long they have been silent: BG/NBD lets a contact drop out "
+            "only after a repeat purchase. The p_alive column is therefore no guide for them; "
+            "use churn_risk and days_since_last_purchase to find lapsed contacts."
         ),
         ctx.figures.add(
             "frequency_recency_matrix.png",
@@ -820,7 +822,8 @@ def _churn_evaluation(ctx: _Context) -> list[str]:
             f"with what happened in the next {churn.horizon_days} days (to "
             f"{churn.as_of.date()}) and with two strong baselines. ROC-AUC: how well risks "
             "rank churners above stayers (0.5 = random); Brier: the mean squared error of "
-            "the probability (lower is better)."
+            "the probability (lower is better). The churn model chose its scorer on an "
+            f"earlier snapshot: {churn.model.selection_reason_}."
         ),
         _table(metrics, formats, index=True),
         ctx.figures.add(

@@ -12,10 +12,15 @@ on the same rows with
   P(alive) = 1, so it ranks badly on its own.
 
 Metrics: ROC-AUC, PR-AUC (average precision), Brier score and a calibration table, overall
-and for high-value contacts (M score 4-5 at the cutoff). ``expected_drift_date`` (the median
-time to the next purchase) is checked with Harrell's concordance index against the actual
-days to the next purchase, censored at the as-of date; contacts it calls drifting already
-should mostly buy nothing in the horizon (their share is reported).
+and for high-value contacts (M score 4-5 at the cutoff). ``expected_drift_date`` is checked
+with Harrell's concordance index against the actual days to the next purchase, censored at
+the as-of date; contacts it calls drifting already should mostly buy nothing in the horizon
+(their share is reported). The evaluation also says which scorer the model chose on its own
+validation snapshot (one horizon before the cutoff) and why.
+
+The evaluation's model and the model trained at ``as_of`` read mostly the same snapshots;
+pass one :class:`~clvcast.churn.features.SnapshotSeries` to both (``snapshots``) and each
+snapshot is computed once.
 """
 
 from __future__ import annotations
@@ -27,17 +32,10 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from clvcast.churn.features import (
-    days_to_next_purchase,
-    median_days_to_next_purchase,
-    no_purchase_labels,
-    snapshot_features,
-)
-from clvcast.churn.model import ChurnModel
+from clvcast.churn.features import SnapshotSeries, days_to_next_purchase
+from clvcast.churn.model import HIGH_VALUE_M_SCORES, ChurnModel
 from clvcast.data import parse_as_of
 from clvcast.summary import purchases_frame
-
-HIGH_VALUE_M_SCORES = (4, 5)
 
 
 @dataclass
@@ -58,6 +56,21 @@ class ChurnEvaluation:
     def auc(self, score: str = "classifier", population: str = "all") -> float:
         return float(self.metrics.loc[(population, score), "roc_auc"])
 
+    @property
+    def scorer(self) -> str:
+        """The scorer the evaluated model chose (``bgnbd``, ``logistic`` or ``booster``)."""
+        return self.model.scorer_
+
+    def loses_to_baseline(self, tolerance: float = 1e-9) -> list[str]:
+        """Populations where the churn risk ranks worse than BG/NBD's P(no purchase)."""
+        return [
+            population
+            for population in ("all", "high value")
+            if (population, "classifier") in self.metrics.index
+            and self.auc("classifier", population)
+            < self.auc("bgnbd_no_purchase", population) - tolerance
+        ]
+
     def format(self) -> str:
         lines = [
             f"Churn evaluation: trained up to {self.cutoff.date()}, label = no purchase in "
@@ -71,11 +84,17 @@ class ChurnEvaluation:
                 f"  {population:<12}{score:<22}{row['roc_auc']:>9.4f}{row['pr_auc']:>9.4f}"
                 f"{brier:>9}{int(row['contacts']):>10,}{row['churn_rate']:>12.3f}"
             )
+        lines.append(f"  scorer chosen: {self.model.selection_reason_}")
+        drifting = (
+            f"{self.drifting_now:,} contacts drifting already at the cutoff, "
+            f"{self.drifting_precision:.1%} of them bought nothing in the horizon"
+            if self.drifting_now
+            else "no contact was drifting already at the cutoff"
+        )
         lines.append(
             f"  expected_drift_date: concordance of the expected with the actual days to the "
             f"next purchase {self.drift_concordance:.3f} (0.5 = random, censored at "
-            f"{self.as_of.date()}); {self.drifting_now:,} contacts drifting already at the "
-            f"cutoff, {self.drifting_precision:.1%} of them bought nothing in the horizon"
+            f"{self.as_of.date()}); {drifting}"
         )
         return "\n".join(lines)
 
@@ -136,17 +155,27 @@ def _metrics(labels: np.ndarray, scores: dict[str, np.ndarray]) -> dict[str, dic
 
 
 def evaluate_churn(
-    purchases: pd.DataFrame, as_of: str | pd.Timestamp, model: ChurnModel | None = None
+    purchases: pd.DataFrame,
+    as_of: str | pd.Timestamp,
+    model: ChurnModel | None = None,
+    *,
+    snapshots: SnapshotSeries | None = None,
 ) -> ChurnEvaluation:
-    """Train a copy of ``model`` up to ``as_of - horizon`` and evaluate it on the last horizon."""
-    purchases = purchases_frame(purchases)
+    """Train a copy of ``model`` up to ``as_of - horizon`` and evaluate it on the last horizon.
+
+    ``snapshots``: a :class:`SnapshotSeries` of ``purchases`` up to ``as_of`` with the same
+    horizon, to share snapshots with a model trained at ``as_of``.
+    """
     template = model if model is not None else ChurnModel()
     day = parse_as_of(as_of)
+    if snapshots is None or snapshots.horizon_days != template.horizon_days:
+        purchases = purchases_frame(purchases)
+        snapshots = SnapshotSeries(purchases.loc[purchases["date"] <= day], template.horizon_days)
+    log = snapshots.purchases
     cutoff = day - pd.Timedelta(days=template.horizon_days)
-    fitted = clone(template).fit(purchases, cutoff)
-    log = purchases.loc[purchases["date"] <= day]
-    features, bgnbd = snapshot_features(log, cutoff, horizon_days=fitted.horizon_days)
-    labels = no_purchase_labels(log, features.index, cutoff, fitted.horizon_days).to_numpy()
+    fitted = clone(template).fit(log, cutoff, snapshots=snapshots)
+    features, bgnbd = snapshots.features(cutoff)
+    labels = snapshots.labels(cutoff).to_numpy()
     risk = fitted.predict_risk(features).to_numpy()
     scores = {
         "classifier": risk,
@@ -162,20 +191,10 @@ def evaluate_churn(
     metrics = pd.DataFrame(table).T
     metrics.index.names = ["population", "score"]
 
-    median = (
-        median_days_to_next_purchase(
-            bgnbd.params_tuple(),
-            features["frequency"].to_numpy(),
-            features["recency"].to_numpy(),
-            features["T"].to_numpy(),
-        )
-        * bgnbd.time_unit_days_
-        if bgnbd is not None
-        else np.full(len(labels), np.inf)
-    )
-    drift = fitted.drift_days(features, bgnbd)
+    drift = fitted.drift_days(features, bgnbd, risk)
     next_days, observed = days_to_next_purchase(log, features.index, cutoff, day)
-    concordance = concordance_index(next_days, np.nan_to_num(median, posinf=1e9), observed)
+    # "Drifting already" (NaN) is the longest expected wait of all.
+    concordance = concordance_index(next_days, np.nan_to_num(drift, nan=1e9), observed)
     drifting = np.isnan(drift)  # expected_drift_date = the cutoff itself
     drifting_precision = float(labels[drifting].mean()) if drifting.any() else float("nan")
     rows = pd.DataFrame(

@@ -233,6 +233,46 @@ def snapshot_features(
     return features[list(FEATURE_COLUMNS)].astype(float), model
 
 
+def days_to_no_purchase_median(
+    params: tuple[float, float, float, float] | None,
+    risk: np.ndarray,
+    horizon: float,
+    x: np.ndarray,
+    T: np.ndarray,
+) -> np.ndarray:
+    """Median time to the next purchase implied by a churn risk (model time unit; inf if never).
+
+    ``risk`` is P(no purchase in the next ``horizon``) from whichever scorer the churn model
+    chose. The time profile comes from BG/NBD: a contact still active stays silent for ``h``
+    with probability ``q(h) = ((alpha + T) / (alpha + T + h)) ** (r + x)``. The curve through
+    the risk is ``P(h) = 1 - A + A q(h)`` with ``A = (1 - risk) / (1 - q(horizon))``, a
+    P(alive) adjusted so that ``P(horizon) = risk``; when that ``A`` would exceed 1 (the
+    scorer expects a purchase sooner than BG/NBD's rate), the curve is ``q(h) ** k`` with
+    ``k = log(risk) / log(q(horizon))``. Both give ``P(horizon) = risk`` exactly, so the
+    median is within the horizon if and only if the risk is below 0.5, and it is infinite
+    ("drifting already") only when ``A <= 0.5``, which needs a risk above 0.5. Without BG/NBD
+    (``params`` None) the profile is exponential: ``P(h) = risk ** (h / horizon)``.
+    """
+    risk = np.clip(np.asarray(risk, dtype=float), 1e-9, 1 - 1e-9)
+    if params is None:
+        return horizon * np.log(0.5) / np.log(risk)
+    r, alpha, _, _ = params
+    x = np.asarray(x, dtype=float)
+    base = alpha + np.asarray(T, dtype=float)
+    shape = r + x
+    quiet_horizon = (base / (base + horizon)) ** shape
+    alive = (1.0 - risk) / (1.0 - quiet_horizon)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # A <= 1: q(h) = 1 - 0.5 / A; A > 1: q(h) = 0.5 ** (1 / k).
+        target = np.where(
+            alive <= 1.0,
+            1.0 - 0.5 / alive,
+            0.5 ** (np.log(quiet_horizon) / np.log(risk)),
+        )
+        days = base * (target ** (-1.0 / shape) - 1.0)
+    return np.where(target > 0, days, np.inf)
+
+
 def no_purchase_labels(
     purchases: pd.DataFrame, contacts: pd.Index, cutoff: pd.Timestamp, horizon_days: float
 ) -> pd.Series:
@@ -241,6 +281,40 @@ def no_purchase_labels(
     window = purchases[(purchases["date"] > cutoff) & (purchases["date"] <= end)]
     bought = contacts.isin(window["contact_id"].unique())
     return pd.Series((~bought).astype(int), index=contacts, name="no_purchase")
+
+
+class SnapshotSeries:
+    """Snapshot features and labels of one purchase log, computed once per cutoff.
+
+    Training a churn model reads a dozen snapshots, choosing its scorer a dozen more, and an
+    evaluation repeats both one horizon earlier: most cutoffs recur. This keeps each
+    snapshot (features, labels, BG/NBD model) once. A snapshot at ``c`` reads the purchases up
+    to ``c`` for its features and those in ``(c, c + horizon_days]`` for its labels; callers
+    ask only for cutoffs whose label window ends by their own as-of date.
+    """
+
+    def __init__(self, purchases: pd.DataFrame, horizon_days: int) -> None:
+        self.purchases = purchases
+        self.horizon_days = horizon_days
+        self._snapshots: dict[pd.Timestamp, tuple[pd.DataFrame, pd.Series, object]] = {}
+
+    def features(self, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, BetaGeoModel | None]:
+        """Features of the snapshot at ``cutoff`` and its BG/NBD model."""
+        features, _, model = self._get(cutoff)
+        return features, model
+
+    def labels(self, cutoff: pd.Timestamp) -> pd.Series:
+        """1 = no purchase in ``(cutoff, cutoff + horizon_days]``, per contact of the snapshot."""
+        return self._get(cutoff)[1]
+
+    def _get(self, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series, object]:
+        if cutoff not in self._snapshots:
+            features, model = snapshot_features(
+                self.purchases, cutoff, horizon_days=self.horizon_days
+            )
+            labels = no_purchase_labels(self.purchases, features.index, cutoff, self.horizon_days)
+            self._snapshots[cutoff] = (features, labels, model)
+        return self._snapshots[cutoff]
 
 
 def days_to_next_purchase(

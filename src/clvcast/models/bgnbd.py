@@ -20,7 +20,12 @@ from scipy.special import expit, hyp2f1
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from clvcast.models.checks import check_purchase_data, require_columns, resolve_time_unit
+from clvcast.models.checks import (
+    check_purchase_data,
+    require_columns,
+    resolve_time_unit,
+    warn_if_bgnbd_degenerate,
+)
 from clvcast.models.fitting import (
     compress_rows,
     minimize_with_retries,
@@ -178,6 +183,8 @@ class BetaGeoModel(BaseEstimator):
         self.fit_step_ = result.step
         self.fit_attempts_ = result.attempts
         self.penalizer_used_ = result.penalizer
+        alive = probability_alive(self.params_tuple(), x, t_x, T)
+        warn_if_bgnbd_degenerate(self.params_, self.standard_errors_, float(np.mean(alive)))
         return self
 
     # --- predictions, keyed by the summary's index -------------------------------------

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from clvcast.errors import DataQualityWarning, InputError, ModelError
+from clvcast.errors import DataQualityWarning, InputError, ModelError, ModelWarning
 
 MIN_CONTACTS = 20
 MIN_REPEAT_BUYERS = 5
@@ -104,3 +104,40 @@ def check_purchase_data(
             DataQualityWarning,
             stacklevel=3,
         )
+
+
+def weak_parameters(params: pd.Series, errors: pd.Series) -> list[str]:
+    """Parameters the data do not pin down: standard error above the estimate, or none at all.
+
+    A maximum-likelihood estimate whose standard error exceeds the estimate itself (or
+    cannot be computed, because the likelihood is flat) is at a bound of what the data can
+    say. Returns "name = value ± se" for each.
+    """
+    weak = []
+    for name, value in params.items():
+        se = errors.get(name, np.nan)
+        if not np.isfinite(se) or se > abs(value):
+            shown = "?" if not np.isfinite(se) else f"{se:.3g}"
+            weak.append(f"{name} = {value:.3g} ± {shown}")
+    return weak
+
+
+def warn_if_bgnbd_degenerate(params: pd.Series, errors: pd.Series, mean_p_alive: float) -> None:
+    """Say in words when BG/NBD's dropout part collapsed (seen on UCI Online Retail).
+
+    With ``a`` or ``b`` not pinned down, or with P(alive) near 1 for nearly everyone, the
+    model sees almost no customer leaving: P(alive) and the expected purchases then rest on
+    purchase rates alone, and a long silence lowers them only a little.
+    """
+    dropout = weak_parameters(params[["a", "b"]], errors)
+    if not dropout and mean_p_alive < 0.98:
+        return
+    detail = f" ({', '.join(dropout)})" if dropout else ""
+    warnings.warn(
+        f"BG/NBD: the data show almost no sign of customers leaving{detail}; mean P(alive) "
+        f"is {mean_p_alive:.3f}. P(alive) is close to 1 for nearly everyone and does not "
+        "rank contacts by dropout: use churn_risk and days_since_last_purchase to find "
+        "lapsed contacts, and check that the log covers a long enough history.",
+        ModelWarning,
+        stacklevel=3,
+    )

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from clvcast.errors import ModelError
+from clvcast.errors import ModelError, ModelWarning
 
 Objective = Callable[..., tuple[float, np.ndarray]]
 
@@ -142,7 +142,7 @@ def minimize_with_retries(
                     warnings.warn(
                         f"{model}: the fit converged only with penalizer {RETRY_PENALIZER:g}; "
                         "its parameters are regularised, not the plain maximum likelihood.",
-                        UserWarning,
+                        ModelWarning,
                         stacklevel=3,
                     )
                 return result

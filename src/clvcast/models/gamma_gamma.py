@@ -89,7 +89,8 @@ class GammaGammaModel(BaseEstimator):
                 f"Gamma-Gamma needs at least {MIN_REPEAT_BUYERS} repeat buyers to learn "
                 f"order values; this summary has {len(x):,}. Use a longer history."
             )
-        correlation = float(np.corrcoef(x, m)[0, 1]) if len(x) > 2 else float("nan")
+        varies = len(x) > 2 and np.ptp(x) > 0 and np.ptp(m) > 0
+        correlation = float(np.corrcoef(x, m)[0, 1]) if varies else float("nan")
         if np.isfinite(correlation) and abs(correlation) > self.max_correlation:
             warnings.warn(
                 f"Gamma-Gamma assumes spend does not depend on purchase frequency, but their "

@@ -10,7 +10,8 @@ there; the truth is what each contact did in the next H days. Per data set and p
 - the purchase forecast's holdout MAE, RMSE and aggregate error (BG/NBD fitted up to as-of);
 
 and checks the bars of issue 11: churn AUC >= the better of BG/NBD and recency (both
-populations), Brier <= BG/NBD's, |mean risk - churn rate| <= 0.03.
+populations), Brier <= BG/NBD's, |mean risk - churn rate| <= 0.03, and expected drift dates
+that agree with the risk (never "drifting already" below 0.5; within H exactly below 0.5).
 
 Data: every ``*.csv`` of ``--data DIR`` (columns contact_id, date, amount), and the two CDNOW
 logs shipped with lifetimes: CDNOW_master (as-of 1998-03-31, H = 90) and the 2,357-customer
@@ -102,7 +103,8 @@ def evaluate(data: DataSet) -> dict[str, object]:
     features, _ = future.features(day)
     labels = future.labels(day).to_numpy()
     model = ChurnModel(horizon_days=horizon).fit(history, day)
-    risk = model.score(history, day)["churn_risk"].reindex(features.index).to_numpy()
+    scored = model.score(history, day).reindex(features.index)
+    risk = scored["churn_risk"].to_numpy()
     fit_seconds = time.perf_counter() - started
     scores = {
         "clvcast": risk,
@@ -129,8 +131,17 @@ def evaluate(data: DataSet) -> dict[str, object]:
     row["forecast_mae"] = holdout.metrics["mae"]
     row["forecast_rmse"] = holdout.metrics["rmse"]
     row["forecast_aggregate_error_pct"] = holdout.metrics["aggregate_error_pct"]
+    row["drift_agrees"] = drift_agrees_with_risk(scored, day, horizon)
     row["bars"] = check_bars(row)
     return row
+
+
+def drift_agrees_with_risk(scored: pd.DataFrame, day: pd.Timestamp, horizon: int) -> bool:
+    """No "drifting already" with a risk below 0.5; a date within H exactly when risk < 0.5."""
+    drifting = scored["expected_drift_date"] == day
+    low = scored["churn_risk"] < 0.5
+    within = scored["expected_drift_date"] <= day + pd.Timedelta(days=horizon)
+    return bool(not (drifting & low).any() and (within == (low | drifting)).all())
 
 
 def check_bars(row: dict[str, object]) -> str:
@@ -145,6 +156,8 @@ def check_bars(row: dict[str, object]) -> str:
         failed.append("Brier")
     if abs(row["mean_risk"] - row["churn_rate"]) > MEAN_RISK_TOLERANCE:
         failed.append("mean risk")
+    if not row["drift_agrees"]:
+        failed.append("drift dates disagree with risk")
     return "met" if not failed else "; ".join(failed)
 
 

@@ -87,3 +87,11 @@ def test_evaluation_on_data_from_the_model_is_nearly_unbiased():
     # Data drawn from BG/NBD itself: the aggregate holdout forecast is close to what happened.
     assert abs(result.metrics["aggregate_error_pct"]) < 8
     assert result.metrics["rmse"] < result.metrics["baseline_rmse"]
+
+
+def test_identical_model_comparison_is_explained():
+    from clvcast.models.evaluation import models_agree
+
+    same = pd.DataFrame({"rmse": [1.000, 1.004, 1.008], "mae": [0.5, 0.501, 0.502]})
+    apart = pd.DataFrame({"rmse": [1.0, 1.2, 1.3], "mae": [0.5, 0.6, 0.7]})
+    assert models_agree(same) and not models_agree(apart)

@@ -83,7 +83,19 @@ class HoldoutEvaluation:
                     f"MAE {row['mae']:.3f}  RMSE {row['rmse']:.3f}  "
                     f"aggregate error {row['aggregate_error_pct']:+.1f}%"
                 )
+            if models_agree(self.comparison):
+                lines.append(
+                    "    the models' holdout errors agree within 1%: they differ in how "
+                    "customers drop out, so the data show little dropout to tell them apart "
+                    "(a short history, or customers who rarely leave); choose by simplicity."
+                )
         return "\n".join(lines)
+
+
+def models_agree(comparison: pd.DataFrame, tolerance: float = 0.01) -> bool:
+    """Whether every model's holdout RMSE and MAE are within ``tolerance`` (relative)."""
+    spread = comparison[["rmse", "mae"]].agg(lambda c: (c.max() - c.min()) / c.min())
+    return bool(len(comparison) > 1 and (spread <= tolerance).all())
 
 
 def _errors(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:

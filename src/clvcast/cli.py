@@ -58,7 +58,48 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         "--date-format",
         default=None,
         metavar="FMT",
-        help="strftime format of the dates, e.g. %%Y%%m%%d (default: inferred)",
+        help="strftime format of the dates, e.g. %%d/%%m/%%Y (default: one format inferred "
+        "from every value; a column that reads as day/month and month/day alike is refused)",
+    )
+    group.add_argument(
+        "--dayfirst",
+        action="store_true",
+        default=None,
+        help="dates like 03/09/2022 put the day first (3 September)",
+    )
+    group.add_argument(
+        "--timezone",
+        default="UTC",
+        metavar="ZONE",
+        help="the shop's time zone, e.g. Europe/Madrid: timestamps with a UTC offset are "
+        "converted to it before taking the day; naive ones are taken as local "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--sep",
+        default=None,
+        metavar="CHAR",
+        help="CSV separator (default: detected from the header among , ; tab |); "
+        "'tab' or '\\t' for a tab",
+    )
+    group.add_argument(
+        "--decimal",
+        choices=[".", ","],
+        default=".",
+        help="decimal mark of CSV amounts, '17.25' or '17,25' (default: %(default)s)",
+    )
+    group.add_argument(
+        "--encoding",
+        default="utf-8",
+        metavar="NAME",
+        help="text encoding of CSV files (default: %(default)s, BOM or not); e.g. latin-1, cp1252",
+    )
+    group.add_argument(
+        "--id-case",
+        choices=["keep", "lower"],
+        default="keep",
+        help="lower: lower-case contact ids (emails), so Ana@x.com and ana@x.com are one "
+        "contact (default: %(default)s; ids differing only in case get a warning)",
     )
     group.add_argument(
         "--nonpositive",
@@ -137,7 +178,20 @@ def _read_options(args: argparse.Namespace) -> dict:
         "nonpositive": args.nonpositive,
         "duplicates": args.duplicates,
         "invalid": "drop" if args.drop_invalid else "error",
+        "dayfirst": args.dayfirst,
+        "timezone": args.timezone,
+        "sep": _separator(args.sep),
+        "decimal": args.decimal,
+        "encoding": args.encoding,
+        "id_case": args.id_case,
     }
+
+
+def _separator(text: str | None) -> str | None:
+    """--sep as a character: 'tab' and '\\t' mean a tab."""
+    if text is None:
+        return None
+    return "\t" if text.lower() in {"tab", "\\t"} else text
 
 
 def _read_contacts(args: argparse.Namespace):
@@ -145,7 +199,13 @@ def _read_contacts(args: argparse.Namespace):
 
     if not args.contacts:
         return None
-    return read_contacts(args.contacts, contact_col=args.contacts_id_col or args.contact_col)
+    return read_contacts(
+        args.contacts,
+        contact_col=args.contacts_id_col or args.contact_col,
+        sep=_separator(args.sep),
+        encoding=args.encoding,
+        id_case=args.id_case,
+    )
 
 
 def _read_inputs(args: argparse.Namespace):

@@ -25,23 +25,27 @@ Policies (all documented in the README):
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
+import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
 import pandas as pd
 
 from clvcast.data import rules
+from clvcast.data.dates import check_timezone, parse_dates
 from clvcast.data.inputs import (
     EXAMPLES,
     check_columns,
     existing_file,
     parse_as_of,
-    parse_dates,
     source_name,
 )
 from clvcast.data.report import (
@@ -52,11 +56,12 @@ from clvcast.data.report import (
     IngestionReport,
     PurchaseLog,
 )
-from clvcast.errors import InputError
+from clvcast.errors import DataQualityWarning, InputError
 
 NonPositivePolicy = Literal["drop", "net", "error"]
 DuplicatePolicy = Literal["keep", "drop", "error"]
 InvalidPolicy = Literal["error", "drop"]
+IdCase = Literal["keep", "lower"]
 
 
 def _check_policy(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -119,8 +124,21 @@ class _Columns:
         return f"CASE {cases} ELSE 0 END"
 
 
-def _contact_sql(connection: duckdb.DuckDBPyConnection, column: str, duck_type: str) -> str:
-    """Contact ids as text: trimmed (blank = missing); whole-number floats lose their '.0'."""
+# Text ids that are whole numbers written as floats ("12346.0"), as spreadsheets export them.
+FLOAT_ID_PATTERN = r"^[0-9]+\.0+$"
+WHOLE_ID_PATTERN = r"^[0-9]+(\.0+)?$"
+
+
+def _contact_sql(
+    connection: duckdb.DuckDBPyConnection, column: str, duck_type: str, id_case: str = "keep"
+) -> str:
+    """Contact ids as text: trimmed (blank = missing), optionally lower-cased.
+
+    Whole-number floats lose their '.0' whether they arrive as floats (Parquet, a DataFrame)
+    or as text ("12346.0" in a CSV): when every id of the column is a whole number and some
+    are written with '.0', all are written without, so the same customer has the same id
+    from every input path.
+    """
     q = f"source.{_quote(column)}"
     if _base_type(duck_type) in _FLOAT_TYPES:
         whole = connection.execute(
@@ -130,57 +148,170 @@ def _contact_sql(connection: duckdb.DuckDBPyConnection, column: str, duck_type: 
         return f"CASE WHEN isnan({q}) THEN NULL ELSE {text} END"
     if _base_type(duck_type) in _NUMERIC_TYPES:
         return f"CAST({q} AS VARCHAR)"
-    return f"NULLIF(trim(CAST({q} AS VARCHAR)), '')"
+    text = f"NULLIF(trim(CAST({q} AS VARCHAR)), '')"
+    floats, whole = connection.execute(
+        f"SELECT bool_or(regexp_matches(t, {_literal(FLOAT_ID_PATTERN)})), "
+        f"bool_and(regexp_matches(t, {_literal(WHOLE_ID_PATTERN)})) "
+        f"FROM (SELECT DISTINCT {text} AS t FROM source) WHERE t IS NOT NULL"
+    ).fetchall()[0]
+    if floats and whole:
+        text = f"regexp_replace({text}, '\\.0+$', '')"
+    return f"lower({text})" if id_case == "lower" else text
+
+
+def _warn_on_case_twins(
+    connection: duckdb.DuckDBPyConnection, contact: str, name: str, column: str, id_case: str
+) -> None:
+    """Warn when ids differ only in upper/lower case: one customer may have become two."""
+    if id_case == "lower":
+        return
+    rows = connection.execute(
+        f"""SELECT lower(c) AS key, COUNT(*) AS n, MIN(c), MAX(c)
+            FROM (SELECT DISTINCT {contact} AS c FROM source) WHERE c IS NOT NULL
+            GROUP BY key HAVING COUNT(*) > 1 ORDER BY key"""
+    ).fetchall()
+    if rows:
+        _, _, first, second = rows[0]
+        warnings.warn(
+            rules.case_twins(name, column, len(rows), first, second), DataQualityWarning, 2
+        )
 
 
 def _date_sql(
     connection: duckdb.DuckDBPyConnection,
     column: str,
     duck_type: str,
-    date_format: str | None,
+    options: ReadOptions,
     notes: list[str],
 ) -> tuple[str, str, str]:
-    """(timestamp expression, blank test, join) for the date column, in naive UTC.
+    """(timestamp expression, blank test, join) for the date column, naive in the shop's zone.
 
-    Typed dates and timestamps are used as they are (time-zone-aware ones converted to UTC).
-    Text is parsed by pandas, once per distinct value (a log has few distinct dates), so the
-    accepted formats, the inference and the UTC rules are those of ``pd.to_datetime``.
+    Typed dates and timestamps are used as they are (time-zone-aware ones converted to
+    ``options.timezone``). Text is parsed by pandas once per distinct value, in the one
+    format inferred from all of them (:mod:`clvcast.data.dates`).
     """
     q = f"source.{_quote(column)}"
     if duck_type in _TEMPORAL_TYPES:
         return f"CAST({q} AS TIMESTAMP)", f"{q} IS NULL", ""
     if duck_type == _ZONED_TYPE:
-        notes.append("timestamps with a time zone were converted to UTC before taking the day")
-        return f"timezone('UTC', {q})", f"{q} IS NULL", ""
+        notes.append(
+            f"timestamps with a time zone were converted to {options.timezone} before "
+            "taking the day"
+        )
+        return f"timezone({_literal(options.timezone)}, {q})", f"{q} IS NULL", ""
+    date_format = options.date_format
     text = f"CAST({q} AS VARCHAR)" if date_format else f"trim(CAST({q} AS VARCHAR))"
     blank = f"({q} IS NULL OR trim(CAST({q} AS VARCHAR)) = '')"
     distinct = connection.execute(
         f"SELECT DISTINCT {text} AS date_text FROM source WHERE NOT {blank} ORDER BY 1"
     ).df()["date_text"]
-    parsed = parse_dates(distinct.astype("string"), date_format, notes)
+    parsed = parse_dates(
+        distinct.astype("string"),
+        date_format,
+        notes,
+        dayfirst=options.dayfirst,
+        timezone=options.timezone,
+        what=f"transactions column '{column}': ",
+    )
     mapping = pd.DataFrame({"date_text": distinct.astype(str), "date_parsed": parsed})
     connection.register("date_map", mapping)
     join = f"LEFT JOIN date_map ON date_map.date_text = {text}"
     return "date_map.date_parsed", blank, join
 
 
-def _amount_sql(column: str, duck_type: str) -> tuple[str, str]:
-    """(amount as DOUBLE, blank test); text that is not a number becomes NULL."""
+def _amount_sql(column: str, duck_type: str, decimal: str = ".") -> tuple[str, str]:
+    """(amount as DOUBLE, blank test); text that is not a number becomes NULL.
+
+    With ``decimal=","`` the comma is the decimal mark ("17,25"); a value with a dot is
+    then unparseable rather than read as a thousands separator or a decimal point.
+    """
     q = f"source.{_quote(column)}"
     if _base_type(duck_type) in _NUMERIC_TYPES:
         return f"CAST({q} AS DOUBLE)", f"{q} IS NULL"
     blank = f"({q} IS NULL OR trim(CAST({q} AS VARCHAR)) = '')"
-    return f"TRY_CAST(trim(CAST({q} AS VARCHAR)) AS DOUBLE)", blank
+    text = f"trim(CAST({q} AS VARCHAR))"
+    if decimal == ",":
+        text = f"CASE WHEN contains({text}, '.') THEN NULL ELSE replace({text}, ',', '.') END"
+    return f"TRY_CAST({text} AS DOUBLE)", blank
+
+
+SEPARATORS = (",", ";", "\t", "|")
+
+
+def _separator_name(sep: str) -> str:
+    return "tab" if sep == "\t" else f"'{sep}'"
+
+
+def detect_separator(header: str, default: str = ",") -> str:
+    """The separator of a CSV header line: the most frequent of , ; tab | (``default`` if none)."""
+    counts = {sep: header.count(sep) for sep in SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] > 0 else default
+
+
+def utf8_text_file(path: Path, encoding: str, workdir: str | os.PathLike[str], what: str) -> Path:
+    """``path`` itself when it is UTF-8 (a BOM is fine), else a UTF-8 copy in ``workdir``.
+
+    DuckDB reads UTF-8 only; other encodings (latin-1, cp1252, utf-16...) go through
+    Python's codecs once. A file that does not decode gets one line naming the option.
+    """
+    name = encoding.lower().replace("_", "-")
+    try:
+        codecs.lookup(name)
+    except LookupError as exc:
+        raise InputError(
+            f"encoding '{encoding}' is not known; use utf-8, latin-1, cp1252 or another "
+            "Python codec name."
+        ) from exc
+    if codecs.lookup(name).name in ("utf-8", "utf-8-sig"):
+        _check_utf8(path, what)
+        return path
+    target = Path(workdir) / "transcoded.csv"
+    try:
+        with (
+            open(path, encoding=name, newline="") as source,
+            open(target, "w", encoding="utf-8", newline="") as sink,
+        ):
+            shutil.copyfileobj(source, sink, 1 << 20)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{what} file {path.name} is not valid {encoding} (byte {exc.object[exc.start]:#04x} "
+            f"at position {exc.start:,}); pass the file's encoding with --encoding."
+        ) from exc
+    return target
+
+
+def _check_utf8(path: Path, what: str) -> None:
+    """One clear line when a file meant as UTF-8 is not (checked in 1 MB blocks)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    position = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                byte = block[exc.start] if exc.start < len(block) else 0
+                raise InputError(
+                    f"{what} file {path.name} is not UTF-8 (byte {byte:#04x} at position "
+                    f"{position + exc.start:,}); pass its encoding, for example "
+                    "--encoding latin-1 or --encoding cp1252."
+                ) from exc
+            position += len(block)
 
 
 def _register_source(
-    connection: duckdb.DuckDBPyConnection, source: str | os.PathLike[str] | pd.DataFrame
+    connection: duckdb.DuckDBPyConnection,
+    source: str | os.PathLike[str] | pd.DataFrame,
+    options: ReadOptions | None = None,
+    workdir: str | os.PathLike[str] | None = None,
 ) -> None:
     """Make the input the view ``source``: a DataFrame, or a Parquet or CSV file read in place.
 
     Every column of a CSV is read as text, so ids keep their leading zeros and the
-    validation sees the values exactly as written.
+    validation sees the values exactly as written. The CSV dialect comes from ``options``
+    (separator detected from the header unless given; encoding; see :class:`ReadOptions`).
     """
+    options = options or ReadOptions()
     if isinstance(source, pd.DataFrame):
         frame = source.reset_index(drop=True)
         frame.columns = [str(c) for c in frame.columns]
@@ -192,13 +323,17 @@ def _register_source(
         return
     path = existing_file(source, what="transactions")
     suffix = path.suffix.lower()
+    sep = None
     if suffix in {".parquet", ".pq"}:
         reader = f"read_parquet({_literal(str(path))})"
     elif suffix in {".csv", ".txt", ".tsv"}:
-        sep = "\\t" if suffix == ".tsv" else ","
+        readable = utf8_text_file(path, options.encoding, workdir or path.parent, "transactions")
+        with open(readable, encoding="utf-8-sig", newline="") as handle:
+            header = handle.readline()
+        sep = options.sep or detect_separator(header, "\t" if suffix == ".tsv" else ",")
         reader = (
-            f"read_csv({_literal(str(path))}, all_varchar = true, header = true, "
-            f"delim = {_literal(sep)})"
+            f"read_csv({_literal(str(readable))}, all_varchar = true, header = true, "
+            f"delim = {_literal(sep)}, quote = '\"', escape = '\"')"
         )
     else:
         raise InputError(
@@ -206,9 +341,34 @@ def _register_source(
         )
     try:
         connection.execute(f"CREATE VIEW source AS SELECT * FROM {reader}")
+        columns = [row[0] for row in connection.execute("DESCRIBE SELECT * FROM source").fetchall()]
         connection.execute("SELECT * FROM source LIMIT 1").fetchall()
     except duckdb.Error as exc:
-        raise InputError(f"cannot read transactions file {path}: {exc}") from exc
+        raise InputError(
+            f"cannot read transactions file {path.name}: {duckdb_problem(exc)}"
+            + (
+                f" (read with separator {_separator_name(sep)}; pass --sep if that is wrong)"
+                if sep
+                else ""
+            )
+        ) from exc
+    if sep is not None and len(columns) == 1:
+        others = [s for s in SEPARATORS if s != sep and s in str(columns[0])]
+        hint = f"--sep {_separator_name(others[0])}" if others else "--sep"
+        raise InputError(
+            f"transactions file {path.name}: the header splits into one column "
+            f"({str(columns[0])[:60]!r}) with separator {_separator_name(sep)}; pass {hint}."
+        )
+
+
+def duckdb_problem(exc: Exception) -> str:
+    """The first line of a DuckDB error, without its type prefix and hints."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        text.split(": ", 1)[1]
+        if ": " in text and text.split(": ", 1)[0].endswith("Error")
+        else text
+    )
 
 
 def _examples_of(connection: duckdb.DuckDBPyConnection, sql: str, total: int) -> str:
@@ -235,6 +395,12 @@ def read_transactions(
     duplicates: DuplicatePolicy = "keep",
     invalid: InvalidPolicy = "error",
     name: str | None = None,
+    dayfirst: bool | None = None,
+    timezone: str = "UTC",
+    sep: str | None = None,
+    decimal: str = ".",
+    encoding: str = "utf-8",
+    id_case: IdCase = "keep",
 ) -> PurchaseLog:
     """Read, validate and normalise transactions into a purchase log (one row per contact-day).
 
@@ -245,7 +411,24 @@ def read_transactions(
     contact_col, date_col, amount_col
         Names of the contact id, purchase date/timestamp and amount columns.
     date_format
-        strftime format of the dates (for example ``"%Y%m%d"``); inferred when omitted.
+        strftime format of the dates (for example ``"%Y%m%d"``); when omitted, one format is
+        inferred from every value of the column, and a column that reads as day/month and
+        as month/day alike is refused (see :mod:`clvcast.data.dates`).
+    dayfirst
+        True: dates like 03/09/2022 put the day first; False: the month; None: infer, and
+        refuse when ambiguous.
+    timezone
+        The shop's IANA time zone: timestamps with a UTC offset are converted to it before
+        the day is taken; naive timestamps are taken as local to it (default UTC).
+    sep, decimal, encoding
+        CSV dialect: the separator (default: detected from the header among ``,`` ``;``
+        tab and ``|``), the decimal mark of amounts (``.`` or ``,``) and the text encoding
+        (``utf-8``, with or without BOM, by default; ``latin-1``, ``cp1252``... are read
+        through Python's codecs).
+    id_case
+        ``"keep"`` (default) or ``"lower"``: lower-case contact ids (emails) so that
+        ``Ana@Shop.com`` and ``ana@shop.com`` are one contact. With ``"keep"``, ids that
+        differ only in case get a warning.
     as_of
         Inclusive last day of history; later rows are dropped and counted.
     nonpositive, duplicates, invalid
@@ -275,6 +458,12 @@ def read_transactions(
         duplicates=duplicates,
         invalid=invalid,
         name=name,
+        dayfirst=dayfirst,
+        timezone=timezone,
+        sep=sep,
+        decimal=decimal,
+        encoding=encoding,
+        id_case=id_case,
     )
     with ingested(source, options) as (connection, report):
         # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a
@@ -323,10 +512,21 @@ class ReadOptions:
     duplicates: DuplicatePolicy = "keep"
     invalid: InvalidPolicy = "error"
     name: str | None = None
+    dayfirst: bool | None = None
+    timezone: str = "UTC"
+    sep: str | None = None
+    decimal: str = "."
+    encoding: str = "utf-8"
+    id_case: IdCase = "keep"
 
 
 def check_policies(options: ReadOptions) -> None:
-    """One clear error for a policy name that is not one of the known ones."""
+    """One clear error for a policy or an option that is not one of the known ones."""
+    check_timezone(options.timezone)
+    _check_policy("decimal", options.decimal, (".", ","))
+    _check_policy("id_case", options.id_case, ("keep", "lower"))
+    if options.sep is not None and len(options.sep) != 1:
+        raise InputError(f"sep={options.sep!r}: use one character, such as ';' or '\\t'.")
     _check_policy("nonpositive", options.nonpositive, ("drop", "net", "error"))
     _check_policy("duplicates", options.duplicates, ("keep", "drop", "error"))
     _check_policy("invalid", options.invalid, ("error", "drop"))
@@ -348,15 +548,13 @@ def ingested(
     with tempfile.TemporaryDirectory(prefix="clvcast-duckdb-") as spill:
         connection = duckdb_connection(spill)
         try:
-            report = _ingest(
-                connection,
-                source,
-                name,
-                columns=(options.contact_col, options.date_col, options.amount_col),
-                date_format=options.date_format,
-                as_of_day=as_of_day,
-                policies=(options.nonpositive, options.duplicates, options.invalid),
-            )
+            try:
+                report = _ingest(connection, source, name, options, as_of_day, spill)
+            except duckdb.Error as exc:
+                raise InputError(
+                    f"cannot read transactions ({name}): {duckdb_problem(exc)}; check the "
+                    "separator (--sep), the encoding (--encoding) and the file's quoting."
+                ) from exc
             yield connection, report
         finally:
             connection.close()
@@ -366,16 +564,14 @@ def _ingest(
     connection: duckdb.DuckDBPyConnection,
     source: str | os.PathLike[str] | pd.DataFrame,
     name: str,
-    *,
-    columns: tuple[str, str, str],
-    date_format: str | None,
+    options: ReadOptions,
     as_of_day: pd.Timestamp | None,
-    policies: tuple[str, str, str],
+    workdir: str | os.PathLike[str],
 ) -> IngestionReport:
     """Check and aggregate ``source`` in ``connection``; see :func:`ingested`."""
-    contact_col, date_col, amount_col = columns
-    nonpositive, duplicates, invalid = policies
-    _register_source(connection, source)
+    contact_col, date_col, amount_col = options.contact_col, options.date_col, options.amount_col
+    nonpositive, duplicates, invalid = options.nonpositive, options.duplicates, options.invalid
+    _register_source(connection, source, options, workdir)
     described = connection.execute("DESCRIBE SELECT * FROM source").fetchall()
     types = {str(row[0]): str(row[1]) for row in described}
     check_columns(
@@ -384,12 +580,12 @@ def _ingest(
         what=f"transactions ({name})",
     )
     notes: list[str] = []
-    timestamp, date_blank, join = _date_sql(
-        connection, date_col, types[date_col], date_format, notes
-    )
-    amount, amount_blank = _amount_sql(amount_col, types[amount_col])
+    timestamp, date_blank, join = _date_sql(connection, date_col, types[date_col], options, notes)
+    amount, amount_blank = _amount_sql(amount_col, types[amount_col], options.decimal)
+    contact = _contact_sql(connection, contact_col, types[contact_col], options.id_case)
+    _warn_on_case_twins(connection, contact, name, contact_col, options.id_case)
     typed = _Columns(
-        contact=_contact_sql(connection, contact_col, types[contact_col]),
+        contact=contact,
         timestamp=timestamp,
         date_blank=date_blank,
         amount=amount,
@@ -409,7 +605,7 @@ def _ingest(
     rows_read = int(_scalar(connection, "SELECT COALESCE(SUM(n), 0) FROM typed"))
     if rows_read == 0:
         raise rules.no_rows(name)
-    report = IngestionReport(source=name, rows_read=rows_read, notes=notes)
+    report = rules.new_report(name, rows_read, notes)
     numbered = (
         f"(SELECT row_number() OVER () - 1 AS {_POSITION}, * FROM source) AS source {typed.join}"
     )
@@ -425,7 +621,10 @@ def _ingest(
                 f"WHERE {typed.problem()} = {code}",
                 count,
             )
-            found.append(f"{count:,} rows with {reason} in column '{column}' ({examples})")
+            hint = ""
+            if code == len(rules.PROBLEMS) and options.decimal == "." and "," in examples:
+                hint = "; the amounts look like decimal commas: pass --decimal ,"
+            found.append(f"{count:,} rows with {reason} in column '{column}' ({examples}){hint}")
             report.dropped[reason] = count
     if found and invalid == "error":
         raise rules.invalid_rows(name, found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -15,11 +16,18 @@ from clvcast.errors import InputError
 EXAMPLES = 5  # example rows shown in an error message
 
 
-def read_table(source: str | os.PathLike[str] | pd.DataFrame, *, what: str) -> pd.DataFrame:
+def read_table(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    what: str,
+    sep: str | None = None,
+    encoding: str = "utf-8",
+) -> pd.DataFrame:
     """Read a CSV or Parquet file (chosen by extension), or pass a DataFrame through.
 
     Every column of a CSV is read as text, so ids keep their leading zeros and the
-    validation below sees the values exactly as written.
+    validation below sees the values exactly as written. The CSV separator is detected
+    from the header among , ; tab | unless ``sep`` is given; UTF-8 may carry a BOM.
     """
     if isinstance(source, pd.DataFrame):
         return source
@@ -29,17 +37,48 @@ def read_table(source: str | os.PathLike[str] | pd.DataFrame, *, what: str) -> p
         if suffix in {".parquet", ".pq"}:
             return pd.read_parquet(path)
         if suffix in {".csv", ".txt", ".tsv"}:
-            sep = "\t" if suffix == ".tsv" else ","
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""])
+            codec = (
+                "utf-8-sig" if encoding.lower().replace("_", "-") in {"utf-8", "utf8"} else encoding
+            )
+            with open(path, encoding=codec, newline="") as handle:
+                header = handle.readline()
+            chosen = sep or _detect_separator(header, "\t" if suffix == ".tsv" else ",")
+            frame = pd.read_csv(
+                path, sep=chosen, dtype=str, keep_default_na=False, na_values=[""], encoding=codec
+            )
+            if frame.shape[1] == 1 and any(c in str(frame.columns[0]) for c in ",;\t|"):
+                raise InputError(
+                    f"{what} file {path.name}: the header splits into one column "
+                    f"({str(frame.columns[0])[:60]!r}); pass --sep with the file's separator."
+                )
+            return frame
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{what} file {path.name} is not valid {encoding}; pass its encoding, for example "
+            "--encoding latin-1 or --encoding cp1252."
+        ) from exc
+    except LookupError as exc:
+        raise InputError(
+            f"encoding '{encoding}' is not known; use utf-8, latin-1 or cp1252."
+        ) from exc
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise InputError(f"cannot read {what} file {path}: {exc}") from exc
+        raise InputError(f"cannot read {what} file {path}: {str(exc).splitlines()[0]}") from exc
     raise InputError(f"{what} file {path} has extension '{suffix}'; use .csv, .tsv or .parquet.")
 
 
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?")
+
+
 def parse_as_of(value: str | pd.Timestamp | np.datetime64 | None) -> pd.Timestamp | None:
-    """Parse an as-of date (inclusive: the whole day counts) to a midnight Timestamp."""
+    """Parse an as-of date (inclusive: the whole day counts) to a midnight Timestamp.
+
+    Text must be YYYY-MM-DD or a full ISO timestamp: "05/01/2024" is refused rather than
+    read as one of two days.
+    """
     if value is None:
         return None
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value.strip()):
+        raise InputError(f"as-of date '{value}' is not a date; use YYYY-MM-DD.")
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
@@ -79,44 +118,36 @@ def examples(values: pd.Series, limit: int = EXAMPLES) -> str:
     return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
 
 
-def normalise_contact_ids(ids: pd.Series) -> pd.Series:
-    """Contact ids as strings; whole-number floats (ids read with NaNs) lose their '.0'."""
+def _detect_separator(header: str, default: str) -> str:
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] > 0 else default
+
+
+def normalise_contact_ids(ids: pd.Series, id_case: str = "keep") -> pd.Series:
+    """Contact ids as strings, the same way from every input path.
+
+    Whole-number floats lose their '.0', whether they are floats (ids read with NaNs) or
+    text such as "12346.0" (when every id of the column is a whole number); text is
+    trimmed (blank = missing); ``id_case="lower"`` lower-cases (emails).
+    """
     if pd.api.types.is_float_dtype(ids):
         whole = ids.dropna()
         if (whole == np.floor(whole)).all():
             return ids.astype("Int64").astype("string").astype(object).where(ids.notna())
     if pd.api.types.is_string_dtype(ids) or ids.dtype == object:
         text = ids.astype("string").str.strip()
-        return text.where(text != "").astype(object)
+        text = text.where(text != "")
+        present = text.dropna()
+        if (
+            present.str.fullmatch(r"[0-9]+(\.0+)?").all()
+            and present.str.contains(".", regex=False).any()
+        ):
+            text = text.str.replace(r"\.0+$", "", regex=True)
+        if id_case == "lower":
+            text = text.str.lower()
+        return text.astype(object).where(text.notna())
     return ids.astype("string").astype(object).where(ids.notna())
-
-
-def parse_dates(raw: pd.Series, date_format: str | None, notes: list[str]) -> pd.Series:
-    """Parse to naive UTC datetimes; tz-aware values are converted to UTC and noted."""
-    if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        notes.append(f"timestamps in time zone {raw.dt.tz} were converted to UTC")
-        return raw.dt.tz_convert("UTC").dt.tz_localize(None)
-    if pd.api.types.is_datetime64_dtype(raw):
-        return raw
-    text = raw.astype("string").str.strip() if date_format is None else raw.astype("string")
-    try:
-        parsed = pd.to_datetime(text, errors="coerce", format=date_format)
-    except (ValueError, TypeError):
-        # Mixed UTC offsets (or mixed aware and naive values): everything to UTC.
-        parsed = pd.to_datetime(text, errors="coerce", format=date_format, utc=True)
-        notes.append("timestamps with mixed time zones were converted to UTC")
-        return parsed.dt.tz_localize(None)
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        notes.append(f"timestamps with time zone {parsed.dt.tz} were converted to UTC")
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    retry = parsed.isna() & text.notna() & (text != "")
-    if date_format is None and retry.any():
-        # The format was inferred from the first value; parse the rows written in another
-        # format (say "2024-01-31 23:59" after "2024-01-01") one by one.
-        again = pd.to_datetime(text[retry], errors="coerce", format="mixed", utc=True)
-        parsed = parsed.copy()
-        parsed[retry] = again.dt.tz_localize(None)
-    return parsed
 
 
 def existing_file(source: str | os.PathLike[str], *, what: str) -> Path:
@@ -129,17 +160,25 @@ def existing_file(source: str | os.PathLike[str], *, what: str) -> Path:
 
 
 def read_contacts(
-    source: str | os.PathLike[str] | pd.DataFrame, *, contact_col: str = "contact_id"
+    source: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    contact_col: str = "contact_id",
+    sep: str | None = None,
+    encoding: str = "utf-8",
+    id_case: str = "keep",
 ) -> pd.DataFrame:
     """Read a contacts table: one row per contact, any attribute columns carried through.
 
     Returns a DataFrame whose first column is ``contact_id`` (str). Contacts without
-    purchases become prospects in the scored table.
+    purchases become prospects in the scored table. ``sep``, ``encoding`` and ``id_case``
+    as for :func:`~clvcast.data.read_transactions`, so ids match the purchase log's.
     """
+    if id_case not in {"keep", "lower"}:
+        raise InputError(f"id_case='{id_case}' is not known; use 'keep' or 'lower'.")
     name = source_name(source)
-    frame = read_table(source, what="contacts")
+    frame = read_table(source, what="contacts", sep=sep, encoding=encoding)
     check_columns(frame.columns, {"contact id": contact_col}, what=f"contacts ({name})")
-    ids = normalise_contact_ids(frame[contact_col].reset_index(drop=True))
+    ids = normalise_contact_ids(frame[contact_col].reset_index(drop=True), id_case)
     if ids.isna().any():
         raise InputError(
             f"contacts ({name}): {int(ids.isna().sum()):,} rows have no value in column "

@@ -40,6 +40,7 @@ class IngestionReport:
     first_date: pd.Timestamp | None = None
     last_date: pd.Timestamp | None = None
     notes: list[str] = field(default_factory=list)
+    date_format: str | None = None
 
     @property
     def rows_dropped(self) -> int:
@@ -66,6 +67,7 @@ class IngestionReport:
             "first_date": None if self.first_date is None else str(self.first_date.date()),
             "last_date": None if self.last_date is None else str(self.last_date.date()),
             "notes": list(self.notes),
+            "date_format": self.date_format,
         }
 
     def format(self) -> str:
@@ -87,6 +89,8 @@ class IngestionReport:
             lines.append(
                 f"  {self.contacts_without_purchase:,} contacts lost every row to the drops above"
             )
+        if self.date_format:
+            lines.append(f"  dates read as {self.date_format}")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 

@@ -23,7 +23,10 @@ What runs where:
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +36,17 @@ import pyarrow as pa
 
 from clvcast.data import IngestionReport, check_columns, parse_as_of, rules, source_name
 from clvcast.data.chunks import SAMPLE_BITS, SAMPLE_SALT
-from clvcast.data.ingest import AMOUNT_LIMIT, ReadOptions, check_policies
-from clvcast.data.inputs import EXAMPLES, existing_file, parse_dates
+from clvcast.data.dates import parse_dates
+from clvcast.data.ingest import (
+    AMOUNT_LIMIT,
+    FLOAT_ID_PATTERN,
+    WHOLE_ID_PATTERN,
+    ReadOptions,
+    check_policies,
+    detect_separator,
+    utf8_text_file,
+)
+from clvcast.data.inputs import EXAMPLES, existing_file
 from clvcast.data.report import (
     REASON_AFTER_AS_OF,
     REASON_DUPLICATE,
@@ -59,23 +71,49 @@ def _column(name: str):
     return _functions().col("`" + name.replace("`", "``") + "`")
 
 
-def _read_source(spark: Any, source: str | os.PathLike[str]) -> Any:
+def _read_source(
+    spark: Any, source: str | os.PathLike[str], options: ReadOptions, workdir: str
+) -> Any:
+    """The input as a Spark DataFrame, the CSV dialect read as the local engine reads it."""
     path = existing_file(source, what="transactions")
     suffix = path.suffix.lower()
     try:
         if suffix in {".parquet", ".pq"}:
             return spark.read.parquet(str(path))
         if suffix in {".csv", ".txt", ".tsv"}:
-            sep = "\t" if suffix == ".tsv" else ","
-            return spark.read.csv(str(path), header=True, sep=sep, inferSchema=False)
+            readable = utf8_text_file(path, options.encoding, workdir, "transactions")
+            with open(readable, encoding="utf-8-sig", newline="") as handle:
+                header = handle.readline()
+            sep = options.sep or detect_separator(header, "\t" if suffix == ".tsv" else ",")
+            frame = spark.read.csv(
+                str(readable), header=True, sep=sep, inferSchema=False, encoding="UTF-8"
+            )
+            first = frame.columns[0].lstrip("\ufeff")
+            if first != frame.columns[0]:
+                frame = frame.withColumnRenamed(frame.columns[0], first)
+            if len(frame.columns) == 1:
+                raise InputError(
+                    f"transactions file {path.name}: the header splits into one column "
+                    f"({first[:60]!r}); pass --sep with the file's separator."
+                )
+            return frame
+    except InputError:
+        raise
     except Exception as exc:  # Spark's AnalysisException and friends
-        raise InputError(f"cannot read transactions file {path}: {exc}") from exc
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"cannot read transactions file {path.name}: {first_line}") from exc
     raise InputError(
         f"transactions file {path} has extension '{suffix}'; use .csv, .tsv or .parquet."
     )
 
 
-def _contact(frame: Any, column: str, kind: str):
+def _contact(frame: Any, column: str, kind: str, id_case: str = "keep"):
+    """Contact ids as text, as the local engine makes them (``_contact_sql``)."""
+    text = _contact_text(frame, column, kind)
+    return _functions().lower(text) if id_case == "lower" else text
+
+
+def _contact_text(frame: Any, column: str, kind: str):
     F = _functions()
     value = _column(column)
     if kind in ("float", "double"):
@@ -86,7 +124,15 @@ def _contact(frame: Any, column: str, kind: str):
     if kind.startswith(_NUMERIC):
         return value.cast("string")
     trimmed = F.trim(value.cast("string"))
-    return F.when(trimmed == "", None).otherwise(trimmed)
+    text = F.when(trimmed == "", None).otherwise(trimmed)
+    present = frame.select(text.alias("t")).where(F.col("t").isNotNull())
+    floats, whole = present.agg(
+        F.max(F.col("t").rlike(FLOAT_ID_PATTERN).cast("int")),
+        F.min(F.col("t").rlike(WHOLE_ID_PATTERN).cast("int")),
+    ).collect()[0]
+    if floats and whole:
+        text = F.regexp_replace(text, r"\.0+$", "")
+    return text
 
 
 def _dates(spark: Any, frame: Any, column: str, kind: str, options: ReadOptions, notes: list):
@@ -95,30 +141,43 @@ def _dates(spark: Any, frame: Any, column: str, kind: str, options: ReadOptions,
     value = _column(column)
     if kind in _TEMPORAL:
         return value.cast("timestamp_ntz"), value.isNull(), None
-    if kind == "timestamp":  # an instant: its UTC wall clock (the session is in UTC)
-        notes.append("timestamps with a time zone were converted to UTC before taking the day")
-        return value.cast("timestamp_ntz"), value.isNull(), None
+    if kind == "timestamp":  # an instant: its wall clock in the shop's zone (session: UTC)
+        notes.append(
+            f"timestamps with a time zone were converted to {options.timezone} before "
+            "taking the day"
+        )
+        local = F.from_utc_timestamp(value, options.timezone)
+        return local.cast("timestamp_ntz"), value.isNull(), None
     raw = value.cast("string")
     text = raw if options.date_format else F.trim(raw)
     blank = value.isNull() | (F.trim(raw) == "")
     distinct = frame.where(~blank).select(text.alias("date_text")).distinct().toPandas()
     values = distinct["date_text"].astype(str).sort_values(ignore_index=True)
-    parsed = parse_dates(values.astype("string"), options.date_format, notes)
+    parsed = parse_dates(
+        values.astype("string"),
+        options.date_format,
+        notes,
+        dayfirst=options.dayfirst,
+        timezone=options.timezone,
+        what=f"transactions column '{column}': ",
+    )
     mapping = pd.DataFrame({"date_text": values, "date_parsed": parsed.astype("datetime64[us]")})
     schema = "date_text string, date_parsed timestamp_ntz"
     mapped = spark.createDataFrame(mapping, schema=schema)
     return F.col("date_parsed"), blank, (F.broadcast(mapped), text)
 
 
-def _amount(column: str, kind: str):
+def _amount(column: str, kind: str, decimal: str = "."):
+    """(amount as double, blank test), as the local engine (``_amount_sql``)."""
     F = _functions()
     value = _column(column)
     if kind.startswith(_NUMERIC):
         return value.cast("double"), value.isNull()
     raw = value.cast("string")
-    return F.expr(f"try_cast(trim(cast(`{column}` as string)) as double)"), (
-        value.isNull() | (F.trim(raw) == "")
-    )
+    text = f"trim(cast(`{column}` as string))"
+    if decimal == ",":
+        text = f"CASE WHEN contains({text}, '.') THEN NULL ELSE replace({text}, ',', '.') END"
+    return F.expr(f"try_cast({text} as double)"), (value.isNull() | (F.trim(raw) == ""))
 
 
 def _examples(frame: Any, column, total: int) -> str:
@@ -126,6 +185,14 @@ def _examples(frame: Any, column, total: int) -> str:
     shown = ", ".join(f'"{value}"' for value in values)
     more = total - len(values)
     return "for example " + shown + (f" and {more:,} more" if more > 0 else "")
+
+
+def _workdir() -> str:
+    """A folder for a UTF-8 copy of a CSV in another encoding; Spark reads it lazily, so it
+    lives until the process ends."""
+    folder = tempfile.mkdtemp(prefix="clvcast-spark-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def read_transactions_spark(
@@ -141,7 +208,7 @@ def read_transactions_spark(
     check_policies(options)
     as_of_day = parse_as_of(options.as_of)
     name = options.name or source_name(source)
-    raw = _read_source(spark, source)
+    raw = _read_source(spark, source, options, _workdir())
     kinds = dict(raw.dtypes)
     contact_col, date_col, amount_col = options.contact_col, options.date_col, options.amount_col
     check_columns(
@@ -155,8 +222,8 @@ def read_transactions_spark(
     if join is not None:
         mapping, text = join
         grouped = grouped.join(mapping, text == mapping["date_text"], "left")
-    amount, amount_blank = _amount(amount_col, kinds[amount_col])
-    contact = _contact(grouped, contact_col, kinds[contact_col])
+    amount, amount_blank = _amount(amount_col, kinds[amount_col], options.decimal)
+    contact = _contact(grouped, contact_col, kinds[contact_col], options.id_case)
     bad_amount = amount.isNull() | F.isnan(amount) | (F.abs(amount) >= AMOUNT_LIMIT)
     checks = (contact.isNull(), date_blank, timestamp.isNull(), amount_blank, bad_amount)
     problem = F.lit(0)
@@ -179,7 +246,7 @@ def _aggregate(typed: Any, name: str, notes: list, options: ReadOptions, as_of_d
     rows_read = sum(counts.values())
     if rows_read == 0:
         raise rules.no_rows(name)
-    report = IngestionReport(source=name, rows_read=rows_read, notes=notes)
+    report = rules.new_report(name, rows_read, notes)
     found = []
     columns = {1: options.contact_col, 2: options.date_col, 3: options.date_col}
     for code, reason in enumerate(rules.PROBLEMS, 1):

@@ -134,10 +134,8 @@ def _contact_sql(
 ) -> str:
     """Contact ids as text: trimmed (blank = missing), optionally lower-cased.
 
-    Whole-number floats lose their '.0' whether they arrive as floats (Parquet, a DataFrame)
-    or as text ("12346.0" in a CSV): when every id of the column is a whole number and some
-    are written with '.0', all are written without, so the same customer has the same id
-    from every input path.
+    Whole-number floats lose their '.0' here; text written as "12346.0" loses it in
+    :func:`_normalise_ids`, so the same customer has the same id from every input path.
     """
     q = f"source.{_quote(column)}"
     if _base_type(duck_type) in _FLOAT_TYPES:
@@ -149,31 +147,37 @@ def _contact_sql(
     if _base_type(duck_type) in _NUMERIC_TYPES:
         return f"CAST({q} AS VARCHAR)"
     text = f"NULLIF(trim(CAST({q} AS VARCHAR)), '')"
-    floats, whole = connection.execute(
-        f"SELECT bool_or(regexp_matches(t, {_literal(FLOAT_ID_PATTERN)})), "
-        f"bool_and(regexp_matches(t, {_literal(WHOLE_ID_PATTERN)})) "
-        f"FROM (SELECT DISTINCT {text} AS t FROM source) WHERE t IS NOT NULL"
-    ).fetchall()[0]
-    if floats and whole:
-        text = f"regexp_replace({text}, '\\.0+$', '')"
     return f"lower({text})" if id_case == "lower" else text
 
 
-def _warn_on_case_twins(
-    connection: duckdb.DuckDBPyConnection, contact: str, name: str, column: str, id_case: str
+def _normalise_ids(
+    connection: duckdb.DuckDBPyConnection, name: str, column: str, id_case: str
 ) -> None:
-    """Warn when ids differ only in upper/lower case: one customer may have become two."""
-    if id_case == "lower":
-        return
-    rows = connection.execute(
-        f"""SELECT lower(c) AS key, COUNT(*) AS n, MIN(c), MAX(c)
-            FROM (SELECT DISTINCT {contact} AS c FROM source) WHERE c IS NOT NULL
-            GROUP BY key HAVING COUNT(*) > 1 ORDER BY key"""
-    ).fetchall()
-    if rows:
-        _, _, first, second = rows[0]
+    """Finish the contact ids of the ``typed`` table, in one pass over its distinct ids.
+
+    Text ids that are all whole numbers, some written with '.0' ("12346.0", as spreadsheets
+    export them), lose the '.0', so a customer has the same id from CSV, Parquet and
+    DataFrames. Ids that differ only in upper/lower case get a warning (``id_case="keep"``).
+    """
+    floats, whole, twins = connection.execute(
+        f"""SELECT bool_or(regexp_matches(c, {_literal(FLOAT_ID_PATTERN)})),
+                   bool_and(regexp_matches(c, {_literal(WHOLE_ID_PATTERN)})),
+                   COUNT(*) - COUNT(DISTINCT lower(c))
+            FROM (SELECT DISTINCT contact_id AS c FROM typed WHERE contact_id IS NOT NULL)"""
+    ).fetchall()[0]
+    if floats and whole:
+        connection.execute(
+            "UPDATE typed SET contact_id = regexp_replace(contact_id, '\\.0+$', '') "
+            "WHERE contact_id IS NOT NULL"
+        )
+    elif twins and id_case != "lower":
+        first, second = connection.execute(
+            """SELECT MIN(c), MAX(c) FROM (SELECT DISTINCT contact_id AS c FROM typed
+               WHERE contact_id IS NOT NULL) GROUP BY lower(c) HAVING COUNT(*) > 1
+               ORDER BY lower(c) LIMIT 1"""
+        ).fetchall()[0]
         warnings.warn(
-            rules.case_twins(name, column, len(rows), first, second), DataQualityWarning, 2
+            rules.case_twins(name, column, int(twins), first, second), DataQualityWarning, 2
         )
 
 
@@ -583,7 +587,6 @@ def _ingest(
     timestamp, date_blank, join = _date_sql(connection, date_col, types[date_col], options, notes)
     amount, amount_blank = _amount_sql(amount_col, types[amount_col], options.decimal)
     contact = _contact_sql(connection, contact_col, types[contact_col], options.id_case)
-    _warn_on_case_twins(connection, contact, name, contact_col, options.id_case)
     typed = _Columns(
         contact=contact,
         timestamp=timestamp,
@@ -602,6 +605,7 @@ def _ingest(
         FROM (SELECT *, COUNT(*) AS {_ROWS} FROM source GROUP BY ALL) AS source {typed.join}
         """
     )
+    _normalise_ids(connection, name, contact_col, options.id_case)
     rows_read = int(_scalar(connection, "SELECT COALESCE(SUM(n), 0) FROM typed"))
     if rows_read == 0:
         raise rules.no_rows(name)

@@ -43,9 +43,14 @@ from clvcast.data import rules
 from clvcast.data.dates import check_timezone, parse_dates
 from clvcast.data.inputs import (
     EXAMPLES,
+    FLOAT_ID_PATTERN,
+    WHOLE_ID_PATTERN,
     check_columns,
+    check_header_split,
+    csv_separator,
     existing_file,
     parse_as_of,
+    separator_name,
     source_name,
 )
 from clvcast.data.report import (
@@ -122,11 +127,6 @@ class _Columns:
         )
         cases = " ".join(f"WHEN {check} THEN {code}" for code, check in enumerate(checks, 1))
         return f"CASE {cases} ELSE 0 END"
-
-
-# Text ids that are whole numbers written as floats ("12346.0"), as spreadsheets export them.
-FLOAT_ID_PATTERN = r"^[0-9]+\.0+$"
-WHOLE_ID_PATTERN = r"^[0-9]+(\.0+)?$"
 
 
 def _contact_sql(
@@ -239,20 +239,6 @@ def _amount_sql(column: str, duck_type: str, decimal: str = ".") -> tuple[str, s
     return f"TRY_CAST({text} AS DOUBLE)", blank
 
 
-SEPARATORS = (",", ";", "\t", "|")
-
-
-def _separator_name(sep: str) -> str:
-    return "tab" if sep == "\t" else f"'{sep}'"
-
-
-def detect_separator(header: str, default: str = ",") -> str:
-    """The separator of a CSV header line: the most frequent of , ; tab | (``default`` if none)."""
-    counts = {sep: header.count(sep) for sep in SEPARATORS}
-    best = max(counts, key=lambda sep: counts[sep])
-    return best if counts[best] > 0 else default
-
-
 def utf8_text_file(path: Path, encoding: str, workdir: str | os.PathLike[str], what: str) -> Path:
     """``path`` itself when it is UTF-8 (a BOM is fine), else a UTF-8 copy in ``workdir``.
 
@@ -261,13 +247,13 @@ def utf8_text_file(path: Path, encoding: str, workdir: str | os.PathLike[str], w
     """
     name = encoding.lower().replace("_", "-")
     try:
-        codecs.lookup(name)
+        codec = codecs.lookup(name)
     except LookupError as exc:
         raise InputError(
             f"encoding '{encoding}' is not known; use utf-8, latin-1, cp1252 or another "
             "Python codec name."
         ) from exc
-    if codecs.lookup(name).name in ("utf-8", "utf-8-sig"):
+    if codec.name in ("utf-8", "utf-8-sig"):
         _check_utf8(path, what)
         return path
     target = Path(workdir) / "transcoded.csv"
@@ -306,16 +292,16 @@ def _check_utf8(path: Path, what: str) -> None:
 def _register_source(
     connection: duckdb.DuckDBPyConnection,
     source: str | os.PathLike[str] | pd.DataFrame,
-    options: ReadOptions | None = None,
-    workdir: str | os.PathLike[str] | None = None,
+    options: ReadOptions,
+    workdir: str | os.PathLike[str],
 ) -> None:
     """Make the input the view ``source``: a DataFrame, or a Parquet or CSV file read in place.
 
     Every column of a CSV is read as text, so ids keep their leading zeros and the
     validation sees the values exactly as written. The CSV dialect comes from ``options``
-    (separator detected from the header unless given; encoding; see :class:`ReadOptions`).
+    (separator detected from the header unless given; encoding; see :class:`ReadOptions`);
+    a file in another encoding than UTF-8 is read through a UTF-8 copy in ``workdir``.
     """
-    options = options or ReadOptions()
     if isinstance(source, pd.DataFrame):
         frame = source.reset_index(drop=True)
         frame.columns = [str(c) for c in frame.columns]
@@ -331,10 +317,8 @@ def _register_source(
     if suffix in {".parquet", ".pq"}:
         reader = f"read_parquet({_literal(str(path))})"
     elif suffix in {".csv", ".txt", ".tsv"}:
-        readable = utf8_text_file(path, options.encoding, workdir or path.parent, "transactions")
-        with open(readable, encoding="utf-8-sig", newline="") as handle:
-            header = handle.readline()
-        sep = options.sep or detect_separator(header, "\t" if suffix == ".tsv" else ",")
+        readable = utf8_text_file(path, options.encoding, workdir, "transactions")
+        sep = csv_separator(readable, options.sep)
         reader = (
             f"read_csv({_literal(str(readable))}, all_varchar = true, header = true, "
             f"delim = {_literal(sep)}, quote = '\"', escape = '\"')"
@@ -351,18 +335,13 @@ def _register_source(
         raise InputError(
             f"cannot read transactions file {path.name}: {duckdb_problem(exc)}"
             + (
-                f" (read with separator {_separator_name(sep)}; pass --sep if that is wrong)"
+                f" (read with separator {separator_name(sep)}; pass --sep if that is wrong)"
                 if sep
                 else ""
             )
         ) from exc
-    if sep is not None and len(columns) == 1:
-        others = [s for s in SEPARATORS if s != sep and s in str(columns[0])]
-        hint = f"--sep {_separator_name(others[0])}" if others else "--sep"
-        raise InputError(
-            f"transactions file {path.name}: the header splits into one column "
-            f"({str(columns[0])[:60]!r}) with separator {_separator_name(sep)}; pass {hint}."
-        )
+    if sep is not None:
+        check_header_split(columns, sep, path, "transactions")
 
 
 def duckdb_problem(exc: Exception) -> str:

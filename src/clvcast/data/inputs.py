@@ -14,6 +14,50 @@ import pandas as pd
 from clvcast.errors import InputError
 
 EXAMPLES = 5  # example rows shown in an error message
+SEPARATORS = (",", ";", "\t", "|")
+# Text ids that are whole numbers, some written as floats ("12346.0", as spreadsheets export
+# them): every engine writes them without the '.0'.
+FLOAT_ID_PATTERN = r"^[0-9]+\.0+$"
+WHOLE_ID_PATTERN = r"^[0-9]+(\.0+)?$"
+
+
+def separator_name(sep: str) -> str:
+    """A separator as messages show it: 'tab' or the quoted character."""
+    return "tab" if sep == "\t" else f"'{sep}'"
+
+
+def detect_separator(header: str, default: str = ",") -> str:
+    """The separator of a CSV header line: the most frequent of , ; tab | (``default`` if none)."""
+    counts = {sep: header.count(sep) for sep in SEPARATORS}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] > 0 else default
+
+
+def text_codec(encoding: str) -> str:
+    """The Python codec to open a text file with: UTF-8 files may start with a BOM."""
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in {"utf-8", "utf8"} else encoding
+
+
+def csv_separator(path: Path, sep: str | None, encoding: str = "utf-8") -> str:
+    """``sep`` when given, else the one detected from the file's header (tab for .tsv)."""
+    if sep:
+        return sep
+    with open(path, encoding=text_codec(encoding), newline="") as handle:
+        header = handle.readline()
+    return detect_separator(header, "\t" if path.suffix.lower() == ".tsv" else ",")
+
+
+def check_header_split(columns: Sequence[object], sep: str, path: Path, what: str) -> None:
+    """One line naming ``--sep`` when the header read as one column holds another separator."""
+    if len(columns) != 1:
+        return
+    header = str(columns[0]).lstrip("\ufeff")
+    others = [s for s in SEPARATORS if s != sep and s in header]
+    if others:
+        raise InputError(
+            f"{what} file {path.name}: the header splits into one column ({header[:60]!r}) "
+            f"with separator {separator_name(sep)}; pass --sep {separator_name(others[0])}."
+        )
 
 
 def read_table(
@@ -37,20 +81,16 @@ def read_table(
         if suffix in {".parquet", ".pq"}:
             return pd.read_parquet(path)
         if suffix in {".csv", ".txt", ".tsv"}:
-            codec = (
-                "utf-8-sig" if encoding.lower().replace("_", "-") in {"utf-8", "utf8"} else encoding
-            )
-            with open(path, encoding=codec, newline="") as handle:
-                header = handle.readline()
-            chosen = sep or _detect_separator(header, "\t" if suffix == ".tsv" else ",")
+            chosen = csv_separator(path, sep, encoding)
             frame = pd.read_csv(
-                path, sep=chosen, dtype=str, keep_default_na=False, na_values=[""], encoding=codec
+                path,
+                sep=chosen,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                encoding=text_codec(encoding),
             )
-            if frame.shape[1] == 1 and any(c in str(frame.columns[0]) for c in ",;\t|"):
-                raise InputError(
-                    f"{what} file {path.name}: the header splits into one column "
-                    f"({str(frame.columns[0])[:60]!r}); pass --sep with the file's separator."
-                )
+            check_header_split(frame.columns, chosen, path, what)
             return frame
     except UnicodeDecodeError as exc:
         raise InputError(
@@ -118,12 +158,6 @@ def examples(values: pd.Series, limit: int = EXAMPLES) -> str:
     return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
 
 
-def _detect_separator(header: str, default: str) -> str:
-    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
-    best = max(counts, key=lambda sep: counts[sep])
-    return best if counts[best] > 0 else default
-
-
 def normalise_contact_ids(ids: pd.Series, id_case: str = "keep") -> pd.Series:
     """Contact ids as strings, the same way from every input path.
 
@@ -139,10 +173,7 @@ def normalise_contact_ids(ids: pd.Series, id_case: str = "keep") -> pd.Series:
         text = ids.astype("string").str.strip()
         text = text.where(text != "")
         present = text.dropna()
-        if (
-            present.str.fullmatch(r"[0-9]+(\.0+)?").all()
-            and present.str.contains(".", regex=False).any()
-        ):
+        if present.str.match(WHOLE_ID_PATTERN).all() and present.str.match(FLOAT_ID_PATTERN).any():
             text = text.str.replace(r"\.0+$", "", regex=True)
         if id_case == "lower":
             text = text.str.lower()

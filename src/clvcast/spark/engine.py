@@ -37,16 +37,15 @@ import pyarrow as pa
 from clvcast.data import IngestionReport, check_columns, parse_as_of, rules, source_name
 from clvcast.data.chunks import SAMPLE_BITS, SAMPLE_SALT
 from clvcast.data.dates import parse_dates
-from clvcast.data.ingest import (
-    AMOUNT_LIMIT,
+from clvcast.data.ingest import AMOUNT_LIMIT, ReadOptions, check_policies, utf8_text_file
+from clvcast.data.inputs import (
+    EXAMPLES,
     FLOAT_ID_PATTERN,
     WHOLE_ID_PATTERN,
-    ReadOptions,
-    check_policies,
-    detect_separator,
-    utf8_text_file,
+    check_header_split,
+    csv_separator,
+    existing_file,
 )
-from clvcast.data.inputs import EXAMPLES, existing_file
 from clvcast.data.report import (
     REASON_AFTER_AS_OF,
     REASON_DUPLICATE,
@@ -82,20 +81,14 @@ def _read_source(
             return spark.read.parquet(str(path))
         if suffix in {".csv", ".txt", ".tsv"}:
             readable = utf8_text_file(path, options.encoding, workdir, "transactions")
-            with open(readable, encoding="utf-8-sig", newline="") as handle:
-                header = handle.readline()
-            sep = options.sep or detect_separator(header, "\t" if suffix == ".tsv" else ",")
+            sep = csv_separator(readable, options.sep)
             frame = spark.read.csv(
                 str(readable), header=True, sep=sep, inferSchema=False, encoding="UTF-8"
             )
             first = frame.columns[0].lstrip("\ufeff")
             if first != frame.columns[0]:
                 frame = frame.withColumnRenamed(frame.columns[0], first)
-            if len(frame.columns) == 1:
-                raise InputError(
-                    f"transactions file {path.name}: the header splits into one column "
-                    f"({first[:60]!r}); pass --sep with the file's separator."
-                )
+            check_header_split(frame.columns, sep, path, "transactions")
             return frame
     except InputError:
         raise

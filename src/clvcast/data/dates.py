@@ -113,26 +113,28 @@ def parse_dates(
     dayfirst: bool | None = None,
     timezone: str = "UTC",
     what: str = "",
-) -> pd.Series:
+) -> tuple[pd.Series, str | None]:
     """Parse to naive datetimes in the shop's ``timezone`` (see the module docstring).
 
-    ``raw`` holds distinct values of one column (text or datetimes). The format used is
-    added to ``notes`` for the ingestion report.
+    ``raw`` holds distinct values of one column (text or datetimes). Returns the datetimes
+    and, for text, the format used as the ingestion report shows it (None for values that
+    were datetimes already). Conversions between zones are added to ``notes``.
     """
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         notes.append(f"timestamps in time zone {raw.dt.tz} were converted to {timezone}")
-        return raw.dt.tz_convert(timezone).dt.tz_localize(None)
+        return raw.dt.tz_convert(timezone).dt.tz_localize(None), None
     if pd.api.types.is_datetime64_dtype(raw):
-        return raw
+        return raw, None
     text = raw.astype("string").str.strip() if date_format is None else raw.astype("string")
     chosen = date_format or infer_date_format(text, dayfirst=dayfirst, what=what)
     parsed = _parse(text, chosen)
-    shown = "ISO 8601" if chosen == ISO else chosen
-    notes.append(f"dates read as {shown}" + ("" if date_format else " (inferred from every value)"))
+    shown = ("ISO 8601" if chosen == ISO else chosen) + (
+        "" if date_format else " (inferred from every value)"
+    )
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         notes.append(f"timestamps with a UTC offset were converted to {timezone} before the day")
         parsed = parsed.dt.tz_convert(timezone).dt.tz_localize(None)
-    return parsed
+    return parsed, shown
 
 
 def check_timezone(timezone: str) -> str:

@@ -187,8 +187,9 @@ def _date_sql(
     duck_type: str,
     options: ReadOptions,
     notes: list[str],
-) -> tuple[str, str, str]:
-    """(timestamp expression, blank test, join) for the date column, naive in the shop's zone.
+) -> tuple[str, str, str, str | None]:
+    """(timestamp expression, blank test, join, format of text dates) for the date column,
+    naive in the shop's zone.
 
     Typed dates and timestamps are used as they are (time-zone-aware ones converted to
     ``options.timezone``). Text is parsed by pandas once per distinct value, in the one
@@ -196,20 +197,20 @@ def _date_sql(
     """
     q = f"source.{_quote(column)}"
     if duck_type in _TEMPORAL_TYPES:
-        return f"CAST({q} AS TIMESTAMP)", f"{q} IS NULL", ""
+        return f"CAST({q} AS TIMESTAMP)", f"{q} IS NULL", "", None
     if duck_type == _ZONED_TYPE:
         notes.append(
             f"timestamps with a time zone were converted to {options.timezone} before "
             "taking the day"
         )
-        return f"timezone({_literal(options.timezone)}, {q})", f"{q} IS NULL", ""
+        return f"timezone({_literal(options.timezone)}, {q})", f"{q} IS NULL", "", None
     date_format = options.date_format
     text = f"CAST({q} AS VARCHAR)" if date_format else f"trim(CAST({q} AS VARCHAR))"
     blank = f"({q} IS NULL OR trim(CAST({q} AS VARCHAR)) = '')"
     distinct = connection.execute(
         f"SELECT DISTINCT {text} AS date_text FROM source WHERE NOT {blank} ORDER BY 1"
     ).df()["date_text"]
-    parsed = parse_dates(
+    parsed, used = parse_dates(
         distinct.astype("string"),
         date_format,
         notes,
@@ -220,7 +221,7 @@ def _date_sql(
     mapping = pd.DataFrame({"date_text": distinct.astype(str), "date_parsed": parsed})
     connection.register("date_map", mapping)
     join = f"LEFT JOIN date_map ON date_map.date_text = {text}"
-    return "date_map.date_parsed", blank, join
+    return "date_map.date_parsed", blank, join, used
 
 
 def _amount_sql(column: str, duck_type: str, decimal: str = ".") -> tuple[str, str]:
@@ -563,7 +564,9 @@ def _ingest(
         what=f"transactions ({name})",
     )
     notes: list[str] = []
-    timestamp, date_blank, join = _date_sql(connection, date_col, types[date_col], options, notes)
+    timestamp, date_blank, join, date_format = _date_sql(
+        connection, date_col, types[date_col], options, notes
+    )
     amount, amount_blank = _amount_sql(amount_col, types[amount_col], options.decimal)
     contact = _contact_sql(connection, contact_col, types[contact_col], options.id_case)
     typed = _Columns(
@@ -588,7 +591,7 @@ def _ingest(
     rows_read = int(_scalar(connection, "SELECT COALESCE(SUM(n), 0) FROM typed"))
     if rows_read == 0:
         raise rules.no_rows(name)
-    report = rules.new_report(name, rows_read, notes)
+    report = IngestionReport(source=name, rows_read=rows_read, notes=notes, date_format=date_format)
     numbered = (
         f"(SELECT row_number() OVER () - 1 AS {_POSITION}, * FROM source) AS source {typed.join}"
     )

@@ -37,18 +37,6 @@ def case_twins(name: str, column: str, count: int, first: str, second: str) -> s
     )
 
 
-DATES_READ_AS = "dates read as "
-
-
-def new_report(name: str, rows_read: int, notes: list[str]) -> IngestionReport:
-    """The report of one ingestion; the date format note becomes ``report.date_format``."""
-    formats = [n.removeprefix(DATES_READ_AS) for n in notes if n.startswith(DATES_READ_AS)]
-    others = [n for n in notes if not n.startswith(DATES_READ_AS)]
-    return IngestionReport(
-        source=name, rows_read=rows_read, notes=others, date_format=formats[0] if formats else None
-    )
-
-
 def no_rows(name: str) -> InputError:
     return InputError(f"transactions ({name}) has no rows; nothing to model.")
 

@@ -129,24 +129,25 @@ def _contact_text(frame: Any, column: str, kind: str):
 
 
 def _dates(spark: Any, frame: Any, column: str, kind: str, options: ReadOptions, notes: list):
-    """(timestamp column, blank test, mapping frame to join or None), as the local engine."""
+    """(timestamp column, blank test, mapping frame to join or None, format of text dates),
+    as the local engine."""
     F = _functions()
     value = _column(column)
     if kind in _TEMPORAL:
-        return value.cast("timestamp_ntz"), value.isNull(), None
+        return value.cast("timestamp_ntz"), value.isNull(), None, None
     if kind == "timestamp":  # an instant: its wall clock in the shop's zone (session: UTC)
         notes.append(
             f"timestamps with a time zone were converted to {options.timezone} before "
             "taking the day"
         )
         local = F.from_utc_timestamp(value, options.timezone)
-        return local.cast("timestamp_ntz"), value.isNull(), None
+        return local.cast("timestamp_ntz"), value.isNull(), None, None
     raw = value.cast("string")
     text = raw if options.date_format else F.trim(raw)
     blank = value.isNull() | (F.trim(raw) == "")
     distinct = frame.where(~blank).select(text.alias("date_text")).distinct().toPandas()
     values = distinct["date_text"].astype(str).sort_values(ignore_index=True)
-    parsed = parse_dates(
+    parsed, used = parse_dates(
         values.astype("string"),
         options.date_format,
         notes,
@@ -157,7 +158,7 @@ def _dates(spark: Any, frame: Any, column: str, kind: str, options: ReadOptions,
     mapping = pd.DataFrame({"date_text": values, "date_parsed": parsed.astype("datetime64[us]")})
     schema = "date_text string, date_parsed timestamp_ntz"
     mapped = spark.createDataFrame(mapping, schema=schema)
-    return F.col("date_parsed"), blank, (F.broadcast(mapped), text)
+    return F.col("date_parsed"), blank, (F.broadcast(mapped), text), used
 
 
 def _amount(column: str, kind: str, decimal: str = "."):
@@ -211,7 +212,9 @@ def read_transactions_spark(
     )
     grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))
     notes: list[str] = []
-    timestamp, date_blank, join = _dates(spark, grouped, date_col, kinds[date_col], options, notes)
+    timestamp, date_blank, join, date_format = _dates(
+        spark, grouped, date_col, kinds[date_col], options, notes
+    )
     if join is not None:
         mapping, text = join
         grouped = grouped.join(mapping, text == mapping["date_text"], "left")
@@ -230,16 +233,18 @@ def read_transactions_spark(
         F.col(_ROWS).alias("n"),
         *[_column(c).alias(f"raw_{i}") for i, c in enumerate((contact_col, date_col, amount_col))],
     ).cache()
-    return _aggregate(typed, name, notes, options, as_of_day)
+    return _aggregate(typed, name, notes, options, as_of_day, date_format)
 
 
-def _aggregate(typed: Any, name: str, notes: list, options: ReadOptions, as_of_day):
+def _aggregate(
+    typed: Any, name: str, notes: list, options: ReadOptions, as_of_day, date_format: str | None
+):
     F = _functions()
     counts = {row[0]: int(row[1]) for row in typed.groupBy("problem").agg(F.sum("n")).collect()}
     rows_read = sum(counts.values())
     if rows_read == 0:
         raise rules.no_rows(name)
-    report = rules.new_report(name, rows_read, notes)
+    report = IngestionReport(source=name, rows_read=rows_read, notes=notes, date_format=date_format)
     found = []
     columns = {1: options.contact_col, 2: options.date_col, 3: options.date_col}
     for code, reason in enumerate(rules.PROBLEMS, 1):

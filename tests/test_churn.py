@@ -19,7 +19,6 @@ from clvcast.churn.features import (
     SnapshotSeries,
     days_to_next_purchase,
     days_to_no_purchase_median,
-    median_days_to_next_purchase,
     no_purchase_labels,
     probability_no_purchase,
 )
@@ -162,9 +161,11 @@ def test_contacts_that_dropped_out_get_high_risk(drifting_log):
 
 
 def test_probability_no_purchase_and_median_agree():
+    # With BG/NBD's own risk, the curve through it is BG/NBD's: its median is BG/NBD's.
     params = (0.3, 40.0, 0.8, 2.5)
     x, t_x, T = np.array([3.0, 0.0]), np.array([80.0, 0.0]), np.array([100.0, 100.0])
-    median = median_days_to_next_purchase(params, x, t_x, T)
+    risk = probability_no_purchase(params, 90.0, x, t_x, T)
+    median = days_to_no_purchase_median(params, risk, 90.0, x, T)
     assert np.isfinite(median[0])
     at_median = probability_no_purchase(params, median[0], x[:1], t_x[:1], T[:1])
     assert at_median[0] == pytest.approx(0.5)
@@ -304,15 +305,15 @@ def test_choice_needs_a_sure_gain_in_log_loss_and_ranking():
     better = _Validation(labels, high_value, {"bgnbd": noisy, "booster": truth})
     table = compare_scorers(better)
     assert table.loc["booster", "passes"]
-    assert Model._decide(table, "bgnbd")[0] == "booster"
+    assert Model._decide(table)[0] == "booster"
     # A challenger that only rescales the baseline ranks the same: no sure AUC gain.
     rescaled = _Validation(labels, high_value, {"bgnbd": noisy, "logistic": noisy**1.3})
     table = compare_scorers(rescaled)
     assert not table.loc["logistic", "passes"]
-    assert Model._decide(table, "bgnbd")[0] == "bgnbd"
+    assert Model._decide(table)[0] == "bgnbd"
     # Worse on every count: kept out.
     worse = _Validation(labels, high_value, {"bgnbd": truth, "booster": noisy})
-    assert Model._decide(compare_scorers(worse), "bgnbd")[0] == "bgnbd"
+    assert Model._decide(compare_scorers(worse))[0] == "bgnbd"
 
 
 def test_short_history_keeps_bgnbd_and_says_why(cdnow_log):

@@ -61,16 +61,6 @@ class ChurnEvaluation:
         """The scorer the evaluated model chose (``bgnbd``, ``logistic`` or ``booster``)."""
         return self.model.scorer_
 
-    def loses_to_baseline(self, tolerance: float = 1e-9) -> list[str]:
-        """Populations where the churn risk ranks worse than BG/NBD's P(no purchase)."""
-        return [
-            population
-            for population in ("all", "high value")
-            if (population, "classifier") in self.metrics.index
-            and self.auc("classifier", population)
-            < self.auc("bgnbd_no_purchase", population) - tolerance
-        ]
-
     def format(self) -> str:
         lines = [
             f"Churn evaluation: trained up to {self.cutoff.date()}, label = no purchase in "

@@ -82,27 +82,6 @@ def probability_no_purchase(
     return 1.0 - alive + alive * quiet
 
 
-def median_days_to_next_purchase(
-    params: tuple[float, float, float, float],
-    x: np.ndarray,
-    t_x: np.ndarray,
-    T: np.ndarray,
-) -> np.ndarray:
-    """Median time to the next purchase under BG/NBD (model time unit); inf if above 0.5 never.
-
-    Solves ``1 - A + A q(h) = 0.5`` with ``A = P(alive)`` and
-    ``q(h) = ((alpha + T) / (alpha + T + h)) ** (r + x)``:
-    ``h = (alpha + T) * (((A - 0.5) / A) ** (-1 / (r + x)) - 1)`` when ``A > 0.5``.
-    """
-    r, alpha, _, _ = params
-    x = np.asarray(x, dtype=float)
-    alive = probability_alive(params, x, t_x, T)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.where(alive > 0.5, (alive - 0.5) / alive, np.nan)
-        days = (alpha + np.asarray(T, dtype=float)) * (ratio ** (-1.0 / (r + x)) - 1.0)
-    return np.where(alive > 0.5, days, np.inf)
-
-
 def _history_statistics(log: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     """Gap statistics and recent-window activity per contact, in one vectorised pass.
 

@@ -28,7 +28,7 @@ from clvcast.errors import InputError
 ISO = "ISO8601"
 SCREEN_VALUES = 5_000
 _DATE_LAYOUTS = (
-    # (format, day-first twin or month-first twin): ambiguous pairs are listed together.
+    # Date layouts tried after ISO 8601; _MONTH_FIRST pairs the ambiguous ones.
     "%d/%m/%Y",
     "%m/%d/%Y",
     "%d.%m.%Y",

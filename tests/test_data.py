@@ -26,7 +26,9 @@ def frame(rows, columns=("contact_id", "date", "amount")) -> pd.DataFrame:
 
 
 def accounted(report) -> bool:
-    return report.rows_read == report.purchase_days + report.rows_merged + report.rows_dropped
+    return report.rows_read == (
+        report.purchase_days + report.rows_merged + report.rows_netted + report.rows_dropped
+    )
 
 
 def test_cdnow_master_report_accounts_for_every_row(cdnow_log):
@@ -116,13 +118,13 @@ def test_unparseable_amounts_are_counted_and_can_be_dropped():
     assert accounted(log.report)
 
 
-def test_null_contact_ids_are_refused_or_dropped():
+def test_rows_without_a_contact_id_are_guest_checkouts_dropped_and_counted():
     data = frame([("a", "2024-01-01", 1.0), (None, "2024-01-01", 2.0), ("  ", "2024-01-02", 3.0)])
-    with pytest.raises(InputError, match=f"2 rows with {REASON_MISSING_CONTACT}"):
-        read_transactions(data)
-    log = read_transactions(data, invalid="drop")
+    log = read_transactions(data)  # not an error, even with invalid="error"
     assert log.report.dropped == {REASON_MISSING_CONTACT: 2}
+    assert "guest checkout" in log.report.format()
     assert log.report.contacts == 1
+    assert accounted(log.report)
 
 
 def test_float_contact_ids_lose_their_decimal_point():
@@ -184,6 +186,7 @@ def test_nonpositive_amounts_policy_drop_net_and_error():
     netted = read_transactions(data, nonpositive="net")
     assert netted.purchases[["contact_id", "amount"]].values.tolist() == [["a", 30.0]]
     assert netted.report.dropped == {REASON_NET_NONPOSITIVE: 3}
+    assert netted.report.rows_netted == 1  # a's partial refund, netted into its day
     assert accounted(netted.report)
 
     with pytest.raises(InputError, match="3 rows have an amount <= 0"):

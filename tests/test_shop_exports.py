@@ -1,8 +1,10 @@
-"""Real shop exports read right or refused with one line: dates, CSV dialects, ids, time zones.
+"""Real shop exports read right or refused with one line: dates, CSV dialects, ids, order
+lines, refunds, time zones.
 
 Every file here is generated in code, shaped like the exports that were misread before:
 European day/month dates, semicolon CSVs with decimal commas and a BOM, Latin-1 text,
-mixed-case emails, float ids and a Madrid shop's late-evening orders.
+mixed-case emails, float ids, Online Retail order lines with cancellations days later,
+Shopify refunds days after the order and a Madrid shop's late-evening orders.
 """
 
 from __future__ import annotations
@@ -11,9 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clvcast.data import read_contacts, read_transactions
+from clvcast.data import (
+    REASON_MISSING_CONTACT,
+    REASON_NONPOSITIVE,
+    REASON_ORDER_CANCELLED,
+    REASON_REFUNDED_PURCHASE,
+    REASON_UNMATCHED_REFUND,
+    read_contacts,
+    read_transactions,
+)
 from clvcast.data.dates import infer_date_format
 from clvcast.data.inputs import parse_as_of
+from clvcast.data.simulate import online_retail_lines
 from clvcast.errors import DataQualityWarning, InputError
 from conftest import run_clvcast
 
@@ -173,6 +184,123 @@ def test_float_ids_are_the_same_from_csv_parquet_and_dataframe(tmp_path):
     assert read_contacts(unique)["contact_id"].iloc[0] == "12300"
 
 
+# --- order lines and refunds ------------------------------------------------------------
+
+ONLINE_RETAIL = {
+    "contact_col": "CustomerID",
+    "date_col": "InvoiceDate",
+    "quantity_col": "Quantity",
+    "price_col": "UnitPrice",
+    "order_col": "InvoiceNo",
+}
+
+
+def _accounted(report) -> bool:
+    parts = report.purchase_days + report.rows_merged + report.rows_netted + report.rows_dropped
+    return report.rows_read == parts
+
+
+def test_online_retail_lines_give_the_hand_computed_net(tmp_path):
+    export = online_retail_lines(1_500, seed=3)
+    path = tmp_path / "online_retail.csv"
+    export.lines.to_csv(path, index=False)
+    log = read_transactions(path, **ONLINE_RETAIL)
+    got = log.purchases.reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        got[["contact_id", "date"]], export.expected[["contact_id", "date"]], check_dtype=False
+    )
+    np.testing.assert_allclose(got["amount"], export.expected["amount"], rtol=1e-12)
+    report = log.report
+    assert report.dropped[REASON_MISSING_CONTACT] == export.guest_lines
+    assert report.dropped[REASON_NONPOSITIVE] == export.unmatched_cancellations
+    assert report.dropped[REASON_ORDER_CANCELLED] > 0 and report.rows_netted > 0
+    assert report.date_format.startswith("%m/%d/%Y %H:%M")
+    assert _accounted(report)
+    # Without the order id, cancellations days later cannot be netted: spend is overstated.
+    unlinked = read_transactions(path, **{**ONLINE_RETAIL, "order_col": None})
+    assert unlinked.purchases["amount"].sum() > export.expected["amount"].sum() + 100
+
+
+def test_lines_of_one_order_are_one_order_on_its_first_day():
+    lines = pd.DataFrame(
+        {
+            "order": ["#1001", "#1001", "#1002"],
+            "email": ["ana@shop.com"] * 3,
+            "date": ["2024-01-09 23:58", "2024-01-10 00:01", "2024-01-10 12:00"],
+            "qty": [1, 2, 1],
+            "price": ["10.00", "5.00", "7.50"],
+        }
+    )
+    options = {"contact_col": "email", "quantity_col": "qty", "price_col": "price"}
+    log = read_transactions(lines, order_col="order", **options)
+    assert log.purchases["amount"].tolist() == [20.0, 7.5]
+    assert log.purchases["date"].dt.day.tolist() == [9, 10]
+    assert log.report.rows_merged == 1
+    with pytest.raises(InputError, match="quantity_col and price_col go together"):
+        read_transactions(lines, contact_col="email", quantity_col="qty")
+    with pytest.raises(InputError, match="--quantity-col qty --price-col price"):
+        read_transactions(lines, contact_col="email")
+
+
+def _shopify_orders(n_customers: int = 80, seed: int = 5) -> pd.DataFrame:
+    """Orders and refunds days later, each refund at most what the customer spent before."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for customer in range(n_customers):
+        spent = 0.0
+        day = pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(rng.integers(0, 60)))
+        for order in range(int(rng.integers(1, 6))):
+            total = float(np.round(rng.gamma(2.0, 30.0) + 1, 2))
+            rows.append((f"#{customer}-{order}", f"c{customer}@shop.com", day, total))
+            spent += total
+            if rng.random() < 0.4:
+                refund = float(np.round(min(spent, total * rng.uniform(0.2, 1.0)), 2))
+                later = day + pd.Timedelta(days=int(rng.integers(1, 20)))
+                rows.append((f"#{customer}-{order}r", f"c{customer}@shop.com", later, -refund))
+                spent -= refund
+            day += pd.Timedelta(days=int(rng.integers(5, 90)))
+    return pd.DataFrame(rows, columns=["Name", "Email", "Created at", "Total"])
+
+
+def test_shopify_refunds_days_later_net_against_earlier_purchases():
+    orders = _shopify_orders()
+    options = {"contact_col": "Email", "date_col": "Created at", "amount_col": "Total"}
+    log = read_transactions(orders, nonpositive="net-contact", **options)
+    # Every refund is at most what came before it, so spend is exactly the net.
+    net = orders.groupby("Email")["Total"].sum()
+    spend = log.purchases.groupby("contact_id")["amount"].sum()
+    np.testing.assert_allclose(spend.reindex(net.index, fill_value=0), net, atol=1e-9)
+    assert log.report.rows_netted > 0 and _accounted(log.report)
+    # Netting within the same day only leaves the refunds out: spend is overstated.
+    same_day = read_transactions(orders, nonpositive="net", **options)
+    assert same_day.purchases["amount"].sum() > net.sum() + 100
+
+
+def test_refunds_take_the_latest_purchase_first_and_spill_over():
+    rows = [
+        ("a", "2024-01-01", 100.0),
+        ("a", "2024-01-05", 20.0),
+        ("a", "2024-01-07", -100.0),  # removes the 20 of Jan 5, then 80 from Jan 1
+        ("b", "2024-01-02", -15.0),  # nothing before it: dropped and counted
+        ("b", "2024-01-03", 40.0),
+        ("c", "2024-01-01", 30.0),
+        ("c", "2024-01-04", -30.0),  # refunded in full: the purchase is removed
+        ("c", "2024-01-09", 12.0),
+    ]
+    log = read_transactions(
+        pd.DataFrame(rows, columns=["contact_id", "date", "amount"]), nonpositive="net-contact"
+    )
+    assert log.purchases[["contact_id", "amount"]].values.tolist() == [
+        ["a", 20.0],
+        ["b", 40.0],
+        ["c", 12.0],
+    ]
+    assert log.purchases["date"].dt.day.tolist() == [1, 3, 9]
+    assert log.report.dropped == {REASON_REFUNDED_PURCHASE: 3, REASON_UNMATCHED_REFUND: 1}
+    assert log.report.rows_netted == 1  # a's refund stays netted into Jan 1
+    assert _accounted(log.report)
+
+
 # --- time zones ---------------------------------------------------------------------------
 
 
@@ -200,6 +328,23 @@ def test_madrid_late_evening_orders_land_on_the_local_day():
 
 
 # --- through the CLI ---------------------------------------------------------------------
+
+
+def test_cli_reads_an_online_retail_export(tmp_path):
+    export = online_retail_lines(400, seed=4)
+    path = tmp_path / "online_retail.csv"
+    export.lines.to_csv(path, index=False)
+    out = tmp_path / "rfm.csv"
+    args = ["--contact-col", "CustomerID", "--date-col", "InvoiceDate"]
+    args += ["--quantity-col", "Quantity", "--price-col", "UnitPrice", "--order-col", "InvoiceNo"]
+    ok = run_clvcast("rfm", "--transactions", path, "--as-of", "2013-01-01", "--output", out, *args)
+    assert ok.returncode == 0, ok.stderr
+    assert f"{export.guest_lines:,} rows dropped: no contact id (guest checkout)" in ok.stdout
+    assert "refund rows netted against a kept purchase" in ok.stdout
+    table = pd.read_csv(out, dtype={"contact_id": str})
+    spend = table.set_index("contact_id")["total_spend"].sort_index()
+    want = export.expected.groupby("contact_id")["amount"].sum().sort_index()
+    np.testing.assert_allclose(spend.reindex(want.index), want, rtol=1e-9)
 
 
 def test_cli_reads_a_european_export_and_refuses_ambiguity_in_one_line(tmp_path):

@@ -7,6 +7,7 @@ Skipped, saying why, only when Java is missing; `make test` installs Java when i
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ import pytest
 
 from clvcast.data import read_transactions, sample_contacts
 from clvcast.data.ingest import ReadOptions
+from clvcast.data.simulate import online_retail_lines
 from clvcast.pipeline import CLVPipeline
 from clvcast.summary import summarize
 from conftest import run_clvcast
@@ -95,6 +97,40 @@ def test_spark_applies_the_same_policies(spark, tmp_path):
         assert report.to_dict() == local.report.to_dict()
     with pytest.raises(Exception, match="unparseable date"):
         read_transactions_spark(spark, path, ReadOptions())
+
+
+def test_spark_reads_order_lines_refunds_and_ids_as_the_local_engine(spark, tmp_path):
+    export = online_retail_lines(300, seed=7)
+    lines = export.lines.copy()
+    # Refunds days later without an order (net-contact) and ids differing only in case.
+    lines.loc[lines.index[:40:4], "InvoiceNo"] = "R" + lines["InvoiceNo"].iloc[:40:4]
+    lines.loc[lines.index[:40:4], "Quantity"] *= -1
+    lines["CustomerID"] = lines["CustomerID"].map(lambda v: None if v != v else f"C{int(v)}")
+    lines.loc[lines.index[1::7], "CustomerID"] = lines["CustomerID"].iloc[1::7].str.lower()
+    path = tmp_path / "online_retail.csv"
+    lines.to_csv(path, index=False)
+    base = {
+        "contact_col": "CustomerID",
+        "date_col": "InvoiceDate",
+        "quantity_col": "Quantity",
+        "price_col": "UnitPrice",
+        "order_col": "InvoiceNo",
+    }
+    for policies in ({"nonpositive": "net-contact"}, {"nonpositive": "drop", "id_case": "lower"}):
+        with warnings.catch_warnings(record=True) as local_warnings:
+            warnings.simplefilter("always")
+            local = read_transactions(path, **base, **policies)
+        with warnings.catch_warnings(record=True) as spark_warnings:
+            warnings.simplefilter("always")
+            purchases, report = read_transactions_spark(
+                spark, path, ReadOptions(**base, **policies)
+            )
+        pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
+        assert report.to_dict() == local.report.to_dict()
+        assert report.rows_netted > 0
+        twins = [str(w.message) for w in local_warnings if "upper/lower" in str(w.message)]
+        assert twins == [str(w.message) for w in spark_warnings if "upper/lower" in str(w.message)]
+        assert len(twins) == (policies.get("id_case") != "lower")
 
 
 def test_spark_summary_equals_the_local_summary(both):

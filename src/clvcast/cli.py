@@ -55,6 +55,27 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         help="column with the purchase amount (default: %(default)s)",
     )
     group.add_argument(
+        "--quantity-col",
+        default=None,
+        metavar="NAME",
+        help="order-line exports without an amount: column with the quantity; "
+        "amount = quantity x price (with --price-col)",
+    )
+    group.add_argument(
+        "--price-col",
+        default=None,
+        metavar="NAME",
+        help="column with the unit price (with --quantity-col)",
+    )
+    group.add_argument(
+        "--order-col",
+        default=None,
+        metavar="NAME",
+        help="order or invoice id: lines of one order are one order, on the day of its "
+        "first line; a line with amount <= 0 whose id is an order's, or 'C' + it "
+        "(a cancellation invoice), is netted against that order",
+    )
+    group.add_argument(
         "--date-format",
         default=None,
         metavar="FMT",
@@ -103,11 +124,13 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
     )
     group.add_argument(
         "--nonpositive",
-        choices=["drop", "net", "error"],
+        choices=["drop", "net", "net-contact", "error"],
         default="drop",
-        help="rows with amount <= 0 (refunds, returns): drop them, net them "
-        "against the same contact-day, or refuse the input "
-        "(default: %(default)s)",
+        help="rows with amount <= 0 (refunds, returns) not matched to an order by "
+        "--order-col: drop them; net them against the same contact-day; net-contact: "
+        "net them against the contact's earlier purchases, latest first (a purchase "
+        "netted to <= 0 is removed, a refund with nothing before it dropped); or "
+        "refuse the input (default: %(default)s)",
     )
     group.add_argument(
         "--duplicates",
@@ -118,8 +141,9 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
     group.add_argument(
         "--drop-invalid",
         action="store_true",
-        help="drop and count rows with a missing id or an unparseable date or "
-        "amount, instead of refusing the input",
+        help="drop and count rows with a missing or unparseable date or amount, "
+        "instead of refusing the input (rows without a contact id, guest checkouts, "
+        "are always dropped and counted)",
     )
     group.add_argument(
         "--contacts",
@@ -184,6 +208,9 @@ def _read_options(args: argparse.Namespace) -> dict:
         "decimal": args.decimal,
         "encoding": args.encoding,
         "id_case": args.id_case,
+        "quantity_col": args.quantity_col,
+        "price_col": args.price_col,
+        "order_col": args.order_col,
     }
 
 

@@ -10,16 +10,21 @@ named reason. Nothing is dropped silently.
 
 Policies (all documented in the README):
 
-- ``nonpositive``: rows with amount <= 0 (refunds, returns, free orders).
+- ``nonpositive``: rows with amount <= 0 (refunds, returns, free orders) that do not cancel
+  an order named by ``order_col`` (those are always netted against their order).
   ``"drop"`` (default) drops them; ``"net"`` nets them against the same contact-day and drops
-  days whose net amount is <= 0; ``"error"`` refuses the input.
+  days whose net amount is <= 0; ``"net-contact"`` nets them against the same contact's
+  earlier purchases, latest first (:mod:`clvcast.data.lines`); ``"error"`` refuses the input.
 - ``duplicates``: rows identical in every input column. ``"keep"`` (default: without an order
   id, two identical lines are usually two real orders on one day, as in CDNOW) keeps and
   counts them; ``"drop"`` keeps the first; ``"error"`` refuses the input.
-- ``invalid``: rows with a missing contact id, or a missing or unparseable date or amount.
-  ``"error"`` (default) refuses the input with counts and examples; ``"drop"`` drops and
-  counts them.
-- Time zones: tz-aware timestamps are converted to UTC, then the day is taken.
+- ``invalid``: rows with a missing or unparseable date or amount. ``"error"`` (default)
+  refuses the input with counts and examples; ``"drop"`` drops and counts them.
+- Rows without a contact id (guest checkouts) are always dropped and counted.
+- Order lines: ``quantity_col`` and ``price_col`` give amount = quantity x price;
+  ``order_col`` makes the lines of one order one order (see :mod:`clvcast.data.lines`).
+- Time zones: tz-aware timestamps are converted to ``timezone`` (default UTC), then the day
+  is taken; naive timestamps are taken as local to it.
 - ``as_of``: rows after the as-of day are dropped and counted (they are the future).
 """
 
@@ -53,17 +58,16 @@ from clvcast.data.inputs import (
     separator_name,
     source_name,
 )
+from clvcast.data.lines import purchase_days
 from clvcast.data.report import (
     REASON_AFTER_AS_OF,
     REASON_DUPLICATE,
-    REASON_NET_NONPOSITIVE,
-    REASON_NONPOSITIVE,
     IngestionReport,
     PurchaseLog,
 )
 from clvcast.errors import DataQualityWarning, InputError
 
-NonPositivePolicy = Literal["drop", "net", "error"]
+NonPositivePolicy = Literal["drop", "net", "net-contact", "error"]
 DuplicatePolicy = Literal["keep", "drop", "error"]
 InvalidPolicy = Literal["error", "drop"]
 IdCase = Literal["keep", "lower"]
@@ -240,6 +244,33 @@ def _amount_sql(column: str, duck_type: str, decimal: str = ".") -> tuple[str, s
     return f"TRY_CAST({text} AS DOUBLE)", blank
 
 
+def _line_amount_sql(types: dict[str, str], options: ReadOptions) -> tuple[str, str, str]:
+    """(amount, blank test, the input value shown in messages) of a line: the amount column,
+    or quantity x price when ``options`` names those columns."""
+    if options.quantity_col is None:
+        column = options.amount_col
+        return (*_amount_sql(column, types[column], options.decimal), _quote(column))
+    quantity_col, price_col = options.quantity_col, str(options.price_col)
+    quantity, quantity_blank = _amount_sql(quantity_col, types[quantity_col], options.decimal)
+    price, price_blank = _amount_sql(price_col, types[price_col], options.decimal)
+    shown = (
+        f"concat(CAST({_quote(quantity_col)} AS VARCHAR), ' x ', "
+        f"CAST({_quote(price_col)} AS VARCHAR))"
+    )
+    return f"({quantity} * {price})", f"({quantity_blank} OR {price_blank})", shown
+
+
+def _order_sql(options: ReadOptions, duck_type: str | None) -> str:
+    """The order id as trimmed text (NULL when blank or without an order column)."""
+    if options.order_col is None:
+        return "CAST(NULL AS VARCHAR)"
+    q = f"source.{_quote(options.order_col)}"
+    text = f"NULLIF(trim(CAST({q} AS VARCHAR)), '')"
+    if duck_type is not None and _base_type(duck_type) in _FLOAT_TYPES:
+        text = f"regexp_replace({text}, '\\.0+$', '')"
+    return text
+
+
 def utf8_text_file(path: Path, encoding: str, workdir: str | os.PathLike[str], what: str) -> Path:
     """``path`` itself when it is UTF-8 (a BOM is fine), else a UTF-8 copy in ``workdir``.
 
@@ -385,6 +416,9 @@ def read_transactions(
     decimal: str = ".",
     encoding: str = "utf-8",
     id_case: IdCase = "keep",
+    quantity_col: str | None = None,
+    price_col: str | None = None,
+    order_col: str | None = None,
 ) -> PurchaseLog:
     """Read, validate and normalise transactions into a purchase log (one row per contact-day).
 
@@ -394,6 +428,13 @@ def read_transactions(
         A CSV/TSV/Parquet path or a DataFrame with one row per purchase or order line.
     contact_col, date_col, amount_col
         Names of the contact id, purchase date/timestamp and amount columns.
+    quantity_col, price_col
+        Order-line exports without an amount: amount = quantity x unit price (both or
+        neither; ``amount_col`` is then not read).
+    order_col
+        Order or invoice id: the lines of one order are one order, on the day of its first
+        line, and a line with amount <= 0 whose order id is that order's, or "C" + it, is
+        netted against it (see :mod:`clvcast.data.lines`).
     date_format
         strftime format of the dates (for example ``"%Y%m%d"``); when omitted, one format is
         inferred from every value of the column, and a column that reads as day/month and
@@ -416,8 +457,9 @@ def read_transactions(
     as_of
         Inclusive last day of history; later rows are dropped and counted.
     nonpositive, duplicates, invalid
-        Policies for refunds and zero amounts, exact duplicate rows and unusable rows
-        (see the module docstring).
+        Policies for refunds and zero amounts (``"drop"``, ``"net"`` within the day,
+        ``"net-contact"`` against earlier purchases, ``"error"``), exact duplicate rows and
+        unusable rows (see the module docstring).
     name
         Name of the input in messages and in the report (default: the file name).
 
@@ -448,6 +490,9 @@ def read_transactions(
         decimal=decimal,
         encoding=encoding,
         id_case=id_case,
+        quantity_col=quantity_col,
+        price_col=price_col,
+        order_col=order_col,
     )
     with ingested(source, options) as (connection, report):
         # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a
@@ -502,6 +547,28 @@ class ReadOptions:
     decimal: str = "."
     encoding: str = "utf-8"
     id_case: IdCase = "keep"
+    quantity_col: str | None = None
+    price_col: str | None = None
+    order_col: str | None = None
+
+    def required_columns(self) -> dict[str, str]:
+        """The input columns these options read, by what they hold."""
+        columns = {"contact id": self.contact_col, "purchase date": self.date_col}
+        if self.quantity_col is None:
+            columns["amount"] = self.amount_col
+        else:
+            columns["quantity"] = self.quantity_col
+            columns["unit price"] = str(self.price_col)
+        if self.order_col is not None:
+            columns["order id"] = self.order_col
+        return columns
+
+    @property
+    def amount_label(self) -> str:
+        """The amount's column(s), as messages name them."""
+        if self.quantity_col is None:
+            return self.amount_col
+        return f"{self.quantity_col} x {self.price_col}"
 
 
 def check_policies(options: ReadOptions) -> None:
@@ -511,7 +578,12 @@ def check_policies(options: ReadOptions) -> None:
     _check_policy("id_case", options.id_case, ("keep", "lower"))
     if options.sep is not None and len(options.sep) != 1:
         raise InputError(f"sep={options.sep!r}: use one character, such as ';' or '\\t'.")
-    _check_policy("nonpositive", options.nonpositive, ("drop", "net", "error"))
+    _check_policy("nonpositive", options.nonpositive, ("drop", "net", "net-contact", "error"))
+    if (options.quantity_col is None) != (options.price_col is None):
+        raise InputError(
+            "quantity_col and price_col go together (amount = quantity x price); "
+            "CLI: pass both --quantity-col and --price-col."
+        )
     _check_policy("duplicates", options.duplicates, ("keep", "drop", "error"))
     _check_policy("invalid", options.invalid, ("error", "drop"))
 
@@ -544,6 +616,25 @@ def ingested(
             connection.close()
 
 
+class _DuckRunner:
+    """:class:`clvcast.data.lines.SqlRunner` over a DuckDB connection."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.connection = connection
+
+    def table(self, name: str, sql: str) -> None:
+        self.connection.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.connection.execute(sql).fetchall()
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        return self.connection.execute(sql).df()
+
+    def register(self, name: str, frame: pd.DataFrame, schema: str) -> None:
+        self.connection.register(name, frame)
+
+
 def _ingest(
     connection: duckdb.DuckDBPyConnection,
     source: str | os.PathLike[str] | pd.DataFrame,
@@ -553,22 +644,20 @@ def _ingest(
     workdir: str | os.PathLike[str],
 ) -> IngestionReport:
     """Check and aggregate ``source`` in ``connection``; see :func:`ingested`."""
-    contact_col, date_col, amount_col = options.contact_col, options.date_col, options.amount_col
+    contact_col, date_col = options.contact_col, options.date_col
     nonpositive, duplicates, invalid = options.nonpositive, options.duplicates, options.invalid
     _register_source(connection, source, options, workdir)
     described = connection.execute("DESCRIBE SELECT * FROM source").fetchall()
     types = {str(row[0]): str(row[1]) for row in described}
-    check_columns(
-        list(types),
-        {"contact id": contact_col, "purchase date": date_col, "amount": amount_col},
-        what=f"transactions ({name})",
-    )
+    rules.check_amount_columns(name, list(types), options.amount_col, options.quantity_col)
+    check_columns(list(types), options.required_columns(), what=f"transactions ({name})")
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _date_sql(
         connection, date_col, types[date_col], options, notes
     )
-    amount, amount_blank = _amount_sql(amount_col, types[amount_col], options.decimal)
+    amount, amount_blank, amount_shown = _line_amount_sql(types, options)
     contact = _contact_sql(connection, contact_col, types[contact_col], options.id_case)
+    order = _order_sql(options, types.get(str(options.order_col)))
     typed = _Columns(
         contact=contact,
         timestamp=timestamp,
@@ -583,7 +672,8 @@ def _ingest(
         f"""
         CREATE TEMP TABLE typed AS
         SELECT {typed.contact} AS contact_id, CAST({typed.timestamp} AS DATE) AS day,
-               {typed.amount} AS amount, {typed.problem()} AS problem, source.{_ROWS} AS n
+               {typed.amount} AS amount, {order} AS order_id, {typed.problem()} AS problem,
+               source.{_ROWS} AS n
         FROM (SELECT *, COUNT(*) AS {_ROWS} FROM source GROUP BY ALL) AS source {typed.join}
         """
     )
@@ -599,19 +689,20 @@ def _ingest(
     found = []
     for code, reason in enumerate(rules.PROBLEMS, 1):
         count = int(counts.get(code, 0))
-        if count:
-            column = {1: contact_col, 2: date_col, 3: date_col}.get(code, amount_col)
-            examples = _examples_of(
-                connection,
-                f"SELECT {_POSITION}, source.{_quote(column)} FROM {numbered} "
-                f"WHERE {typed.problem()} = {code}",
-                count,
-            )
-            hint = ""
-            if code == len(rules.PROBLEMS) and options.decimal == "." and "," in examples:
-                hint = "; the amounts look like decimal commas: pass --decimal ,"
-            found.append(f"{count:,} rows with {reason} in column '{column}' ({examples}){hint}")
-            report.dropped[reason] = count
+        report.dropped.update({reason: count} if count else {})
+        if not count or code == rules.GUEST_CHECKOUT:  # always dropped, never an error
+            continue
+        shown = f"source.{_quote(date_col)}" if code in (2, 3) else amount_shown
+        column = date_col if code in (2, 3) else options.amount_label
+        examples = _examples_of(
+            connection,
+            f"SELECT {_POSITION}, {shown} FROM {numbered} WHERE {typed.problem()} = {code}",
+            count,
+        )
+        hint = ""
+        if code == len(rules.PROBLEMS) and options.decimal == "." and "," in examples:
+            hint = "; the amounts look like decimal commas: pass --decimal ,"
+        found.append(f"{count:,} rows with {reason} in column '{column}' ({examples}){hint}")
     if found and invalid == "error":
         raise rules.invalid_rows(name, found)
 
@@ -635,23 +726,21 @@ def _ingest(
         report.notes.append(rules.duplicates_kept_note(n_dup))
 
     usable = "problem = 0"
-    count = int(
-        _scalar(
-            connection,
-            f"SELECT COALESCE(SUM({weight}), 0) FROM typed WHERE {usable} AND amount <= 0",
+    if nonpositive == "error":
+        count = int(
+            _scalar(
+                connection,
+                f"SELECT COALESCE(SUM({weight}), 0) FROM typed WHERE {usable} AND amount <= 0",
+            )
         )
-    )
-    if count and nonpositive == "error":
-        examples = _examples_of(
-            connection,
-            f"SELECT {_POSITION}, source.{_quote(amount_col)} FROM {numbered} "
-            f"WHERE {typed.problem()} = 0 AND {typed.amount} <= 0",
-            count,
-        )
-        raise rules.nonpositive_rows(name, count, amount_col, examples)
-    if count and nonpositive == "drop":
-        report.dropped[REASON_NONPOSITIVE] = count
-        usable += " AND amount > 0"
+        if count:
+            examples = _examples_of(
+                connection,
+                f"SELECT {_POSITION}, {amount_shown} FROM {numbered} "
+                f"WHERE {typed.problem()} = 0 AND {typed.amount} <= 0",
+                count,
+            )
+            raise rules.nonpositive_rows(name, count, options.amount_label, examples)
     if as_of_day is not None:
         future = f"{usable} AND day > $as_of"
         params = {"as_of": as_of_day.date()}
@@ -666,38 +755,31 @@ def _ingest(
 
     all_contacts = int(_scalar(connection, "SELECT COUNT(DISTINCT contact_id) FROM typed"))
     connection.execute(
-        f"""
-        CREATE TEMP TABLE daily AS
-        SELECT contact_id, day,
-               SUM(CAST(amount AS {_AMOUNT_DECIMAL}) * {weight}) AS amount,
-               SUM({weight}) AS size
-        FROM typed WHERE {usable} GROUP BY contact_id, day
-        """
+        f"""CREATE TEMP VIEW lines AS
+            SELECT contact_id, day, amount, order_id, CAST({weight} AS BIGINT) AS w
+            FROM typed WHERE {usable}"""
     )
-    kept = "TRUE"
-    if nonpositive == "net":
-        count = int(
-            _scalar(connection, "SELECT COALESCE(SUM(size), 0) FROM daily WHERE amount <= 0")
-        )
-        if count:
-            report.dropped[REASON_NET_NONPOSITIVE] = count
-            kept = "amount > 0"
-    days, rows, contacts, first, last = connection.execute(
-        f"""SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(DISTINCT contact_id), MIN(day), MAX(day)
-            FROM daily WHERE {kept}"""
+    purchase_days(
+        _DuckRunner(connection), nonpositive, report, orders=options.order_col is not None
+    )
+    days, rows, netted, contacts, first, last = connection.execute(
+        """SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(netted), 0),
+                  COUNT(DISTINCT contact_id), MIN(day), MAX(day)
+           FROM daily"""
     ).fetchall()[0]
     rules.finish_report(
         report,
         days=days,
         rows=rows,
+        netted=netted,
         contacts=contacts,
         all_contacts=all_contacts,
         first=first,
         last=last,
     )
     connection.execute(
-        f"""CREATE VIEW purchases AS
-            SELECT contact_id, CAST(day AS TIMESTAMP) AS date, CAST(amount AS DOUBLE) AS amount
-            FROM daily WHERE {kept}"""
+        """CREATE VIEW purchases AS
+           SELECT contact_id, CAST(day AS TIMESTAMP) AS date, CAST(amount AS DOUBLE) AS amount
+           FROM daily"""
     )
     return report

@@ -10,7 +10,7 @@ import pandas as pd
 PURCHASE_LOG_COLUMNS = ("contact_id", "date", "amount")
 
 # Reasons a row can be dropped; the keys of IngestionReport.dropped.
-REASON_MISSING_CONTACT = "missing contact_id"
+REASON_MISSING_CONTACT = "no contact id (guest checkout)"
 REASON_MISSING_DATE = "missing date"
 REASON_BAD_DATE = "unparseable date"
 REASON_MISSING_AMOUNT = "missing amount"
@@ -19,21 +19,26 @@ REASON_DUPLICATE = "exact duplicate row"
 REASON_NONPOSITIVE = "non-positive amount (refund, return or zero)"
 REASON_NET_NONPOSITIVE = "contact-day with non-positive net amount"
 REASON_AFTER_AS_OF = "after the as-of date"
+REASON_ORDER_CANCELLED = "order cancelled or refunded in full"
+REASON_REFUNDED_PURCHASE = "purchase refunded in full by later refunds"
+REASON_UNMATCHED_REFUND = "refund with no earlier purchase to net against"
 
 
 @dataclass
 class IngestionReport:
     """Where every input row went.
 
-    ``rows_read == purchase_days + rows_merged + sum(dropped.values())`` always holds:
-    a row is the first of its contact-day (a purchase day), merged into a day that already
-    has a row, or dropped for a reason in ``dropped``.
+    ``rows_read == purchase_days + rows_merged + rows_netted + sum(dropped.values())``
+    always holds: a row is the first line of its contact-day (a purchase day), another
+    purchase line merged into that day (same order, or same contact and day), a refund or
+    cancellation netted against a kept purchase, or dropped for a reason in ``dropped``.
     """
 
     source: str
     rows_read: int
     purchase_days: int = 0
     rows_merged: int = 0
+    rows_netted: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     contacts: int = 0
     contacts_without_purchase: int = 0
@@ -49,7 +54,8 @@ class IngestionReport:
     def to_frame(self) -> pd.DataFrame:
         """One row per outcome (kept, merged, dropped: reason) with row counts."""
         rows = [("kept", "purchase day", self.purchase_days)]
-        rows.append(("merged", "same contact and day as a kept row", self.rows_merged))
+        rows.append(("merged", "same order, or same contact and day", self.rows_merged))
+        rows.append(("netted", "refund netted against a kept purchase", self.rows_netted))
         rows += [("dropped", reason, count) for reason, count in self.dropped.items()]
         return pd.DataFrame(rows, columns=["outcome", "reason", "rows"])
 
@@ -60,6 +66,7 @@ class IngestionReport:
             "rows_read": self.rows_read,
             "purchase_days": self.purchase_days,
             "rows_merged": self.rows_merged,
+            "rows_netted": self.rows_netted,
             "rows_dropped": self.rows_dropped,
             "dropped": dict(self.dropped),
             "contacts": self.contacts,
@@ -79,6 +86,10 @@ class IngestionReport:
             f"  {self.purchase_days:>{width},} purchase days kept (one per contact and day)"
         )
         lines.append(f"  {self.rows_merged:>{width},} rows merged into a purchase day")
+        if self.rows_netted:
+            lines.append(
+                f"  {self.rows_netted:>{width},} refund rows netted against a kept purchase"
+            )
         for reason, count in self.dropped.items():
             lines.append(f"  {count:>{width},} rows dropped: {reason}")
         span = ""

@@ -26,6 +26,7 @@ PROBLEMS = (
     REASON_MISSING_AMOUNT,
     REASON_BAD_AMOUNT,
 )
+GUEST_CHECKOUT = 1  # the problem code of a row without a contact id: dropped, never refused
 
 
 def case_twins(name: str, column: str, count: int, first: str, second: str) -> str:
@@ -35,6 +36,20 @@ def case_twins(name: str, column: str, count: int, first: str, second: str) -> s
         "customer may count as two; pass --id-case lower (id_case='lower') if they are "
         "the same."
     )
+
+
+def check_amount_columns(name: str, columns: list[str], amount_col: str, quantity_col) -> None:
+    """A missing amount column in an order-line export names the options that read it."""
+    if quantity_col is not None or amount_col in columns:
+        return
+    quantity = [c for c in columns if c.lower() in ("quantity", "qty", "lineitem quantity")]
+    price = [c for c in columns if "price" in c.lower()]
+    if quantity and price:
+        raise InputError(
+            f"transactions ({name}) has no column '{amount_col}' but has '{quantity[0]}' "
+            f"and '{price[0]}': pass --quantity-col {quantity[0]} --price-col {price[0]} "
+            "(amount = quantity x price), or --amount-col for an amount column."
+        )
 
 
 def no_rows(name: str) -> InputError:
@@ -72,11 +87,19 @@ def nonpositive_rows(name: str, count: int, column: str, examples: str) -> Input
     )
 
 
+def refund_excess_note(excess: object, contacts: int) -> str:
+    return (
+        f"refunds of {contacts:,} contacts exceeded all their earlier purchases by "
+        f"{float(excess):,.2f} in total; the excess was dropped"
+    )
+
+
 def finish_report(
     report: IngestionReport,
     *,
     days: int,
     rows: int,
+    netted: int,
     contacts: int,
     all_contacts: int,
     first: object,
@@ -90,6 +113,7 @@ def finish_report(
         )
     report.purchase_days = int(days)
     report.rows_merged = int(rows) - int(days)
+    report.rows_netted = int(netted)
     report.contacts = int(contacts)
     report.contacts_without_purchase = int(all_contacts) - report.contacts
     report.first_date = pd.Timestamp(first)

@@ -27,6 +27,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,13 +47,9 @@ from clvcast.data.inputs import (
     csv_separator,
     existing_file,
 )
-from clvcast.data.report import (
-    REASON_AFTER_AS_OF,
-    REASON_DUPLICATE,
-    REASON_NET_NONPOSITIVE,
-    REASON_NONPOSITIVE,
-)
-from clvcast.errors import InputError
+from clvcast.data.lines import purchase_days
+from clvcast.data.report import REASON_AFTER_AS_OF, REASON_DUPLICATE
+from clvcast.errors import DataQualityWarning, InputError
 from clvcast.summary import finish_summary
 
 _ROWS = "_clvcast_rows"
@@ -100,13 +97,9 @@ def _read_source(
     )
 
 
-def _contact(frame: Any, column: str, kind: str, id_case: str = "keep"):
-    """Contact ids as text, as the local engine makes them (``_contact_sql``)."""
-    text = _contact_text(frame, column, kind)
-    return _functions().lower(text) if id_case == "lower" else text
-
-
-def _contact_text(frame: Any, column: str, kind: str):
+def _contact(frame: Any, column: str, kind: str, id_case: str, name: str):
+    """Contact ids as text, as the local engine makes them (``_contact_sql`` and
+    ``_normalise_ids``), with the same warning for ids that differ only in case."""
     F = _functions()
     value = _column(column)
     if kind in ("float", "double"):
@@ -118,13 +111,29 @@ def _contact_text(frame: Any, column: str, kind: str):
         return value.cast("string")
     trimmed = F.trim(value.cast("string"))
     text = F.when(trimmed == "", None).otherwise(trimmed)
+    if id_case == "lower":
+        text = F.lower(text)
     present = frame.select(text.alias("t")).where(F.col("t").isNotNull())
-    floats, whole = present.agg(
+    floats, whole, twins = present.agg(
         F.max(F.col("t").rlike(FLOAT_ID_PATTERN).cast("int")),
         F.min(F.col("t").rlike(WHOLE_ID_PATTERN).cast("int")),
+        F.countDistinct("t") - F.countDistinct(F.lower(F.col("t"))),
     ).collect()[0]
     if floats and whole:
-        text = F.regexp_replace(text, r"\.0+$", "")
+        return F.regexp_replace(text, r"\.0+$", "")
+    if twins and id_case != "lower":
+        first, second = (
+            present.distinct()
+            .groupBy(F.lower(F.col("t")).alias("key"))
+            .agg(F.min("t"), F.max("t"), F.count(F.lit(1)).alias("k"))
+            .where(F.col("k") > 1)
+            .orderBy("key")
+            .select("min(t)", "max(t)")
+            .first()
+        )
+        warnings.warn(
+            rules.case_twins(name, column, int(twins), first, second), DataQualityWarning, 3
+        )
     return text
 
 
@@ -174,6 +183,33 @@ def _amount(column: str, kind: str, decimal: str = "."):
     return F.expr(f"try_cast({text} as double)"), (value.isNull() | (F.trim(raw) == ""))
 
 
+def _line_amount(kinds: dict[str, str], options: ReadOptions):
+    """(amount, blank test, the input value shown in messages), as ``_line_amount_sql``."""
+    F = _functions()
+    if options.quantity_col is None:
+        column = options.amount_col
+        return (*_amount(column, kinds[column], options.decimal), _column(column))
+    quantity_col, price_col = options.quantity_col, str(options.price_col)
+    quantity, quantity_blank = _amount(quantity_col, kinds[quantity_col], options.decimal)
+    price, price_blank = _amount(price_col, kinds[price_col], options.decimal)
+    shown = F.concat_ws(
+        " x ", _column(quantity_col).cast("string"), _column(price_col).cast("string")
+    )
+    return quantity * price, quantity_blank | price_blank, shown
+
+
+def _order(options: ReadOptions, kinds: dict[str, str]):
+    """The order id as trimmed text, as ``_order_sql``."""
+    F = _functions()
+    if options.order_col is None:
+        return F.lit(None).cast("string")
+    trimmed = F.trim(_column(options.order_col).cast("string"))
+    text = F.when(trimmed == "", None).otherwise(trimmed)
+    if kinds[options.order_col] in ("float", "double"):
+        text = F.regexp_replace(text, r"\.0+$", "")
+    return text
+
+
 def _examples(frame: Any, column, total: int) -> str:
     values = [row[0] for row in frame.select(column).limit(EXAMPLES).collect()]
     shown = ", ".join(f'"{value}"' for value in values)
@@ -204,12 +240,9 @@ def read_transactions_spark(
     name = options.name or source_name(source)
     raw = _read_source(spark, source, options, _workdir())
     kinds = dict(raw.dtypes)
-    contact_col, date_col, amount_col = options.contact_col, options.date_col, options.amount_col
-    check_columns(
-        raw.columns,
-        {"contact id": contact_col, "purchase date": date_col, "amount": amount_col},
-        what=f"transactions ({name})",
-    )
+    contact_col, date_col = options.contact_col, options.date_col
+    rules.check_amount_columns(name, raw.columns, options.amount_col, options.quantity_col)
+    check_columns(raw.columns, options.required_columns(), what=f"transactions ({name})")
     grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _dates(
@@ -218,8 +251,8 @@ def read_transactions_spark(
     if join is not None:
         mapping, text = join
         grouped = grouped.join(mapping, text == mapping["date_text"], "left")
-    amount, amount_blank = _amount(amount_col, kinds[amount_col], options.decimal)
-    contact = _contact(grouped, contact_col, kinds[contact_col], options.id_case)
+    amount, amount_blank, amount_shown = _line_amount(kinds, options)
+    contact = _contact(grouped, contact_col, kinds[contact_col], options.id_case, name)
     bad_amount = amount.isNull() | F.isnan(amount) | (F.abs(amount) >= AMOUNT_LIMIT)
     checks = (contact.isNull(), date_blank, timestamp.isNull(), amount_blank, bad_amount)
     problem = F.lit(0)
@@ -229,15 +262,45 @@ def read_transactions_spark(
         contact.alias("contact_id"),
         F.to_date(timestamp).alias("day"),
         amount.alias("amount"),
+        _order(options, kinds).alias("order_id"),
         problem.alias("problem"),
         F.col(_ROWS).alias("n"),
-        *[_column(c).alias(f"raw_{i}") for i, c in enumerate((contact_col, date_col, amount_col))],
+        _column(date_col).alias("raw_date"),
+        amount_shown.alias("raw_amount"),
     ).cache()
-    return _aggregate(typed, name, notes, options, as_of_day, date_format)
+    return _aggregate(spark, typed, name, notes, options, as_of_day, date_format)
+
+
+class _SparkRunner:
+    """:class:`clvcast.data.lines.SqlRunner` over a Spark session (tables are cached views)."""
+
+    def __init__(self, spark: Any) -> None:
+        self.spark = spark
+        self.cached: list[Any] = []
+
+    def table(self, name: str, sql: str) -> None:
+        frame = self.spark.sql(sql).cache()
+        self.cached.append(frame)
+        frame.createOrReplaceTempView(name)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.spark.sql(sql).collect()]
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        return self.spark.sql(sql).toPandas()
+
+    def register(self, name: str, frame: pd.DataFrame, schema: str) -> None:
+        self.spark.createDataFrame(frame, schema=schema).createOrReplaceTempView(name)
 
 
 def _aggregate(
-    typed: Any, name: str, notes: list, options: ReadOptions, as_of_day, date_format: str | None
+    spark: Any,
+    typed: Any,
+    name: str,
+    notes: list,
+    options: ReadOptions,
+    as_of_day,
+    date_format: str | None,
 ):
     F = _functions()
     counts = {row[0]: int(row[1]) for row in typed.groupBy("problem").agg(F.sum("n")).collect()}
@@ -246,15 +309,15 @@ def _aggregate(
         raise rules.no_rows(name)
     report = IngestionReport(source=name, rows_read=rows_read, notes=notes, date_format=date_format)
     found = []
-    columns = {1: options.contact_col, 2: options.date_col, 3: options.date_col}
     for code, reason in enumerate(rules.PROBLEMS, 1):
         count = counts.get(code, 0)
-        if count:
-            column = columns.get(code, options.amount_col)
-            raw = "raw_0" if code == 1 else ("raw_1" if code in (2, 3) else "raw_2")
-            examples = _examples(typed.where(F.col("problem") == code), raw, count)
-            found.append(f"{count:,} rows with {reason} in column '{column}' ({examples})")
-            report.dropped[reason] = count
+        report.dropped.update({reason: count} if count else {})
+        if not count or code == rules.GUEST_CHECKOUT:  # always dropped, never an error
+            continue
+        column = options.date_col if code in (2, 3) else options.amount_label
+        raw = "raw_date" if code in (2, 3) else "raw_amount"
+        examples = _examples(typed.where(F.col("problem") == code), raw, count)
+        found.append(f"{count:,} rows with {reason} in column '{column}' ({examples})")
     if found and options.invalid == "error":
         raise rules.invalid_rows(name, found)
     usable = typed.where(F.col("problem") == 0)
@@ -269,14 +332,12 @@ def _aggregate(
     elif n_dup:
         report.notes.append(rules.duplicates_kept_note(n_dup))
     usable = usable.withColumn("w", weight.cast("bigint"))
-    nonpositive = usable.where(F.col("amount") <= 0)
-    count = int(nonpositive.agg(F.coalesce(F.sum("w"), F.lit(0))).collect()[0][0])
-    if count and options.nonpositive == "error":
-        examples = _examples(nonpositive, "raw_2", count)
-        raise rules.nonpositive_rows(name, count, options.amount_col, examples)
-    if count and options.nonpositive == "drop":
-        report.dropped[REASON_NONPOSITIVE] = count
-        usable = usable.where(F.col("amount") > 0)
+    if options.nonpositive == "error":
+        nonpositive = usable.where(F.col("amount") <= 0)
+        count = int(nonpositive.agg(F.coalesce(F.sum("w"), F.lit(0))).collect()[0][0])
+        if count:
+            examples = _examples(nonpositive, "raw_amount", count)
+            raise rules.nonpositive_rows(name, count, options.amount_label, examples)
     if as_of_day is not None:
         end = F.lit(as_of_day.date())
         future = usable.where(F.col("day") > end)
@@ -287,21 +348,14 @@ def _aggregate(
     all_contacts = int(
         typed.select("contact_id").where(F.col("contact_id").isNotNull()).distinct().count()
     )
-    # DECIMAL(27, 10) times a count of up to 10 digits stays exact in Spark's DECIMAL(38, 10).
-    exact = F.col("amount").cast("decimal(27,10)") * F.col("w").cast("decimal(10,0)")
-    daily = usable.groupBy("contact_id", "day").agg(
-        F.sum(exact).alias("amount"), F.sum("w").alias("size")
-    )
-    if options.nonpositive == "net":
-        bad = daily.where(F.col("amount") <= 0)
-        count = int(bad.agg(F.coalesce(F.sum("size"), F.lit(0))).collect()[0][0])
-        if count:
-            report.dropped[REASON_NET_NONPOSITIVE] = count
-            daily = daily.where(F.col("amount") > 0)
-    daily = daily.cache()
-    days, rows, contacts, first, last = daily.agg(
+    usable.select("contact_id", "day", "amount", "order_id", "w").createOrReplaceTempView("lines")
+    runner = _SparkRunner(spark)
+    purchase_days(runner, options.nonpositive, report, orders=options.order_col is not None)
+    daily = spark.table("daily").cache()
+    days, rows, netted, contacts, first, last = daily.agg(
         F.count(F.lit(1)),
         F.coalesce(F.sum("size"), F.lit(0)),
+        F.coalesce(F.sum("netted"), F.lit(0)),
         F.countDistinct("contact_id"),
         F.min("day"),
         F.max("day"),
@@ -310,6 +364,7 @@ def _aggregate(
         report,
         days=days,
         rows=rows,
+        netted=netted,
         contacts=contacts,
         all_contacts=all_contacts,
         first=first,

@@ -1,0 +1,258 @@
+"""From usable order lines to purchase days: orders, cancellations and the refund policies.
+
+Both engines run this module's SQL (a dialect DuckDB and Spark SQL share) over a view
+``lines`` of usable input rows — ``contact_id``, ``day`` (DATE), ``amount`` (DOUBLE), ``w``
+(how many input rows the line stands for) and ``order_id`` (text, NULL without an order
+column) — and get the table ``daily``: one row per kept contact-day with its DECIMAL amount,
+``size`` (purchase lines in it) and ``netted`` (refund lines netted into it).
+
+The rules, in order (the README's "Reading your shop's export" explains them to users):
+
+1. **Orders.** Lines with a positive amount and the same contact and order id are one order,
+   on the day of its first line. Without an order id, a line is its own order.
+2. **Cancellations.** A line with amount <= 0 whose order id is an order of the same contact,
+   or is "C" + that order id (Online Retail's cancellation invoices), is netted against that
+   order. An order netted to <= 0 is removed: its lines count as dropped.
+3. **Other refunds** follow the ``nonpositive`` policy: ``drop`` them; ``net`` them against
+   the same contact-day (a day netted to <= 0 is removed); or ``net-contact``: net them
+   against the same contact's purchases on or before the refund's day, the latest first and
+   spilling over to earlier ones (a purchase netted to <= 0 is removed; a refund with no
+   purchase before it is dropped and counted). (``error`` refused them before this point.)
+4. **Days.** The kept orders of a contact and day are one purchase day (lifetimes counts
+   days), with the sum of their amounts.
+
+Every line ends up kept (the first line of a purchase day), merged into a purchase day,
+netted against a kept purchase, or dropped for a reason (``IngestionReport``).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+import pandas as pd
+
+from clvcast.data import rules
+from clvcast.data.report import (
+    REASON_NET_NONPOSITIVE,
+    REASON_NONPOSITIVE,
+    REASON_ORDER_CANCELLED,
+    REASON_REFUNDED_PURCHASE,
+    REASON_UNMATCHED_REFUND,
+    IngestionReport,
+)
+
+# Exact money: a line amount as DECIMAL times its multiplicity stays exact in both engines.
+_MONEY = "DECIMAL(38, 10)"
+_LINE_MONEY = "CAST(amount AS DECIMAL(27, 10)) * CAST(w AS DECIMAL(10, 0))"
+
+
+class SqlRunner(Protocol):
+    """What an engine provides to run this module's SQL."""
+
+    def table(self, name: str, sql: str) -> None:
+        """Materialise the query ``sql`` as the table or view ``name``."""
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """The query's rows as tuples."""
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        """The query's result as a DataFrame (DECIMAL as :class:`decimal.Decimal`)."""
+
+    def register(self, name: str, frame: pd.DataFrame, schema: str) -> None:
+        """Make ``frame`` the table ``name``; ``schema`` is its Spark DDL schema."""
+
+
+def _total(runner: SqlRunner, sql: str) -> int:
+    return int(runner.rows(sql)[0][0] or 0)
+
+
+def purchase_days(
+    runner: SqlRunner, nonpositive: str, report: IngestionReport, *, orders: bool
+) -> None:
+    """Make the table ``daily`` from the view ``lines`` (see the module docstring) and record
+    where every line went in ``report``."""
+    # 1. Orders (without an order id, each line is its own order, grouped with its day's).
+    runner.table(
+        "units",
+        f"""SELECT contact_id, order_id, MIN(day) AS day, SUM({_LINE_MONEY}) AS amount,
+                   SUM(w) AS size
+            FROM lines WHERE amount > 0
+            GROUP BY contact_id, order_id, CASE WHEN order_id IS NULL THEN day END""",
+    )
+    # 2. Cancellations: refund lines that name an order of the same contact.
+    if orders:
+        runner.table(
+            "refund_lines",
+            """SELECT r.contact_id, r.day, r.amount, r.w,
+                      COALESCE(same.order_id, cancel.order_id) AS target
+               FROM lines r
+               LEFT JOIN units same ON same.contact_id = r.contact_id
+                    AND same.order_id = r.order_id
+               LEFT JOIN units cancel ON cancel.contact_id = r.contact_id
+                    AND upper(substr(r.order_id, 1, 1)) = 'C'
+                    AND cancel.order_id = substr(r.order_id, 2)
+               WHERE r.amount <= 0""",
+        )
+        runner.table(
+            "netted_orders",
+            f"""SELECT u.contact_id, u.day,
+                       CAST(u.amount + COALESCE(m.amount, 0) AS {_MONEY}) AS amount,
+                       u.size, COALESCE(m.lines, 0) AS netted
+                FROM units u LEFT JOIN (
+                    SELECT contact_id, target, SUM({_LINE_MONEY}) AS amount, SUM(w) AS lines
+                    FROM refund_lines WHERE target IS NOT NULL GROUP BY contact_id, target
+                ) m ON m.contact_id = u.contact_id AND m.target = u.order_id""",
+        )
+        cancelled = _total(runner, "SELECT SUM(size + netted) FROM netted_orders WHERE amount <= 0")
+        if cancelled:
+            report.dropped[REASON_ORDER_CANCELLED] = cancelled
+        runner.table("kept_orders", "SELECT * FROM netted_orders WHERE amount > 0")
+        refunds = "SELECT contact_id, day, amount, w FROM refund_lines WHERE target IS NULL"
+    else:
+        runner.table(
+            "kept_orders",
+            "SELECT contact_id, day, amount, size, CAST(0 AS BIGINT) AS netted FROM units",
+        )
+        refunds = "SELECT contact_id, day, amount, w FROM lines WHERE amount <= 0"
+    runner.table("refunds", refunds)
+    unmatched = _total(runner, "SELECT SUM(w) FROM refunds")
+
+    # 3. The other refunds, by policy; 4. purchase days.
+    if unmatched and nonpositive == "net":
+        runner.table(
+            "netted_days",
+            f"""SELECT contact_id, day, CAST(SUM(amount) AS {_MONEY}) AS amount,
+                       SUM(size) AS size, SUM(netted) AS netted
+                FROM (SELECT contact_id, day, amount, size, netted FROM kept_orders
+                      UNION ALL
+                      SELECT contact_id, day, {_LINE_MONEY} AS amount, 0 AS size, w AS netted
+                      FROM refunds) AS parts
+                GROUP BY contact_id, day""",
+        )
+        removed = _total(runner, "SELECT SUM(size + netted) FROM netted_days WHERE amount <= 0")
+        if removed:
+            report.dropped[REASON_NET_NONPOSITIVE] = removed
+        runner.table("daily", "SELECT * FROM netted_days WHERE amount > 0")
+    elif unmatched and nonpositive == "net-contact":
+        _net_against_earlier(runner, report)
+    else:
+        if unmatched:
+            report.dropped[REASON_NONPOSITIVE] = unmatched
+        runner.table("daily", _days_of("kept_orders"))
+
+
+def _days_of(table: str, where: str = "TRUE") -> str:
+    return f"""SELECT contact_id, day, CAST(SUM(amount) AS {_MONEY}) AS amount,
+                      SUM(size) AS size, SUM(netted) AS netted
+               FROM {table} WHERE {where} GROUP BY contact_id, day"""
+
+
+_LIFO_SCHEMA = "contact_id string, day date, amount string, size bigint, netted bigint"
+
+
+def _net_against_earlier(runner: SqlRunner, report: IngestionReport) -> None:
+    """``net-contact``: each contact's refunds against its purchases on or before them, the
+    latest first. Only the contacts with refunds go through Python, one pass each."""
+    runner.table(
+        "refund_days",
+        f"""SELECT contact_id, day, CAST(SUM({_LINE_MONEY}) AS {_MONEY}) AS refund,
+                   SUM(w) AS refund_lines
+            FROM refunds GROUP BY contact_id, day""",
+    )
+    touched = "contact_id IN (SELECT contact_id FROM refund_days)"
+    history = runner.frame(
+        f"""SELECT contact_id, day, amount, size, netted, NULL AS refund, 0 AS refund_lines
+            FROM ({_days_of("kept_orders", touched)}) AS bought
+            UNION ALL
+            SELECT contact_id, day, NULL, 0, 0, refund, refund_lines FROM refund_days
+            ORDER BY contact_id, day, refund_lines"""
+    )
+    netting = net_refunds_latest_first(history)
+    runner.register("lifo_days", netting.days, _LIFO_SCHEMA)
+    runner.table(
+        "daily",
+        f"""{_days_of("kept_orders", "NOT " + touched)}
+            UNION ALL
+            SELECT contact_id, CAST(day AS DATE) AS day, CAST(amount AS {_MONEY}) AS amount,
+                   size, netted FROM lifo_days""",
+    )
+    if netting.refunded_lines:
+        report.dropped[REASON_REFUNDED_PURCHASE] = netting.refunded_lines
+    if netting.unmatched_lines:
+        report.dropped[REASON_UNMATCHED_REFUND] = netting.unmatched_lines
+    if netting.excess > 0:
+        report.notes.append(rules.refund_excess_note(netting.excess, netting.excess_contacts))
+
+
+@dataclass
+class Netting:
+    """The result of :func:`net_refunds_latest_first`."""
+
+    days: pd.DataFrame  # contact_id, day, amount (text of a Decimal), size, netted
+    refunded_lines: int  # lines of purchases netted to <= 0
+    unmatched_lines: int  # refund lines with no purchase on or before them
+    excess: Decimal  # money of netted refunds beyond every earlier purchase (lost)
+    excess_contacts: int
+
+
+def net_refunds_latest_first(history: pd.DataFrame) -> Netting:
+    """Net each contact's refunds against its purchase days on or before them, latest first.
+
+    ``history`` has one row per purchase day (``amount`` > 0, ``size``, ``netted``) or refund
+    day (``refund`` <= 0, ``refund_lines``), sorted by contact and day with a day's purchase
+    before its refund. A refund takes its amount from the latest purchase still standing; a
+    purchase that reaches <= 0 is removed (its lines, and the refund lines netted into it,
+    are dropped) and the rest of the refund goes to the purchase before it. A refund's lines
+    count as netted into the purchase that absorbs its last part and stays; as dropped with
+    the last purchase it removed; or as unmatched when no purchase stood before them.
+    Amounts are :class:`decimal.Decimal`, so the arithmetic is exact.
+    """
+    kept: list[tuple[str, datetime.date, str, int, int]] = []
+    refunded_lines = unmatched_lines = excess_contacts = 0
+    excess = Decimal(0)
+    columns = ("contact_id", "day", "amount", "size", "netted", "refund", "refund_lines")
+    stack: list[list[Any]] = []  # [day, amount, size, netted] of the standing purchases
+    current = None
+    contact_excess = Decimal(0)
+
+    def close(contact: Any) -> None:
+        nonlocal excess, excess_contacts
+        kept.extend((contact, day, str(amt), size, net) for day, amt, size, net in stack)
+        if contact_excess > 0:
+            excess += contact_excess
+            excess_contacts += 1
+
+    for contact, day, amount, size, netted, refund, lines in zip(
+        *(history[c].tolist() for c in columns), strict=True
+    ):
+        if contact != current:
+            if current is not None:
+                close(current)
+            current, stack, contact_excess = contact, [], Decimal(0)
+        if not lines:
+            stack.append([day, Decimal(amount), int(size), int(netted)])
+            continue
+        if not stack:
+            unmatched_lines += int(lines)
+            continue
+        left = -Decimal(refund)
+        while True:
+            top = stack[-1]
+            if top[1] > left:  # this purchase absorbs the rest and stays
+                top[1] -= left
+                top[3] += int(lines)
+                break
+            left -= top[1]
+            refunded_lines += top[2] + top[3]
+            stack.pop()
+            if left == 0 or not stack:  # the refund ends with the purchase it removed
+                refunded_lines += int(lines)
+                contact_excess += left
+                break
+    if current is not None:
+        close(current)
+    days = pd.DataFrame(kept, columns=["contact_id", "day", "amount", "size", "netted"])
+    return Netting(days, refunded_lines, unmatched_lines, excess, excess_contacts)

@@ -74,51 +74,14 @@ def purchase_days(
 ) -> None:
     """Make the table ``daily`` from the view ``lines`` (see the module docstring) and record
     where every line went in ``report``."""
-    # 1. Orders (without an order id, each line is its own order, grouped with its day's).
-    runner.table(
-        "units",
-        f"""SELECT contact_id, order_id, MIN(day) AS day, SUM({_LINE_MONEY}) AS amount,
-                   SUM(w) AS size
-            FROM lines WHERE amount > 0
-            GROUP BY contact_id, order_id, CASE WHEN order_id IS NULL THEN day END""",
-    )
-    # 2. Cancellations: refund lines that name an order of the same contact.
     if orders:
-        runner.table(
-            "refund_lines",
-            """SELECT r.contact_id, r.day, r.amount, r.w,
-                      COALESCE(same.order_id, cancel.order_id) AS target
-               FROM lines r
-               LEFT JOIN units same ON same.contact_id = r.contact_id
-                    AND same.order_id = r.order_id
-               LEFT JOIN units cancel ON cancel.contact_id = r.contact_id
-                    AND upper(substr(r.order_id, 1, 1)) = 'C'
-                    AND cancel.order_id = substr(r.order_id, 2)
-               WHERE r.amount <= 0""",
-        )
-        runner.table(
-            "netted_orders",
-            f"""SELECT u.contact_id, u.day,
-                       CAST(u.amount + COALESCE(m.amount, 0) AS {_MONEY}) AS amount,
-                       u.size, COALESCE(m.lines, 0) AS netted
-                FROM units u LEFT JOIN (
-                    SELECT contact_id, target, SUM({_LINE_MONEY}) AS amount, SUM(w) AS lines
-                    FROM refund_lines WHERE target IS NOT NULL GROUP BY contact_id, target
-                ) m ON m.contact_id = u.contact_id AND m.target = u.order_id""",
-        )
-        cancelled = _total(runner, "SELECT SUM(size + netted) FROM netted_orders WHERE amount <= 0")
-        if cancelled:
-            report.dropped[REASON_ORDER_CANCELLED] = cancelled
-        runner.table("kept_orders", "SELECT * FROM netted_orders WHERE amount > 0")
-        refunds = "SELECT contact_id, day, amount, w FROM refund_lines WHERE target IS NULL"
-    else:
-        runner.table(
-            "kept_orders",
-            "SELECT contact_id, day, amount, size, CAST(0 AS BIGINT) AS netted FROM units",
-        )
-        refunds = "SELECT contact_id, day, amount, w FROM lines WHERE amount <= 0"
-    runner.table("refunds", refunds)
-    unmatched = _total(runner, "SELECT SUM(w) FROM refunds")
+        kept, refunds = _orders(runner, report)
+    else:  # each line is its own order: one pass groups them into days below
+        kept = f"""(SELECT contact_id, day, {_LINE_MONEY} AS amount, w AS size,
+                          CAST(0 AS BIGINT) AS netted
+                   FROM lines WHERE amount > 0)"""
+        refunds = "(SELECT contact_id, day, amount, w FROM lines WHERE amount <= 0)"
+    unmatched = _total(runner, f"SELECT SUM(w) FROM {refunds} AS r")
 
     # 3. The other refunds, by policy; 4. purchase days.
     if unmatched and nonpositive == "net":
@@ -126,10 +89,10 @@ def purchase_days(
             "netted_days",
             f"""SELECT contact_id, day, CAST(SUM(amount) AS {_MONEY}) AS amount,
                        SUM(size) AS size, SUM(netted) AS netted
-                FROM (SELECT contact_id, day, amount, size, netted FROM kept_orders
+                FROM (SELECT contact_id, day, amount, size, netted FROM {kept} AS k
                       UNION ALL
                       SELECT contact_id, day, {_LINE_MONEY} AS amount, 0 AS size, w AS netted
-                      FROM refunds) AS parts
+                      FROM {refunds} AS r) AS parts
                 GROUP BY contact_id, day""",
         )
         removed = _total(runner, "SELECT SUM(size + netted) FROM netted_days WHERE amount <= 0")
@@ -137,35 +100,77 @@ def purchase_days(
             report.dropped[REASON_NET_NONPOSITIVE] = removed
         runner.table("daily", "SELECT * FROM netted_days WHERE amount > 0")
     elif unmatched and nonpositive == "net-contact":
-        _net_against_earlier(runner, report)
+        _net_against_earlier(runner, report, kept, refunds)
     else:
         if unmatched:
             report.dropped[REASON_NONPOSITIVE] = unmatched
-        runner.table("daily", _days_of("kept_orders"))
+        runner.table("daily", _days_of(kept))
+
+
+def _orders(runner: SqlRunner, report: IngestionReport) -> tuple[str, str]:
+    """Rules 1 and 2: the kept orders (table ``kept_orders``) and the refund lines that name
+    no order (a query), from ``lines`` with order ids."""
+    runner.table(
+        "units",
+        f"""SELECT contact_id, order_id, MIN(day) AS day, SUM({_LINE_MONEY}) AS amount,
+                   SUM(w) AS size
+            FROM lines WHERE amount > 0
+            GROUP BY contact_id, order_id, CASE WHEN order_id IS NULL THEN day END""",
+    )
+    runner.table(
+        "refund_lines",
+        """SELECT r.contact_id, r.day, r.amount, r.w,
+                  COALESCE(same.order_id, cancel.order_id) AS target
+           FROM lines r
+           LEFT JOIN units same ON same.contact_id = r.contact_id
+                AND same.order_id = r.order_id
+           LEFT JOIN units cancel ON cancel.contact_id = r.contact_id
+                AND upper(substr(r.order_id, 1, 1)) = 'C'
+                AND cancel.order_id = substr(r.order_id, 2)
+           WHERE r.amount <= 0""",
+    )
+    runner.table(
+        "netted_orders",
+        f"""SELECT u.contact_id, u.day,
+                   CAST(u.amount + COALESCE(m.amount, 0) AS {_MONEY}) AS amount,
+                   u.size, COALESCE(m.lines, 0) AS netted
+            FROM units u LEFT JOIN (
+                SELECT contact_id, target, SUM({_LINE_MONEY}) AS amount, SUM(w) AS lines
+                FROM refund_lines WHERE target IS NOT NULL GROUP BY contact_id, target
+            ) m ON m.contact_id = u.contact_id AND m.target = u.order_id""",
+    )
+    cancelled = _total(runner, "SELECT SUM(size + netted) FROM netted_orders WHERE amount <= 0")
+    if cancelled:
+        report.dropped[REASON_ORDER_CANCELLED] = cancelled
+    runner.table("kept_orders", "SELECT * FROM netted_orders WHERE amount > 0")
+    refunds = "(SELECT contact_id, day, amount, w FROM refund_lines WHERE target IS NULL)"
+    return "kept_orders", refunds
 
 
 def _days_of(table: str, where: str = "TRUE") -> str:
     return f"""SELECT contact_id, day, CAST(SUM(amount) AS {_MONEY}) AS amount,
                       SUM(size) AS size, SUM(netted) AS netted
-               FROM {table} WHERE {where} GROUP BY contact_id, day"""
+               FROM {table} AS k WHERE {where} GROUP BY contact_id, day"""
 
 
 _LIFO_SCHEMA = "contact_id string, day date, amount string, size bigint, netted bigint"
 
 
-def _net_against_earlier(runner: SqlRunner, report: IngestionReport) -> None:
+def _net_against_earlier(
+    runner: SqlRunner, report: IngestionReport, kept: str, refunds: str
+) -> None:
     """``net-contact``: each contact's refunds against its purchases on or before them, the
     latest first. Only the contacts with refunds go through Python, one pass each."""
     runner.table(
         "refund_days",
         f"""SELECT contact_id, day, CAST(SUM({_LINE_MONEY}) AS {_MONEY}) AS refund,
                    SUM(w) AS refund_lines
-            FROM refunds GROUP BY contact_id, day""",
+            FROM {refunds} AS r GROUP BY contact_id, day""",
     )
     touched = "contact_id IN (SELECT contact_id FROM refund_days)"
     history = runner.frame(
         f"""SELECT contact_id, day, amount, size, netted, NULL AS refund, 0 AS refund_lines
-            FROM ({_days_of("kept_orders", touched)}) AS bought
+            FROM ({_days_of(kept, touched)}) AS bought
             UNION ALL
             SELECT contact_id, day, NULL, 0, 0, refund, refund_lines FROM refund_days
             ORDER BY contact_id, day, refund_lines"""
@@ -174,7 +179,7 @@ def _net_against_earlier(runner: SqlRunner, report: IngestionReport) -> None:
     runner.register("lifo_days", netting.days, _LIFO_SCHEMA)
     runner.table(
         "daily",
-        f"""{_days_of("kept_orders", "NOT " + touched)}
+        f"""{_days_of(kept, "NOT " + touched)}
             UNION ALL
             SELECT contact_id, CAST(day AS DATE) AS day, CAST(amount AS {_MONEY}) AS amount,
                    size, netted FROM lifo_days""",

@@ -163,6 +163,13 @@ def _normalise_ids(
     export them), lose the '.0', so a customer has the same id from CSV, Parquet and
     DataFrames. Ids that differ only in upper/lower case get a warning (``id_case="keep"``).
     """
+    # A cheap scan first: most id columns have no '.' and no upper case, and need no more.
+    dotted, upper = connection.execute(
+        """SELECT bool_or(contains(contact_id, '.')), bool_or(contact_id <> lower(contact_id))
+           FROM typed"""
+    ).fetchall()[0]
+    if not dotted and not (upper and id_case != "lower"):
+        return
     floats, whole, twins = connection.execute(
         f"""SELECT bool_or(regexp_matches(c, {_literal(FLOAT_ID_PATTERN)})),
                    bool_and(regexp_matches(c, {_literal(WHOLE_ID_PATTERN)})),
@@ -678,14 +685,18 @@ def _ingest(
         """
     )
     _normalise_ids(connection, name, contact_col, options.id_case)
-    rows_read = int(_scalar(connection, "SELECT COALESCE(SUM(n), 0) FROM typed"))
+    # Rows by problem code, and the exact duplicates among the usable ones, in one pass.
+    by_problem = connection.execute(
+        "SELECT problem, SUM(n), SUM(n - 1) FROM typed GROUP BY ALL"
+    ).fetchall()
+    counts = {code: int(rows) for code, rows, _ in by_problem}
+    rows_read = sum(counts.values())
     if rows_read == 0:
         raise rules.no_rows(name)
     report = IngestionReport(source=name, rows_read=rows_read, notes=notes, date_format=date_format)
     numbered = (
         f"(SELECT row_number() OVER () - 1 AS {_POSITION}, * FROM source) AS source {typed.join}"
     )
-    counts = dict(connection.execute("SELECT problem, SUM(n) FROM typed GROUP BY ALL").fetchall())
     found = []
     for code, reason in enumerate(rules.PROBLEMS, 1):
         count = int(counts.get(code, 0))
@@ -706,7 +717,7 @@ def _ingest(
     if found and invalid == "error":
         raise rules.invalid_rows(name, found)
 
-    n_dup = int(_scalar(connection, "SELECT COALESCE(SUM(n - 1), 0) FROM typed WHERE problem = 0"))
+    n_dup = sum(int(extra) for code, _, extra in by_problem if code == 0)
     weight = "n"
     if n_dup and duplicates == "error":
         every = ", ".join(f"source.{_quote(c)}" for c in types)

@@ -156,20 +156,22 @@ def _contact_sql(
 
 def _normalise_ids(
     connection: duckdb.DuckDBPyConnection, name: str, column: str, id_case: str
-) -> None:
-    """Finish the contact ids of the ``typed`` table, in one pass over its distinct ids.
+) -> int:
+    """Finish the contact ids of the ``typed`` table; return how many distinct ids it has.
 
     Text ids that are all whole numbers, some written with '.0' ("12346.0", as spreadsheets
     export them), lose the '.0', so a customer has the same id from CSV, Parquet and
     DataFrames. Ids that differ only in upper/lower case get a warning (``id_case="keep"``).
+    One scan counts the ids and sees whether any has a '.' or an upper-case letter; most
+    id columns have neither and need nothing more.
     """
-    # A cheap scan first: most id columns have no '.' and no upper case, and need no more.
-    dotted, upper = connection.execute(
-        """SELECT bool_or(contains(contact_id, '.')), bool_or(contact_id <> lower(contact_id))
+    contacts, dotted, upper = connection.execute(
+        """SELECT COUNT(DISTINCT contact_id), bool_or(contains(contact_id, '.')),
+                  bool_or(contact_id <> lower(contact_id))
            FROM typed"""
     ).fetchall()[0]
     if not dotted and not (upper and id_case != "lower"):
-        return
+        return int(contacts)
     floats, whole, twins = connection.execute(
         f"""SELECT bool_or(regexp_matches(c, {_literal(FLOAT_ID_PATTERN)})),
                    bool_and(regexp_matches(c, {_literal(WHOLE_ID_PATTERN)})),
@@ -181,7 +183,8 @@ def _normalise_ids(
             "UPDATE typed SET contact_id = regexp_replace(contact_id, '\\.0+$', '') "
             "WHERE contact_id IS NOT NULL"
         )
-    elif twins and id_case != "lower":
+        return int(_scalar(connection, "SELECT COUNT(DISTINCT contact_id) FROM typed"))
+    if twins and id_case != "lower":
         first, second = connection.execute(
             """SELECT MIN(c), MAX(c) FROM (SELECT DISTINCT contact_id AS c FROM typed
                WHERE contact_id IS NOT NULL) GROUP BY lower(c) HAVING COUNT(*) > 1
@@ -190,6 +193,7 @@ def _normalise_ids(
         warnings.warn(
             rules.case_twins(name, column, int(twins), first, second), DataQualityWarning, 2
         )
+    return int(contacts)
 
 
 def _date_sql(
@@ -684,7 +688,7 @@ def _ingest(
         FROM (SELECT *, COUNT(*) AS {_ROWS} FROM source GROUP BY ALL) AS source {typed.join}
         """
     )
-    _normalise_ids(connection, name, contact_col, options.id_case)
+    all_contacts = _normalise_ids(connection, name, contact_col, options.id_case)
     # Rows by problem code, and the exact duplicates among the usable ones, in one pass.
     by_problem = connection.execute(
         "SELECT problem, SUM(n), SUM(n - 1) FROM typed GROUP BY ALL"
@@ -764,7 +768,6 @@ def _ingest(
             report.dropped[REASON_AFTER_AS_OF] = count
             usable += f" AND day <= {_literal(str(as_of_day.date()))}"
 
-    all_contacts = int(_scalar(connection, "SELECT COUNT(DISTINCT contact_id) FROM typed"))
     connection.execute(
         f"""CREATE TEMP VIEW lines AS
             SELECT contact_id, day, amount, order_id, CAST({weight} AS BIGINT) AS w

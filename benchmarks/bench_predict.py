@@ -16,7 +16,7 @@ Setup, in a temporary folder (not timed as part of the bar):
    smaller training log; both are written to Parquet in date order (as an export of orders
    would come), with ``contact_id``, ``date`` and ``amount``.
 2. ``python -m clvcast train --transactions train.parquet --as-of DATE --tracking-uri
-   sqlite:///.../mlflow.db --save .../model.joblib --alias champion --json --verbose`` fits
+   sqlite:///.../mlflow.db --save .../model.model --alias champion --json --verbose`` fits
    the pipeline, logs the MLflow run, registers version 1 and aliases it ``champion``; its
    wall time, peak memory and step times (from ``--verbose``) are reported separately.
 
@@ -192,7 +192,7 @@ def train(folder: Path, data: Path, tracking_uri: str) -> dict[str, object]:
         "--tracking-uri",
         tracking_uri,
         "--save",
-        str(folder / "model.joblib"),
+        str(folder / "model.model"),
         "--alias",
         ALIAS,
         "--json",

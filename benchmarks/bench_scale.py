@@ -6,10 +6,10 @@ block, about N / M purchases per contact), then times, each in a fresh process s
 ``bench_predict.py``'s launcher (wall time, the command's own peak RSS, CPU seconds):
 
 1. ``clvcast train --transactions data.parquet --as-of DATE --holdout-days 90
-   --chunk-contacts C --save model.joblib --json --verbose`` (summary where the chunk files
+   --chunk-contacts C --save model.model --json --verbose`` (summary where the chunk files
    lie, BG/NBD and Gamma-Gamma on the compressed rows, the churn classifier on a sample of
    ``--churn-sample-contacts`` contacts, holdout evaluation on that sample);
-2. ``clvcast predict --model model.joblib --transactions data.parquet --as-of DATE
+2. ``clvcast predict --model model.model --transactions data.parquet --as-of DATE
    --output scored.parquet --chunk-contacts C --json --verbose`` (scored chunk by chunk,
    the Parquet file written chunk by chunk).
 
@@ -124,7 +124,7 @@ def train(folder: Path, data: Path, chunk: int, sample: int, name: str) -> dict[
             "--tracking-uri",
             f"sqlite:///{folder / 'mlflow.db'}",
             "--save",
-            str(folder / f"{name}.joblib"),
+            str(folder / f"{name}.model"),
             "--json",
             "--verbose",
         ),
@@ -169,7 +169,7 @@ def spark_check(folder: Path, rows: int, chunk: int) -> dict[str, object]:
     data = folder / "spark-check.parquet"
     generated = generate(rows, max(1, rows // 10), data)
     train(folder, data, chunk, 100_000, "spark-check-model")
-    model = folder / "spark-check-model.joblib"
+    model = folder / "spark-check-model.model"
     runs = {engine: predict(folder, data, chunk, model, engine) for engine in ("local", "spark")}
     local = pd.read_parquet(folder / "scored-local.parquet")
     spark = pd.read_parquet(folder / "scored-spark.parquet")
@@ -288,7 +288,7 @@ def run_main(args: argparse.Namespace, folder: Path, report: dict[str, object]) 
         f"{generated['file_mb']} MB Parquet (generated in {generated['seconds']} s)"
     )
     trained = train(folder, data, args.chunk_contacts, args.churn_sample_contacts, "train")
-    scored = predict(folder, data, args.chunk_contacts, folder / "train.joblib")
+    scored = predict(folder, data, args.chunk_contacts, folder / "train.model")
     report["train"], report["predict"] = trained, scored
     total = trained["seconds"] + scored["seconds"]
     peak = max(trained["peak_rss_mb"], scored["peak_rss_mb"])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import joblib
@@ -18,7 +21,7 @@ import sqlalchemy
 
 from clvcast.churn.simulate import simulate_fading_transactions
 from clvcast.data import load_cdnow_master
-from clvcast.errors import InputError
+from clvcast.errors import InputError, ModelWarning
 from clvcast.output import write_scored, write_sql, write_table, write_table_chunks
 from clvcast.pipeline import SCORED_COLUMNS, CLVPipeline
 from clvcast.rfm import rfm_migrations
@@ -68,7 +71,7 @@ def trained(workdir):
         "--tracking-uri",
         tracking,
         "--save",
-        "models/cdnow.joblib",
+        "models/cdnow.model",
         "--json",
         cwd=workdir,
     )
@@ -139,7 +142,7 @@ def test_predict_by_alias_version_and_file_agree_with_python_api_and_lifetimes(t
         workdir,
         tracking,
         "--model",
-        "models/cdnow.joblib",
+        "models/cdnow.model",
         "--output",
         "file.csv",
         *fixed,
@@ -154,7 +157,7 @@ def test_predict_by_alias_version_and_file_agree_with_python_api_and_lifetimes(t
     assert list(alias.columns) == CONTRACT
     assert (alias["model_version"] == "1").all() and (alias["model_name"] == "clvcast").all()
 
-    pipeline = CLVPipeline.load(workdir / "models" / "cdnow.joblib")
+    pipeline = CLVPipeline.load(workdir / "models" / "cdnow.model")
     from clvcast.data import cdnow_purchase_log
 
     api = pipeline.score(cdnow_purchase_log(as_of="1998-06-30"), "1998-06-30")
@@ -189,7 +192,7 @@ def test_predict_by_alias_version_and_file_agree_with_python_api_and_lifetimes(t
 
 def test_rerun_gives_the_same_table(trained, workdir):
     _, tracking = trained
-    fixed = ["--model", "models/cdnow.joblib", "--scored-at", "2026-01-01T00:00:00"]
+    fixed = ["--model", "models/cdnow.model", "--scored-at", "2026-01-01T00:00:00"]
     for name in ("again1.parquet", "again2.parquet"):
         assert predict(workdir, tracking, *fixed, "--output", name).returncode == 0
     pd.testing.assert_frame_equal(
@@ -208,7 +211,7 @@ def test_predict_with_contacts_previous_and_sqlite(trained, workdir):
         "--as-of",
         "1998-03-31",
         "--model",
-        "models/cdnow.joblib",
+        "models/cdnow.model",
         "--output",
         "march.parquet",
         cwd=workdir,
@@ -219,7 +222,7 @@ def test_predict_with_contacts_previous_and_sqlite(trained, workdir):
         workdir,
         tracking,
         "--model",
-        "models/cdnow.joblib",
+        "models/cdnow.model",
         "--contacts",
         "contacts.csv",
         "--output",
@@ -289,19 +292,19 @@ def test_bad_arguments_give_one_clear_line(trained, workdir):
         "has no version '42'; versions: [1]",
     )
     one_line_error(
-        predict(workdir, tracking, "--model", "models/none.joblib", *base), "model file not found"
+        predict(workdir, tracking, "--model", "models/none.model", *base), "model file not found"
     )
     (workdir / "foreign.joblib").write_bytes(b"not a pickle at all")
     one_line_error(
         predict(workdir, tracking, "--model", "foreign.joblib", *base),
-        "is not a clvcast pipeline file",
+        "is not a clvcast model file",
     )
     one_line_error(
         predict(
             workdir,
             tracking,
             "--model",
-            "models/cdnow.joblib",
+            "models/cdnow.model",
             "--output",
             "nosuchdb://x/y",
             "--table",
@@ -310,12 +313,12 @@ def test_bad_arguments_give_one_clear_line(trained, workdir):
         "is not a usable SQLAlchemy URL",
     )
     one_line_error(
-        predict(workdir, tracking, "--model", "models/cdnow.joblib", "--output", "sqlite:///x.db"),
+        predict(workdir, tracking, "--model", "models/cdnow.model", "--output", "sqlite:///x.db"),
         "needs a table name",
     )
     one_line_error(
         predict(
-            workdir, tracking, "--model", "models/cdnow.joblib", "--output", "/proc/scores.parquet"
+            workdir, tracking, "--model", "models/cdnow.model", "--output", "/proc/scores.parquet"
         ),
         "is not writable",
     )
@@ -325,12 +328,82 @@ def test_bad_arguments_give_one_clear_line(trained, workdir):
 def test_saved_pipeline_format_is_checked(tmp_path):
     old = tmp_path / "old.joblib"
     joblib.dump({"format": "clvcast.pipeline", "format_version": 0, "pipeline": {}}, old)
-    with pytest.raises(InputError, match="pipeline format 0"):
+    with pytest.raises(InputError, match="loading it runs any code stored in it"):
         CLVPipeline.load(old)
+    trusted = pytest.warns(ModelWarning, match="pickle model file")
+    with trusted, pytest.raises(InputError, match="pipeline format 0"):
+        CLVPipeline.load(old, trust_model_file=True)
     other = tmp_path / "other.joblib"
     joblib.dump({"something": 1}, other)
-    with pytest.raises(InputError, match="not a clvcast pipeline file"):
-        CLVPipeline.load(other)
+    with pytest.warns(ModelWarning), pytest.raises(InputError, match="not a clvcast model file"):
+        CLVPipeline.load(other, trust_model_file=True)
+    newer = tmp_path / "newer.model"
+    with zipfile.ZipFile(newer, "w") as archive:
+        archive.writestr("model.json", json.dumps({"format": "clvcast.model", "format_version": 9}))
+    with pytest.raises(InputError, match="model format 9"):
+        CLVPipeline.load(newer)
+
+
+class _Payload:
+    """Pickles into a call that writes ``marker``: what a crafted model file would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "the payload ran"))
+
+
+def _crafted_zip(path: Path, state: dict, estimator: bytes | None = None) -> None:
+    document = {"format": "clvcast.model", "format_version": 2, "state": state}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.json", json.dumps(document))
+        if estimator is not None:
+            archive.writestr("estimator-0.skops", estimator)
+
+
+def test_crafted_model_files_cannot_run_code(trained, workdir, tmp_path):
+    import mlflow
+    import skops.io
+    from sklearn.preprocessing import FunctionTransformer
+
+    _, tracking = trained
+    marker = tmp_path / "pwned.txt"
+    evil = tmp_path / "evil.joblib"
+    joblib.dump(_Payload(marker), evil)
+    # 1. A pickle given as --model: refused, nothing runs.
+    one_line_error(
+        predict(workdir, tracking, "--model", str(evil), "--output", "x.parquet"),
+        "--trust-model-file",
+    )
+    # 2. Zip files that name a class outside clvcast, or an estimator with untrusted types.
+    outside = tmp_path / "outside.model"
+    _crafted_zip(outside, {"__object__": "os.system", "state": {"__items__": []}})
+    with pytest.raises(InputError, match="damaged clvcast model file"):
+        CLVPipeline.load(outside)
+    untrusted = tmp_path / "untrusted.model"
+    transformer = FunctionTransformer(os.system)
+    _crafted_zip(untrusted, {"__skops__": "estimator-0.skops"}, skops.io.dumps(transformer))
+    with pytest.raises(InputError, match="types clvcast does not trust"):
+        CLVPipeline.load(untrusted)
+    # 3. Through MLflow: a run and a registered version whose files are crafted pickles.
+    bundle = tmp_path / "model"
+    (bundle / "artifacts").mkdir(parents=True)
+    joblib.dump(_Payload(marker), bundle / "artifacts" / "pipeline.model")
+    joblib.dump(_Payload(marker), bundle / "python_model.pkl")
+    (bundle / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: os\n")
+    mlflow.set_tracking_uri(tracking)
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(bundle), artifact_path="model")
+    with contextlib.redirect_stderr(io.StringIO()):
+        mlflow.register_model(f"runs:/{run.info.run_id}/model", "crafted")
+    for uri in (f"runs:/{run.info.run_id}/model", "models:/crafted/1"):
+        one_line_error(
+            predict(workdir, tracking, "--model", uri, "--output", "x.parquet"),
+            "loading it runs any code stored in it",
+        )
+    assert not marker.exists()
+    assert not (workdir / "x.parquet").exists()
 
 
 def test_champion_rule(tmp_path):
@@ -582,7 +655,7 @@ def test_train_and_predict_against_an_mlflow_server(mlflow_server, tmp_path):
         "--tracking-uri",
         mlflow_server,
         "--save",
-        "m.joblib",
+        "m.model",
         "--json",
         cwd=tmp_path,
     )
@@ -614,13 +687,13 @@ def test_train_and_predict_against_an_mlflow_server(mlflow_server, tmp_path):
 def test_report_command(trained, workdir):
     _, tracking = trained
     scored = predict(
-        workdir, tracking, "--model", "models/cdnow.joblib", "--output", "for_report.parquet", "-q"
+        workdir, tracking, "--model", "models/cdnow.model", "--output", "for_report.parquet", "-q"
     )
     assert scored.returncode == 0, scored.stderr
     result = clvcast(
         "report",
         "--model",
-        "models/cdnow.joblib",
+        "models/cdnow.model",
         "--scored",
         "for_report.parquet",
         "--output",
@@ -633,5 +706,5 @@ def test_report_command(trained, workdir):
     html = (workdir / "report" / "report.html").read_text()
     assert "<script" not in html and "R5 = last purchase" in html
     assert len(list((workdir / "report").glob("*.png"))) >= 10
-    missing = clvcast("report", "--model", "models/cdnow.joblib", "--output", "r2", cwd=workdir)
+    missing = clvcast("report", "--model", "models/cdnow.model", "--output", "r2", cwd=workdir)
     one_line_error(missing, "needs --scored PATH or --transactions")

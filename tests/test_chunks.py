@@ -105,7 +105,7 @@ def test_work_folder_and_chunk_size_are_checked(cdnow_raw, tmp_path):
 def test_cli_predict_in_chunks_writes_the_same_table(cdnow_raw, tmp_path, whole):
     data = tmp_path / "cdnow.parquet"
     cdnow_raw.to_parquet(data, index=False)
-    model = tmp_path / "model.joblib"
+    model = tmp_path / "model.model"
     CLVPipeline().fit(whole, AS_OF).save(model)
     common = ["--model", str(model), "--transactions", str(data), "--date-format", "%Y%m%d"]
     common += ["--as-of", AS_OF, "--scored-at", "2024-01-01T00:00:00", "--quiet"]

@@ -184,7 +184,7 @@ def test_cli_train_and_predict_with_spark_equal_local(cdnow_file, tmp_path):
     outputs = {}
     for engine in ("local", "spark"):
         (tmp_path / engine).mkdir()
-        model = tmp_path / engine / "clvcast.joblib"  # the model name comes from the file
+        model = tmp_path / engine / "clvcast.model"  # the model name comes from the file
         extra = ["--engine", engine, "--spark-master", "local[2]"]
         train = [*common, "--save", str(model), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
         done = run_clvcast("train", *train, *extra, "--quiet", cwd=tmp_path)

@@ -690,7 +690,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if (args.transactions or args.holdout_days) and not (args.transactions and args.as_of):
         raise InputError("--transactions and --as-of go together (and --holdout-days needs them).")
     with _step(args, f"loading {args.model}"):
-        loaded = load_model(args.model, args.tracking_uri)
+        loaded = load_model(args.model, args.tracking_uri, trust_model_file=args.trust_model_file)
     purchase_log, contacts = _read_inputs(args) if args.transactions else (None, None)
     if args.scored:
         scored = read_scored(args.scored)
@@ -967,7 +967,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     scored_at = pd.Timestamp(args.scored_at) if args.scored_at else pd.Timestamp.now("UTC")
     scored_at = scored_at.tz_convert("UTC").tz_localize(None) if scored_at.tzinfo else scored_at
     with _step(args, f"loading {args.model}"):
-        loaded = load_model(args.model, args.tracking_uri)
+        loaded = load_model(args.model, args.tracking_uri, trust_model_file=args.trust_model_file)
     stamp = scored_at.floor("s")
     counts = {"contacts": 0, "prospects": 0}
     slim: list[pd.DataFrame] = []  # the columns migrations compare, chunk by chunk
@@ -1051,7 +1051,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     pipeline, run, _ = train_pipeline(settings, purchase_log)
-    saved = pipeline.save(Path("models") / "clvcast.joblib") if Path("models").is_dir() else None
+    saved = pipeline.save(Path("models") / "clvcast.model") if Path("models").is_dir() else None
     model_uri = f"models:/{run.model_name}@{CHAMPION_ALIAS}"
     with _step(args, f"batch-predicting with {model_uri}"):
         loaded = load_model(model_uri, run.tracking_uri)
@@ -1316,7 +1316,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--save",
-        default="models/clvcast.joblib",
+        default="models/clvcast.model",
         metavar="PATH",
         help="also save the pipeline here (default: %(default)s)",
     )
@@ -1339,7 +1339,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="score every contact with a model version and write the scored table",
         description="Load a model (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN/model "
-        "or a joblib file), score every contact of --transactions (and the "
+        "or a model file), score every contact of --transactions (and the "
         "prospects of --contacts) at --as-of and write the scored contact table "
         "to a .parquet/.csv file or a SQL table (SQLAlchemy URL + --table), "
         "atomically. With --previous, also write the RFM migrations.",
@@ -1349,7 +1349,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         required=True,
         metavar="URI_OR_PATH",
-        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a .joblib file",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a model file",
+    )
+    predict.add_argument(
+        "--trust-model-file",
+        action="store_true",
+        help="load an old pickle (joblib) model file, which can run code stored in it; "
+        "only for files you made yourself (clvcast's model files load without it)",
     )
     predict.add_argument(
         "--output",
@@ -1399,7 +1405,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         required=True,
         metavar="URI_OR_PATH",
-        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a .joblib file",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a model file",
+    )
+    report.add_argument(
+        "--trust-model-file",
+        action="store_true",
+        help="load an old pickle (joblib) model file, which can run code stored in it; "
+        "only for files you made yourself (clvcast's model files load without it)",
     )
     report.add_argument(
         "--scored",

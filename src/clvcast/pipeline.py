@@ -3,7 +3,7 @@
 :func:`build_contact_table` assembles the contact table: summary, RFM scores and segments,
 forecasts (BG/NBD + Gamma-Gamma), churn risk and drift dates, contact attributes, prospects
 included. :class:`CLVPipeline` is the fitted whole (frozen RFM bins, BG/NBD + Gamma-Gamma,
-churn classifier) with ``fit``, ``score``, ``evaluate``, ``save`` and ``load``; its joblib
+churn classifier) with ``fit``, ``score``, ``evaluate``, ``save`` and ``load``; its model
 file holds parameters and configuration only, no contact data.
 """
 
@@ -14,13 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import joblib
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from clvcast.atomic import atomic_path
 from clvcast.churn.features import SnapshotContext, snapshot_context
 from clvcast.churn.model import HIGH_VALUE_M_SCORES, ChurnModel
 from clvcast.data import ChunkedPurchaseLog, PurchaseLog, parse_as_of, sample_contacts
@@ -205,9 +203,6 @@ def _position_after_attributes(contacts: pd.DataFrame | None) -> int:
 
 
 # --- the fitted, saved pipeline -----------------------------------------------------------
-
-PIPELINE_FORMAT = "clvcast.pipeline"
-PIPELINE_FORMAT_VERSION = 1
 
 # The scored table's public column order (docs/scored-table.md); contact attributes follow
 # contact_id, and batch prediction appends model_name, model_version and scored_at.
@@ -435,49 +430,33 @@ class CLVPipeline(BaseEstimator):
         return metrics
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Save with joblib (atomically), with a format header checked by :meth:`load`."""
+        """Save atomically as a clvcast model file: JSON and skops in a zip, which
+        :meth:`load` reads without running code from the file (:mod:`clvcast.model_file`)."""
         check_is_fitted(self, "forecaster_")
         from clvcast import __version__
+        from clvcast.model_file import save_model_file
 
-        state = {k: v for k, v in self.__dict__.items() if k != "last_evaluation_"}
-        payload = {
-            "format": PIPELINE_FORMAT,
-            "format_version": PIPELINE_FORMAT_VERSION,
-            "clvcast_version": __version__,
-            "pipeline": state,
-        }
-        with atomic_path(path) as temporary:
-            joblib.dump(payload, temporary, compress=3)
-        return Path(path)
+        shell = type(self).__new__(type(self))
+        shell.__dict__.update({k: v for k, v in self.__dict__.items() if k != "last_evaluation_"})
+        return save_model_file(shell, path, {"clvcast_version": __version__})
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> CLVPipeline:
-        """Load a pipeline saved by :meth:`save`; a clear error for anything else."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"model file not found: {path}.")
-        try:
-            payload = joblib.load(path)
-        except Exception as exc:  # joblib raises many kinds on foreign files
-            raise InputError(
-                f"{path} is not a clvcast pipeline file ({type(exc).__name__}); train one "
-                "with `clvcast train` or CLVPipeline.save."
-            ) from exc
-        if not isinstance(payload, dict) or payload.get("format") != PIPELINE_FORMAT:
-            raise InputError(
-                f"{path} is not a clvcast pipeline file; train one with `clvcast train` or "
-                "CLVPipeline.save."
-            )
-        version = payload.get("format_version")
-        if version != PIPELINE_FORMAT_VERSION:
-            raise InputError(
-                f"{path} was saved in pipeline format {version} (clvcast "
-                f"{payload.get('clvcast_version')}); this clvcast reads format "
-                f"{PIPELINE_FORMAT_VERSION}. Retrain the model with this version."
-            )
-        pipeline = cls.__new__(cls)
-        pipeline.__dict__.update(payload["pipeline"])
-        return pipeline
+    def load(cls, path: str | os.PathLike[str], *, trust_model_file: bool = False) -> CLVPipeline:
+        """Load a pipeline saved by :meth:`save`; one clear error for anything else.
+
+        Pickle (joblib) files of earlier clvcast versions can run code when loaded: they load only
+        with ``trust_model_file=True`` (CLI: ``--trust-model-file``), with a warning.
+        """
+        from clvcast.model_file import load_model_file
+
+        loaded = load_model_file(path, trust_pickle=trust_model_file)
+        if isinstance(loaded, dict):  # an old joblib payload, trusted by the caller
+            pipeline = cls.__new__(cls)
+            pipeline.__dict__.update(loaded["pipeline"])
+            return pipeline
+        if not isinstance(loaded, cls):
+            raise InputError(f"{path} holds a {type(loaded).__name__}, not a clvcast pipeline.")
+        return loaded
 
 
 def _contacts_by_chunk(contacts: pd.DataFrame | None, n_chunks: int) -> list[pd.DataFrame]:

@@ -6,7 +6,7 @@ plain file store). ``MLFLOW_TRACKING_URI`` or an explicit ``tracking_uri`` (for 
 ``http://`` MLflow server) overrides it.
 
 The logged model is a ``mlflow.pyfunc`` model whose only artifact is the project's own
-joblib file (:meth:`clvcast.pipeline.CLVPipeline.save`), so the same pipeline loads with or
+model file (:meth:`clvcast.pipeline.CLVPipeline.save`), so the same pipeline loads with or
 without MLflow. Versions are addressed as ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS``;
 there are no stages. The ``champion`` alias moves to a new version only when (1) its churn
 risk does not rank worse than its own BG/NBD baseline on the holdout (overall and on
@@ -235,7 +235,7 @@ def log_training_run(
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if pd.notna(v)})
         for name, content in artifacts.items():
             _log_artifact(Path(folder), name, content)
-        model_file = pipeline.save(Path(folder) / "pipeline.joblib")
+        model_file = pipeline.save(Path(folder) / MODEL_ARTIFACT)
         example = input_example.reset_index(drop=True)
         as_of = str(pipeline.as_of_.date())
         output = ClvcastPyfuncModel()
@@ -306,26 +306,48 @@ class LoadedModel:
     uri: str
 
 
-def load_model(model: str, tracking_uri: str | None = None) -> LoadedModel:
+MODEL_ARTIFACT = "pipeline.model"  # the safe model file inside the logged MLflow model
+
+
+def load_model(
+    model: str, tracking_uri: str | None = None, *, trust_model_file: bool = False
+) -> LoadedModel:
     """Load a pipeline from ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/...``
-    or a joblib file. Errors name the model, the alias or version, and what exists."""
+    or a model file. Errors name the model, the alias or version, and what exists.
+
+    From MLflow, the logged model's files are downloaded and its pipeline file is read by
+    :meth:`CLVPipeline.load`, never through ``mlflow.pyfunc.load_model`` (which unpickles
+    the wrapper): loading runs no code from the artifact store. Models logged by earlier
+    clvcast versions hold a pickle and need ``trust_model_file=True`` (``--trust-model-file``).
+    """
     if not model.startswith(("models:/", "runs:/")):
         if "://" in model or model.startswith(("models:", "runs:")):
             raise InputError(
                 f"--model {model}: use models:/NAME@ALIAS, models:/NAME/VERSION, "
-                "runs:/RUN_ID/model or the path of a joblib file."
+                "runs:/RUN_ID/model or the path of a model file."
             )
-        pipeline = CLVPipeline.load(model)
+        pipeline = CLVPipeline.load(model, trust_model_file=trust_model_file)
         return LoadedModel(pipeline, Path(model).stem, "file", str(Path(model)))
     uri = resolve_tracking_uri(tracking_uri)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri)
     name, version = _resolve_version(client, model)
-    try:
-        pyfunc = mlflow.pyfunc.load_model(model)
-    except MlflowException as exc:
-        raise TrackingError(f"cannot load {model} from {uri}: {_first_line(exc)}") from exc
-    pipeline = pyfunc.unwrap_python_model().pipeline
+    with tempfile.TemporaryDirectory(prefix="clvcast-model-") as folder:
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # download progress bars
+                local = Path(
+                    mlflow.artifacts.download_artifacts(
+                        artifact_uri=model, dst_path=folder, tracking_uri=uri
+                    )
+                )
+        except MlflowException as exc:
+            raise TrackingError(f"cannot load {model} from {uri}: {_first_line(exc)}") from exc
+        files = sorted((local / "artifacts").glob("pipeline.*"))
+        if not files:
+            raise TrackingError(
+                f"{model} in {uri} is not a clvcast model (no artifacts/pipeline file)."
+            )
+        pipeline = CLVPipeline.load(files[0], trust_model_file=trust_model_file)
     return LoadedModel(pipeline, name, version, model)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -226,13 +227,17 @@ def _read_contacts(args: argparse.Namespace):
 
     if not args.contacts:
         return None
-    return read_contacts(
+    from clvcast.pipeline import check_contact_attributes
+
+    contacts = read_contacts(
         args.contacts,
         contact_col=args.contacts_id_col or args.contact_col,
         sep=_separator(args.sep),
         encoding=args.encoding,
         id_case=args.id_case,
     )
+    check_contact_attributes(contacts)
+    return contacts
 
 
 def _read_inputs(args: argparse.Namespace):
@@ -312,13 +317,36 @@ def _add_scale_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_output_path(path: str) -> None:
-    """Fail before the work if the output cannot be written."""
+def _check_output_path(path: str, args: argparse.Namespace | None = None) -> None:
+    """Fail before the work if the output cannot be written, or would overwrite an input."""
     from clvcast.atomic import check_writable
     from clvcast.output import table_format
 
     table_format(path)
+    if args is not None:
+        _check_not_an_input(path, args)
     check_writable(path)
+
+
+_INPUT_OPTIONS = ("transactions", "contacts", "previous", "scored", "boundaries", "model")
+
+
+def _check_not_an_input(output: str, args: argparse.Namespace) -> None:
+    """Refuse an output path that is one of the command's input files (it would replace it)."""
+    target = Path(output).expanduser().resolve()
+    for option in _INPUT_OPTIONS:
+        value = getattr(args, option, None)
+        if not value or "://" in str(value) or str(value).startswith(("models:", "runs:")):
+            continue
+        source = Path(value).expanduser().resolve()
+        same = source == target
+        if not same and source.exists() and target.exists():
+            same = os.path.samefile(source, target)
+        if same:
+            raise InputError(
+                f"the output {output} is the --{option.replace('_', '-')} input file; writing "
+                "it would replace the input. Write the output to another path."
+            )
 
 
 def cmd_rfm(args: argparse.Namespace) -> int:
@@ -328,8 +356,9 @@ def cmd_rfm(args: argparse.Namespace) -> int:
     from clvcast.pipeline import rfm_contact_table
     from clvcast.rfm import RFMScorer
 
-    _check_output_path(args.output)
+    _check_output_path(args.output, args)
     if args.save_boundaries:
+        _check_not_an_input(args.save_boundaries, args)
         check_writable(args.save_boundaries)
     purchase_log, contacts = _read_inputs(args)
     scorer = RFMScorer.load(args.boundaries) if args.boundaries else None
@@ -389,9 +418,10 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from clvcast.pipeline import build_contact_table
     from clvcast.rfm import RFMScorer
 
-    _check_output_path(args.output)
+    _check_output_path(args.output, args)
     _check_plots_folder(args.plots)
     if args.save_boundaries:
+        _check_not_an_input(args.save_boundaries, args)
         check_writable(args.save_boundaries)
     if args.holdout_days is not None and args.holdout_days < 1:
         raise InputError(f"--holdout-days {args.holdout_days}: use a whole number of days >= 1.")
@@ -537,7 +567,7 @@ def cmd_churn(args: argparse.Namespace) -> int:
     from clvcast.pipeline import build_contact_table
     from clvcast.rfm import RFMScorer
 
-    _check_output_path(args.output)
+    _check_output_path(args.output, args)
     _check_plots_folder(args.plots)
     purchase_log, contacts = _read_inputs(args)
     model = ChurnModel(
@@ -839,6 +869,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.holdout_days is not None and args.holdout_days < 1:
         raise InputError(f"--holdout-days {args.holdout_days}: use a whole number of days >= 1.")
+    _check_not_an_input(args.save, args)
     check_writable(args.save)
     if args.churn_sample_contacts < 1000:
         raise InputError(
@@ -954,18 +985,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
         write_scored,
         write_scored_chunks,
     )
-    from clvcast.rfm import MIGRATION_INPUT_COLUMNS, rfm_migrations
+    from clvcast.rfm import MIGRATION_INPUT_COLUMNS, check_scored_table, rfm_migrations
     from clvcast.tracking import load_model
 
+    # Preflight: every output, the previous table and the options are checked before any
+    # work, so that a bad one fails here with nothing written.
     if is_sql_url(args.output):
-        check_sql_target(args.output, args.table)
+        check_sql_target(args.output, args.table, migrations=bool(args.previous))
     else:
-        _check_output_path(args.output)
-    previous = (
-        read_scored(args.previous, args.previous_table or args.table) if args.previous else None
-    )
-    scored_at = pd.Timestamp(args.scored_at) if args.scored_at else pd.Timestamp.now("UTC")
-    scored_at = scored_at.tz_convert("UTC").tz_localize(None) if scored_at.tzinfo else scored_at
+        _check_output_path(args.output, args)
+        if args.previous:
+            _check_output_path(migrations_target(args.output, None)[0], args)
+    previous = None
+    if args.previous:
+        previous = read_scored(args.previous, args.previous_table or args.table)
+        check_scored_table(previous, "previous")
+    scored_at = _scored_at(args.scored_at)
     with _step(args, f"loading {args.model}"):
         loaded = load_model(args.model, args.tracking_uri, trust_model_file=args.trust_model_file)
     stamp = scored_at.floor("s")
@@ -1021,6 +1056,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if migration_where:
             print(f"Wrote {migration_rows:,} RFM migrations to {migration_where}")
     return 0
+
+
+def _scored_at(text: str | None) -> pd.Timestamp:
+    """--scored-at as a naive UTC timestamp (now when not given)."""
+    if not text:
+        return pd.Timestamp.now("UTC").tz_localize(None)
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError as exc:
+        raise InputError(
+            f"--scored-at {text!r} is not a timestamp; use ISO 8601, e.g. 2024-07-01T06:00:00Z."
+        ) from exc
+    if pd.isna(stamp):
+        raise InputError(f"--scored-at {text!r} is not a timestamp; use ISO 8601.")
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -1509,6 +1559,22 @@ def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
         except KeyboardInterrupt:
             print("clvcast: interrupted; outputs were not changed.", file=sys.stderr)
             code = 130
+        except MemoryError:
+            if args.verbose:
+                traceback.print_exc()
+            print(
+                "clvcast: error: out of memory; outputs were not changed. Process the log in "
+                "smaller pieces (--chunk-contacts) or on a machine with more memory.",
+                file=sys.stderr,
+            )
+            code = 1
+        except BrokenPipeError:  # the reader of our output went away (`| head`)
+            code = 141
+        except OSError as exc:  # the environment: disk full, permissions, a vanished file
+            if args.verbose:
+                traceback.print_exc()
+            print(f"clvcast: error: {_os_problem(exc)}", file=sys.stderr)
+            code = 1
         except Exception as exc:  # a bug: still one line unless --verbose
             if args.verbose:
                 traceback.print_exc()
@@ -1521,6 +1587,21 @@ def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
     if not args.quiet:
         _print_warnings(caught, args.verbose)
     return code
+
+
+def _os_problem(exc: OSError) -> str:
+    """One line for an operating-system error, with what to do."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        advice = "free some space or write elsewhere"
+    elif isinstance(exc, PermissionError):
+        advice = "check the permissions"
+    elif isinstance(exc, IsADirectoryError):
+        advice = "give a file name, not a folder"
+    else:
+        advice = "check the path and the disk"
+    return f"{reason}{where}; outputs were not changed: {advice}."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

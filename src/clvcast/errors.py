@@ -36,4 +36,8 @@ class ModelWarning(UserWarning):
     """A model was fitted, but its estimates are weak in a way that changes what its scores mean."""
 
 
-WARNINGS = (RFMWarning, DataQualityWarning, ModelWarning)
+class OutputWarning(UserWarning):
+    """Something about the outputs the user should know, such as leftovers removed."""
+
+
+WARNINGS = (RFMWarning, DataQualityWarning, ModelWarning, OutputWarning)

@@ -1,7 +1,8 @@
 """Writing scored contact tables: Parquet or CSV by extension, or a SQL table; atomically.
 
 A failed or interrupted write leaves the previous file or table as it was: files go through
-:mod:`clvcast.atomic`, tables through a staging table swapped in one transaction.
+:mod:`clvcast.atomic`, tables through a staging table swapped in one transaction. A write
+first removes what killed writes left (temporary files, staging tables) and says so.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import uuid
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clvcast.atomic import atomic_path
-from clvcast.errors import InputError
+from clvcast.errors import InputError, OutputWarning
 
 TABLE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -121,13 +124,55 @@ def _engine(url: str):
         raise InputError(f"no database driver for {url.split('://')[0]}: {exc}.") from exc
 
 
-def check_table_name(name: str | None) -> str:
+def check_table_name(name: str | None, max_length: int = 63) -> str:
+    """``name`` if it is a plain identifier the database can hold (``max_length``: the
+    dialect's limit; PostgreSQL cuts longer names, which could make two names one)."""
     if not name or not _IDENTIFIER.match(name):
         raise InputError(
             f"--table {name!r}: a SQL output needs a table name of letters, digits and _ "
-            "(starting with a letter or _)."
+            "(starting with a letter or _), at most 63 characters."
+        )
+    if len(name) > max_length:
+        raise InputError(
+            f"--table: the name {name!r} has {len(name)} characters; this database keeps "
+            f"at most {max_length}. Use a shorter name."
         )
     return name
+
+
+# Staging tables: clvcast_staging_<unix seconds>_<random>. The name never derives from the
+# target's, so it always fits the identifier limit and a cleanup can only name a staging
+# table; the time in it lets a later write drop the leftovers of killed runs.
+STAGING_PREFIX = "clvcast_staging_"
+_STAGING = re.compile(rf"^{STAGING_PREFIX}(\d+)_[0-9a-f]{{8}}$")
+STALE_STAGING_SECONDS = 6 * 3600
+
+
+def _staging_name() -> str:
+    return f"{STAGING_PREFIX}{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+
+def _drop_stale_staging(engine) -> list[str]:
+    """Drop staging tables of killed writes (older than :data:`STALE_STAGING_SECONDS`)."""
+    import sqlalchemy
+
+    now = time.time()
+    stale = [
+        name
+        for name in sqlalchemy.inspect(engine).get_table_names()
+        if (match := _STAGING.match(name)) and now - int(match.group(1)) > STALE_STAGING_SECONDS
+    ]
+    for name in stale:
+        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError), engine.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{name}"'))
+    if stale:
+        warnings.warn(
+            f"dropped {len(stale)} staging table(s) left by interrupted writes: "
+            + ", ".join(stale[:3]),
+            OutputWarning,
+            3,
+        )
+    return stale
 
 
 def _bulk_insert(engine):
@@ -180,12 +225,14 @@ def write_sql_chunks(tables: Iterable[pd.DataFrame], url: str, table_name: str) 
     """
     import sqlalchemy
 
-    check_table_name(table_name)
     engine = _engine(url)
+    check_table_name(table_name, engine.dialect.max_identifier_length or 63)
     shown = engine.url.render_as_string(hide_password=True)
-    staging = f"{table_name}__staging_{uuid.uuid4().hex[:8]}"
+    staging = _staging_name()
+    driver_error = getattr(engine.dialect.dbapi, "Error", sqlalchemy.exc.SQLAlchemyError)
     rows = 0
     try:
+        _drop_stale_staging(engine)
         for index, table in enumerate(tables):
             table.to_sql(
                 staging,
@@ -199,26 +246,41 @@ def write_sql_chunks(tables: Iterable[pd.DataFrame], url: str, table_name: str) 
         with engine.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{table_name}"'))
             connection.execute(sqlalchemy.text(f'ALTER TABLE "{staging}" RENAME TO "{table_name}"'))
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError), engine.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{staging}"'))
+    except (sqlalchemy.exc.SQLAlchemyError, driver_error) as exc:
+        _drop_staging(engine, staging)
         message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise InputError(f"cannot write table {table_name} at {shown}: {message}") from exc
+        raise InputError(
+            f"cannot write table {table_name} at {shown}: {message}; the old table is unchanged."
+        ) from exc
     except BaseException:
-        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError), engine.begin() as connection:
-            connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{staging}"'))
+        _drop_staging(engine, staging)
         raise
     finally:
         engine.dispose()
     return shown, rows
 
 
-def check_sql_target(url: str, table_name: str | None) -> None:
-    """Fail before the work if the database cannot be reached or the name is unusable."""
+def _drop_staging(engine, staging: str) -> None:
+    """Drop this write's staging table; the name is checked to be one, never the target."""
+    import sqlalchemy
+
+    if not _STAGING.match(staging):  # pragma: no cover - a guard, not a path
+        raise AssertionError(f"refusing to drop {staging!r}: not a staging table")
+    with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError), engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{staging}"'))
+
+
+def check_sql_target(url: str, table_name: str | None, *, migrations: bool = False) -> None:
+    """Fail before the work if the database cannot be reached or a name is unusable
+    (the table's, and with ``migrations`` the migrations table's)."""
     import sqlalchemy
 
     check_table_name(table_name)
     engine = _engine(url)
+    limit = engine.dialect.max_identifier_length or 63
+    check_table_name(table_name, limit)
+    if migrations:
+        check_table_name(migrations_target(url, table_name)[1], limit)
     try:
         with engine.connect():
             pass

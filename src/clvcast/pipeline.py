@@ -108,6 +108,8 @@ def build_contact_table(
     score falls a band without a new purchase, from the frozen boundaries).
     """
     day = parse_as_of(as_of)
+    if contacts is not None:
+        check_contact_attributes(contacts)
     summary = summarize(purchases_frame(purchases), day)
     if scorer is None:
         scorer = RFMScorer(monetary_basis=monetary_basis).fit(summary)
@@ -197,12 +199,26 @@ def _with_contacts(
     return combined[ordered]
 
 
+def check_contact_attributes(contacts: pd.DataFrame) -> None:
+    """Refuse contact attributes named like a column clvcast writes (they would collide)."""
+    written = {*SCORED_COLUMNS, *BATCH_COLUMNS} - {"contact_id"}
+    clashes = [str(c) for c in contacts.columns if str(c) in written]
+    if clashes:
+        raise InputError(
+            f"the contacts table has column(s) {clashes} with the name of a column clvcast "
+            "writes; rename them in the contacts table (for example to crm_as_of)."
+        )
+
+
 def _position_after_attributes(contacts: pd.DataFrame | None) -> int:
     """Column position of ``as_of``: after ``contact_id`` and the contact attributes."""
     return 1 if contacts is None else len(contacts.columns)
 
 
 # --- the fitted, saved pipeline -----------------------------------------------------------
+
+# Columns clvcast predict adds after the scored columns.
+BATCH_COLUMNS = ("model_name", "model_version", "scored_at")
 
 # The scored table's public column order (docs/scored-table.md); contact attributes follow
 # contact_id, and batch prediction appends model_name, model_version and scored_at.

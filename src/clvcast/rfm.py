@@ -516,6 +516,24 @@ MIGRATION_FIELDS = ("r_score", "f_score", "m_score", "rfm_cell", "rfm_group", "r
 MIGRATION_INPUT_COLUMNS = ("contact_id", "as_of", *MIGRATION_FIELDS, "high_value")
 
 
+def check_scored_table(frame: pd.DataFrame, name: str) -> None:
+    """One clear error when a scored table cannot be compared: missing columns or ids that
+    appear twice. Called before any output is written (``clvcast predict --previous``)."""
+    missing = [c for c in MIGRATION_INPUT_COLUMNS[:-1] if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"the {name} scored table has no column(s) {missing}; give a table written by "
+            "clvcast predict."
+        )
+    repeated = frame["contact_id"].astype(str).duplicated()
+    if repeated.any():
+        example = frame["contact_id"].astype(str)[repeated].iloc[0]
+        raise InputError(
+            f"the {name} scored table has {int(repeated.sum()):,} repeated contact ids "
+            f"(for example '{example}'); give a table written by clvcast predict."
+        )
+
+
 def rfm_migrations(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
     """Contacts whose RFM scores, cell, group or segment changed between two scored tables.
 
@@ -527,9 +545,7 @@ def rfm_migrations(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFram
     """
     needed = list(MIGRATION_INPUT_COLUMNS[:-1])
     for name, frame in (("previous", previous), ("current", current)):
-        missing = [c for c in needed if c not in frame.columns]
-        if missing:
-            raise InputError(f"the {name} scored table has no column(s) {missing}.")
+        check_scored_table(frame, name)
     left = previous[needed].copy()
     right = (
         current[[*needed, "high_value"]].copy()

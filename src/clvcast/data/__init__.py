@@ -20,6 +20,7 @@ from clvcast.data.inputs import check_columns, parse_as_of, read_contacts, sourc
 from clvcast.data.report import (
     PURCHASE_LOG_COLUMNS,
     REASON_AFTER_AS_OF,
+    REASON_AMOUNT_RANGE,
     REASON_BAD_AMOUNT,
     REASON_BAD_DATE,
     REASON_DUPLICATE,
@@ -38,6 +39,7 @@ from clvcast.data.report import (
 __all__ = [
     "PURCHASE_LOG_COLUMNS",
     "REASON_AFTER_AS_OF",
+    "REASON_AMOUNT_RANGE",
     "REASON_BAD_AMOUNT",
     "REASON_BAD_DATE",
     "REASON_DUPLICATE",

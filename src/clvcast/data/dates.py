@@ -19,6 +19,7 @@ default) before the day is taken; naive values are taken as local to it already.
 
 from __future__ import annotations
 
+import datetime
 import warnings
 
 import pandas as pd
@@ -135,6 +136,20 @@ def parse_dates(
         notes.append(f"timestamps with a UTC offset were converted to {timezone} before the day")
         parsed = parsed.dt.tz_convert(timezone).dt.tz_localize(None)
     return parsed, shown
+
+
+def check_date_format(date_format: str | None) -> None:
+    """One clear error for a strftime format with an unknown directive (``%Q``)."""
+    if date_format is None:
+        return
+    try:
+        datetime.datetime.strptime("", date_format)
+    except ValueError as exc:
+        if "directive" in str(exc) or "stray" in str(exc):
+            raise InputError(
+                f"--date-format {date_format!r}: {exc}; use strftime codes such as "
+                "%Y-%m-%d or %d/%m/%Y %H:%M."
+            ) from exc
 
 
 def check_timezone(timezone: str) -> str:

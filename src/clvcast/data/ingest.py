@@ -45,13 +45,15 @@ import duckdb
 import pandas as pd
 
 from clvcast.data import rules
-from clvcast.data.dates import check_timezone, parse_dates
+from clvcast.data.dates import check_date_format, check_timezone, parse_dates
 from clvcast.data.inputs import (
     EXAMPLES,
     FLOAT_ID_PATTERN,
     WHOLE_ID_PATTERN,
     check_columns,
+    check_csv_header,
     check_header_split,
+    check_unique_columns,
     csv_separator,
     existing_file,
     parse_as_of,
@@ -61,6 +63,7 @@ from clvcast.data.inputs import (
 from clvcast.data.lines import purchase_days
 from clvcast.data.report import (
     REASON_AFTER_AS_OF,
+    REASON_BAD_AMOUNT,
     REASON_DUPLICATE,
     IngestionReport,
     PurchaseLog,
@@ -118,16 +121,13 @@ class _Columns:
 
     def problem(self) -> str:
         """The row's problem code: 0 = usable, else 1 + the index in ``rules.PROBLEMS``."""
-        bad_amount = (
-            f"{self.amount} IS NULL OR NOT isfinite({self.amount}) "
-            f"OR abs({self.amount}) >= {AMOUNT_LIMIT}"
-        )
         checks = (
             f"{self.contact} IS NULL",
             self.date_blank,
             f"{self.timestamp} IS NULL",
             self.amount_blank,
-            bad_amount,
+            f"{self.amount} IS NULL OR isnan({self.amount})",
+            f"NOT isfinite({self.amount}) OR abs({self.amount}) >= {AMOUNT_LIMIT}",
         )
         cases = " ".join(f"WHEN {check} THEN {code}" for code, check in enumerate(checks, 1))
         return f"CASE {cases} ELSE 0 END"
@@ -346,6 +346,7 @@ def _register_source(
     a file in another encoding than UTF-8 is read through a UTF-8 copy in ``workdir``.
     """
     if isinstance(source, pd.DataFrame):
+        check_unique_columns(source.columns, "transactions table")
         frame = source.reset_index(drop=True)
         frame.columns = [str(c) for c in frame.columns]
         mixed = [c for c in frame.columns if frame[c].dtype == object]
@@ -362,6 +363,7 @@ def _register_source(
     elif suffix in {".csv", ".txt", ".tsv"}:
         readable = utf8_text_file(path, options.encoding, workdir, "transactions")
         sep = csv_separator(readable, options.sep)
+        check_csv_header(readable, sep, "transactions")
         reader = (
             f"read_csv({_literal(str(readable))}, all_varchar = true, header = true, "
             f"delim = {_literal(sep)}, quote = '\"', escape = '\"')"
@@ -585,6 +587,7 @@ class ReadOptions:
 def check_policies(options: ReadOptions) -> None:
     """One clear error for a policy or an option that is not one of the known ones."""
     check_timezone(options.timezone)
+    check_date_format(options.date_format)
     _check_policy("decimal", options.decimal, (".", ","))
     _check_policy("id_case", options.id_case, ("keep", "lower"))
     if options.sep is not None and len(options.sep) != 1:
@@ -715,13 +718,25 @@ def _ingest(
             count,
         )
         hint = ""
-        if code == len(rules.PROBLEMS) and options.decimal == "." and "," in examples:
+        if (
+            code == rules.PROBLEMS.index(REASON_BAD_AMOUNT) + 1
+            and options.decimal == "."
+            and ("," in examples)
+        ):
             hint = "; the amounts look like decimal commas: pass --decimal ,"
         found.append(f"{count:,} rows with {reason} in column '{column}' ({examples}){hint}")
     if found and invalid == "error":
         raise rules.invalid_rows(name, found)
 
     n_dup = sum(int(extra) for code, _, extra in by_problem if code == 0)
+    last_year = None if as_of_day is None else as_of_day.year + 1
+    late_day = _literal(f"{last_year or 9999}-12-31")
+    early, earliest, late, latest = connection.execute(
+        f"""SELECT SUM(n) FILTER (WHERE day < DATE '{rules.EARLIEST_PLAUSIBLE}'), MIN(day),
+                   SUM(n) FILTER (WHERE day > DATE {late_day}), MAX(day)
+            FROM typed WHERE problem = 0"""
+    ).fetchall()[0]
+    rules.implausible_dates(report, int(early or 0), earliest, int(late or 0), latest, last_year)
     weight = "n"
     if n_dup and duplicates == "error":
         every = ", ".join(f"source.{_quote(c)}" for c in types)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import difflib
 import os
 import re
@@ -60,6 +61,29 @@ def check_header_split(columns: Sequence[object], sep: str, path: Path, what: st
         )
 
 
+def check_csv_header(path: Path, sep: str, what: str, encoding: str = "utf-8") -> None:
+    """One line for an empty file, or a header that names a column twice (which reader
+    would silently take the first)."""
+    with open(path, encoding=text_codec(encoding), newline="") as handle:
+        header = handle.readline()
+        if not header.strip() and not handle.read(1 << 16).strip():
+            raise InputError(f"{what} file {path.name} is empty; give a file with a header row.")
+    names = [name.strip().lstrip("\ufeff") for name in next(csv.reader([header], delimiter=sep))]
+    check_unique_columns(names, f"{what} file {path.name}")
+
+
+def check_unique_columns(names: Sequence[object], where: str) -> None:
+    """Refuse a table with two columns of one name: which one is meant is a guess."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(map(str, names), 1):
+        if name in seen:
+            raise InputError(
+                f"{where} has two columns named '{name}' (columns {seen[name]} and "
+                f"{position}); rename one so that it is clear which to read."
+            )
+        seen[name] = position
+
+
 def read_table(
     source: str | os.PathLike[str] | pd.DataFrame,
     *,
@@ -74,6 +98,7 @@ def read_table(
     from the header among , ; tab | unless ``sep`` is given; UTF-8 may carry a BOM.
     """
     if isinstance(source, pd.DataFrame):
+        check_unique_columns(source.columns, f"{what} table")
         return source
     path = existing_file(source, what=what)
     suffix = path.suffix.lower()
@@ -82,6 +107,7 @@ def read_table(
             return pd.read_parquet(path)
         if suffix in {".csv", ".txt", ".tsv"}:
             chosen = csv_separator(path, sep, encoding)
+            check_csv_header(path, chosen, what, encoding)
             frame = pd.read_csv(
                 path,
                 sep=chosen,

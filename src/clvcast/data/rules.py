@@ -6,9 +6,12 @@ they find them, so a message or a report field changes in one place.
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 
 from clvcast.data.report import (
+    REASON_AMOUNT_RANGE,
     REASON_BAD_AMOUNT,
     REASON_BAD_DATE,
     REASON_MISSING_AMOUNT,
@@ -16,7 +19,7 @@ from clvcast.data.report import (
     REASON_MISSING_DATE,
     IngestionReport,
 )
-from clvcast.errors import InputError
+from clvcast.errors import DataQualityWarning, InputError
 
 # Problems of a row, checked in this order (the first that applies counts); code = index + 1.
 PROBLEMS = (
@@ -25,6 +28,7 @@ PROBLEMS = (
     REASON_BAD_DATE,
     REASON_MISSING_AMOUNT,
     REASON_BAD_AMOUNT,
+    REASON_AMOUNT_RANGE,
 )
 GUEST_CHECKOUT = 1  # the problem code of a row without a contact id: dropped, never refused
 
@@ -50,6 +54,30 @@ def check_amount_columns(name: str, columns: list[str], amount_col: str, quantit
             f"and '{price[0]}': pass --quantity-col {quantity[0]} --price-col {price[0]} "
             "(amount = quantity x price), or --amount-col for an amount column."
         )
+
+
+EARLIEST_PLAUSIBLE = "1970-01-01"
+
+
+def implausible_dates(
+    report: IngestionReport,
+    early: int,
+    earliest: object,
+    late: int,
+    latest: object,
+    last_year: int | None,
+) -> None:
+    """Note and warn about usable rows dated before 1970 or after the as-of year + 1: kept,
+    but more often a misread date or a placeholder (1900-01-01) than a real purchase."""
+    found = []
+    if early:
+        found.append(f"{early:,} rows are dated before 1970 (earliest {earliest})")
+    if late and last_year is not None:
+        found.append(f"{late:,} rows are dated after {last_year} (latest {latest})")
+    for text in found:
+        message = f"transactions ({report.source}): {text}; check the date column and its format"
+        report.notes.append(text + "; check the date column and its format")
+        warnings.warn(message, DataQualityWarning, 4)
 
 
 def no_rows(name: str) -> InputError:

@@ -43,6 +43,7 @@ from clvcast.data.inputs import (
     EXAMPLES,
     FLOAT_ID_PATTERN,
     WHOLE_ID_PATTERN,
+    check_csv_header,
     check_header_split,
     csv_separator,
     existing_file,
@@ -79,6 +80,7 @@ def _read_source(
         if suffix in {".csv", ".txt", ".tsv"}:
             readable = utf8_text_file(path, options.encoding, workdir, "transactions")
             sep = csv_separator(readable, options.sep)
+            check_csv_header(readable, sep, "transactions")
             frame = spark.read.csv(
                 str(readable), header=True, sep=sep, inferSchema=False, encoding="UTF-8"
             )
@@ -253,8 +255,16 @@ def read_transactions_spark(
         grouped = grouped.join(mapping, text == mapping["date_text"], "left")
     amount, amount_blank, amount_shown = _line_amount(kinds, options)
     contact = _contact(grouped, contact_col, kinds[contact_col], options.id_case, name)
-    bad_amount = amount.isNull() | F.isnan(amount) | (F.abs(amount) >= AMOUNT_LIMIT)
-    checks = (contact.isNull(), date_blank, timestamp.isNull(), amount_blank, bad_amount)
+    unparseable = amount.isNull() | F.isnan(amount)
+    out_of_range = (F.abs(amount) == float("inf")) | (F.abs(amount) >= AMOUNT_LIMIT)
+    checks = (
+        contact.isNull(),
+        date_blank,
+        timestamp.isNull(),
+        amount_blank,
+        unparseable,
+        out_of_range,
+    )
     problem = F.lit(0)
     for code in range(len(checks), 0, -1):  # the first check that applies wins
         problem = F.when(checks[code - 1], F.lit(code)).otherwise(problem)
@@ -321,7 +331,18 @@ def _aggregate(
     if found and options.invalid == "error":
         raise rules.invalid_rows(name, found)
     usable = typed.where(F.col("problem") == 0)
-    n_dup = int(usable.agg(F.coalesce(F.sum(F.col("n") - 1), F.lit(0))).collect()[0][0])
+    last_year = None if as_of_day is None else as_of_day.year + 1
+    early_day = F.lit(rules.EARLIEST_PLAUSIBLE).cast("date")
+    late_day = F.lit(f"{last_year or 9999}-12-31").cast("date")
+    n_dup, early, earliest, late, latest = usable.agg(
+        F.coalesce(F.sum(F.col("n") - 1), F.lit(0)),
+        F.sum(F.when(F.col("day") < early_day, F.col("n"))),
+        F.min("day"),
+        F.sum(F.when(F.col("day") > late_day, F.col("n"))),
+        F.max("day"),
+    ).collect()[0]
+    n_dup = int(n_dup)
+    rules.implausible_dates(report, int(early or 0), earliest, int(late or 0), latest, last_year)
     weight = F.col("n")
     if n_dup and options.duplicates == "error":
         examples = _examples(usable.where(F.col("n") > 1), "contact_id", n_dup)

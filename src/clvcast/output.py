@@ -114,7 +114,7 @@ def _engine(url: str):
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]  # the driver clvcast ships
     try:
-        return sqlalchemy.create_engine(url)
+        engine = sqlalchemy.create_engine(url)
     except (sqlalchemy.exc.ArgumentError, ValueError) as exc:
         raise InputError(
             f"--output {url!r} is not a usable SQLAlchemy URL ({exc}); use for example "
@@ -122,6 +122,27 @@ def _engine(url: str):
         ) from exc
     except ModuleNotFoundError as exc:
         raise InputError(f"no database driver for {url.split('://')[0]}: {exc}.") from exc
+    if engine.dialect.name == "sqlite":
+        _transactional_ddl(engine)
+    return engine
+
+
+def _transactional_ddl(engine) -> None:
+    """Make SQLite's DDL part of the transaction (SQLAlchemy's recipe for pysqlite).
+
+    Python's sqlite3 driver commits before DDL on its own, so without this the swap's
+    ``DROP TABLE`` would be committed even if the ``RENAME`` after it failed, and the
+    old table would be gone.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _autocommit_driver(dbapi_connection, record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
 
 def check_table_name(name: str | None, max_length: int = 63) -> str:

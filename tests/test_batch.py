@@ -25,7 +25,7 @@ from clvcast.errors import InputError, ModelWarning
 from clvcast.output import write_scored, write_sql, write_table, write_table_chunks
 from clvcast.pipeline import SCORED_COLUMNS, CLVPipeline
 from clvcast.rfm import rfm_migrations
-from conftest import run_clvcast
+from conftest import run_clvcast, run_inprocess
 
 CONTRACT = [*SCORED_COLUMNS[:1], *SCORED_COLUMNS[1:], "model_name", "model_version", "scored_at"]
 
@@ -79,8 +79,8 @@ def trained(workdir):
     return json.loads(result.stdout), tracking
 
 
-def predict(workdir, tracking, *extra: str) -> subprocess.CompletedProcess:
-    return clvcast(
+def predict(workdir, tracking, *extra: str, runner=None) -> subprocess.CompletedProcess:
+    return (runner or clvcast)(
         "predict",
         "--transactions",
         "cdnow.parquet",
@@ -279,30 +279,30 @@ def test_migrations_list_only_changes():
 def test_bad_arguments_give_one_clear_line(trained, workdir):
     _, tracking = trained
     base = ["--output", "bad.parquet"]
+
+    def bad(*extra: str) -> subprocess.CompletedProcess:
+        return predict(workdir, tracking, *extra, runner=run_inprocess)
+
     one_line_error(
-        predict(workdir, tracking, "--model", "models:/nosuch@champion", *base),
+        bad("--model", "models:/nosuch@champion", *base),
         "no registered model 'nosuch'",
     )
     one_line_error(
-        predict(workdir, tracking, "--model", "models:/clvcast@gold", *base),
+        bad("--model", "models:/clvcast@gold", *base),
         "has no alias 'gold'; its aliases: ['champion']",
     )
     one_line_error(
-        predict(workdir, tracking, "--model", "models:/clvcast/42", *base),
+        bad("--model", "models:/clvcast/42", *base),
         "has no version '42'; versions: [1]",
     )
-    one_line_error(
-        predict(workdir, tracking, "--model", "models/none.model", *base), "model file not found"
-    )
+    one_line_error(bad("--model", "models/none.model", *base), "model file not found")
     (workdir / "foreign.joblib").write_bytes(b"not a pickle at all")
     one_line_error(
-        predict(workdir, tracking, "--model", "foreign.joblib", *base),
+        bad("--model", "foreign.joblib", *base),
         "is not a clvcast model file",
     )
     one_line_error(
-        predict(
-            workdir,
-            tracking,
+        bad(
             "--model",
             "models/cdnow.model",
             "--output",
@@ -313,13 +313,11 @@ def test_bad_arguments_give_one_clear_line(trained, workdir):
         "is not a usable SQLAlchemy URL",
     )
     one_line_error(
-        predict(workdir, tracking, "--model", "models/cdnow.model", "--output", "sqlite:///x.db"),
+        bad("--model", "models/cdnow.model", "--output", "sqlite:///x.db"),
         "needs a table name",
     )
     one_line_error(
-        predict(
-            workdir, tracking, "--model", "models/cdnow.model", "--output", "/proc/scores.parquet"
-        ),
+        bad("--model", "models/cdnow.model", "--output", "/proc/scores.parquet"),
         "is not writable",
     )
     assert not (workdir / "bad.parquet").exists()

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from clvcast.cli import main
-from conftest import run_clvcast
+from conftest import run_clvcast, run_inprocess
 
 clvcast = functools.partial(run_clvcast, timeout=300)
+inprocess = run_inprocess  # for the error cases: no process start per case
 
 
 @pytest.fixture
@@ -114,7 +115,7 @@ def test_bad_arguments_give_one_line_and_exit_2(files, tmp_path, extra, expected
         str(out),
         *extra,
     ]
-    result = clvcast(*args)
+    result = inprocess(*args)
     if expected is None:
         assert result.returncode == 0, result.stderr
         return
@@ -131,14 +132,14 @@ def test_bad_rows_are_refused_without_partial_output(tmp_path):
     data.write_text("contact_id,date,amount\na,2024-01-01,10\nb,not a date,5\n")
     out = tmp_path / "out.csv"
     out.write_text("previous output\n")
-    result = clvcast(
+    result = inprocess(
         "rfm", "--transactions", str(data), "--as-of", "2024-02-01", "--output", str(out)
     )
     assert result.returncode == 2
     assert "1 rows with unparseable date in column 'date'" in result.stderr
     assert out.read_text() == "previous output\n"  # untouched
     assert list(tmp_path.glob(".out.csv*")) == []  # no temporary left behind
-    dropped = clvcast(
+    dropped = inprocess(
         "rfm",
         "--transactions",
         str(data),
@@ -155,11 +156,11 @@ def test_bad_rows_are_refused_without_partial_output(tmp_path):
 def test_missing_file_unwritable_folder_and_bad_extension(files, tmp_path):
     transactions, _ = files
     base = ["rfm", "--as-of", "2023-06-30"]
-    missing = clvcast(
+    missing = inprocess(
         *base, "--transactions", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "o.csv")
     )
     assert missing.returncode == 2 and "transactions file not found" in missing.stderr
-    no_folder = clvcast(
+    no_folder = inprocess(
         *base,
         "--transactions",
         str(transactions),
@@ -167,7 +168,7 @@ def test_missing_file_unwritable_folder_and_bad_extension(files, tmp_path):
         str(tmp_path / "no" / "such" / "o.csv"),
     )
     assert no_folder.returncode == 2 and "does not exist" in no_folder.stderr
-    bad_ext = clvcast(
+    bad_ext = inprocess(
         *base, "--transactions", str(transactions), "--output", str(tmp_path / "o.xlsx")
     )
     assert bad_ext.returncode == 2 and "use .parquet or .csv" in bad_ext.stderr
@@ -326,11 +327,11 @@ def test_forecast_bad_options(files, tmp_path):
         "--output",
         str(tmp_path / "f.csv"),
     ]
-    bad = clvcast(*base, "--holdout-days", "0")
+    bad = inprocess(*base, "--holdout-days", "0")
     assert bad.returncode == 2 and "--holdout-days 0" in bad.stderr
-    long = clvcast(*base, "--holdout-days", "5000")
+    long = inprocess(*base, "--holdout-days", "5000")
     assert long.returncode == 2 and "no purchase on or before the as-of date" in long.stderr
-    rate = clvcast(*base, "--discount-rate-monthly", "-3")
+    rate = inprocess(*base, "--discount-rate-monthly", "-3")
     assert rate.returncode == 2 and "discount_rate_monthly=-3" in rate.stderr
     assert not (tmp_path / "f.csv").exists()
 
@@ -375,10 +376,10 @@ def test_churn_bad_options(files, tmp_path):
         "--output",
         str(tmp_path / "c.csv"),
     ]
-    short = clvcast(*base[:4], "2022-01-20", *base[5:])
+    short = inprocess(*base[:4], "2022-01-20", *base[5:])
     assert short.returncode == 2 and "history is too short" in short.stderr
-    bad = clvcast(*base, "--horizon-days", "0")
+    bad = inprocess(*base, "--horizon-days", "0")
     assert bad.returncode == 2 and "horizon_days=0" in bad.stderr
-    plots = clvcast(*base, "--plots", str(tmp_path / "missing"))
+    plots = inprocess(*base, "--plots", str(tmp_path / "missing"))
     assert plots.returncode == 2 and "--plots" in plots.stderr
     assert not (tmp_path / "c.csv").exists()

@@ -45,6 +45,15 @@ def cdnow_evaluation(cdnow_log):
 
 
 @pytest.fixture(scope="module")
+def cdnow_part(cdnow_log):
+    """The purchases of the first 6,000 CDNOW customers: for properties (reproducible, no
+    look-ahead, thread-independent) that do not need every customer, at a quarter of the
+    cost."""
+    purchases = cdnow_log.purchases
+    return purchases[purchases["contact_id"] <= "06000"].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
 def drifting_log():
     transactions, truth = simulate_fading_transactions(10_000, seed=1)
     return read_transactions(transactions).purchases, truth
@@ -85,8 +94,8 @@ def test_training_rows_end_by_the_as_of_date(cdnow_log):
     assert set(features["cutoff"]) == set(cutoffs)
 
 
-def test_model_trained_up_to_a_date_ignores_later_data(cdnow_log):
-    purchases = cdnow_log.purchases
+def test_model_trained_up_to_a_date_ignores_later_data(cdnow_part):
+    purchases = cdnow_part
     as_of = pd.Timestamp("1997-12-31")
     small = ChurnModel(n_cutoffs=3)
     a = small.fit(purchases, as_of)
@@ -239,8 +248,8 @@ def test_bad_settings_and_short_history(cdnow_log):
         ChurnModel(n_cutoffs=1).fit(tiny, "1998-06-30")
 
 
-def test_scoring_is_reproducible(cdnow_log):
-    purchases = cdnow_log.purchases
+def test_scoring_is_reproducible(cdnow_part):
+    purchases = cdnow_part
     a = ChurnModel(n_cutoffs=3).fit(purchases, "1998-06-30").score(purchases, "1998-06-30")
     b = ChurnModel(n_cutoffs=3).fit(purchases, "1998-06-30").score(purchases, "1998-06-30")
     pd.testing.assert_frame_equal(a, b)
@@ -248,12 +257,13 @@ def test_scoring_is_reproducible(cdnow_log):
     assert a.index.equals(summary.index)
 
 
-def test_model_does_not_depend_on_the_thread_count(cdnow_log, monkeypatch):
-    purchases = cdnow_log.purchases
+def test_model_does_not_depend_on_the_thread_count(cdnow_part, monkeypatch):
+    purchases = cdnow_part
     scores = []
     for threads in ("1", "2"):
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
-        model = ChurnModel(n_cutoffs=4).fit(purchases, "1998-06-30")
+        # Few boosting rounds: two OpenMP threads crawl when the other core is busy.
+        model = ChurnModel(n_cutoffs=3, max_iter=20).fit(purchases, "1998-06-30")
         scores.append(model.score(purchases, "1998-06-30"))
     pd.testing.assert_frame_equal(scores[0], scores[1], check_exact=True)
 
@@ -325,8 +335,8 @@ def test_short_history_keeps_bgnbd_and_says_why(cdnow_log):
     assert "too short" in model.selection_reason_
 
 
-def test_shared_snapshots_give_the_same_model(cdnow_log):
-    purchases = cdnow_log.purchases
+def test_shared_snapshots_give_the_same_model(cdnow_part):
+    purchases = cdnow_part
     day = pd.Timestamp("1998-03-31")
     series = SnapshotSeries(purchases[purchases["date"] <= day], 90)
     evaluation = evaluate_churn(purchases, day, ChurnModel(n_cutoffs=4), snapshots=series)

@@ -75,9 +75,14 @@ def test_contact_sample_is_stable_and_keeps_whole_histories(chunked, whole):
     assert total == whole.report.contacts and everything is whole.purchases
 
 
-def test_pipeline_on_chunks_equals_the_pipeline_in_memory(chunked, whole):
+@pytest.fixture(scope="module")
+def fitted_whole(whole):
+    return CLVPipeline().fit(whole, AS_OF)
+
+
+def test_pipeline_on_chunks_equals_the_pipeline_in_memory(chunked, whole, fitted_whole):
     on_chunks = CLVPipeline().fit(chunked, AS_OF)
-    in_memory = CLVPipeline().fit(whole, AS_OF)
+    in_memory = fitted_whole
     assert on_chunks.training_ == in_memory.training_
     assert on_chunks.forecaster_.bgnbd_.params_.equals(in_memory.forecaster_.bgnbd_.params_)
     contacts = pd.DataFrame(
@@ -102,11 +107,11 @@ def test_work_folder_and_chunk_size_are_checked(cdnow_raw, tmp_path):
         read_transactions_in_chunks(cdnow_raw, tmp_path, chunk_contacts=0, date_format="%Y%m%d")
 
 
-def test_cli_predict_in_chunks_writes_the_same_table(cdnow_raw, tmp_path, whole):
+def test_cli_predict_in_chunks_writes_the_same_table(cdnow_raw, tmp_path, fitted_whole):
     data = tmp_path / "cdnow.parquet"
     cdnow_raw.to_parquet(data, index=False)
     model = tmp_path / "model.model"
-    CLVPipeline().fit(whole, AS_OF).save(model)
+    fitted_whole.save(model)
     common = ["--model", str(model), "--transactions", str(data), "--date-format", "%Y%m%d"]
     common += ["--as-of", AS_OF, "--scored-at", "2024-01-01T00:00:00", "--quiet"]
     outputs = {}

@@ -340,7 +340,9 @@ def test_churn_command_on_cdnow(tmp_path):
     from clvcast.data import load_cdnow_master
 
     raw = tmp_path / "cdnow.parquet"
-    load_cdnow_master().to_parquet(raw, index=False)
+    master = load_cdnow_master()
+    # The first 8,000 customers: the whole command as a user runs it, at a third of the cost.
+    master[master["contact_id"] <= "08000"].to_parquet(raw, index=False)
     out = tmp_path / "churn.csv"
     figures = tmp_path / "figures"
     figures.mkdir()

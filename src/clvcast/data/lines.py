@@ -80,12 +80,12 @@ def purchase_days(
         kept = f"""(SELECT contact_id, day, {_LINE_MONEY} AS amount, w AS size,
                           CAST(0 AS BIGINT) AS netted
                    FROM lines WHERE amount > 0)"""
-        if not _total(runner, "SELECT SUM(w) FROM lines WHERE amount <= 0"):
-            # The common case, at the speed of one GROUP BY: no refunds to place.
-            runner.table("daily", _days_of(kept, netted=False))
-            return
         refunds = "(SELECT contact_id, day, amount, w FROM lines WHERE amount <= 0)"
     unmatched = _total(runner, f"SELECT SUM(w) FROM {refunds} AS r")
+    if not orders and not unmatched:
+        # The common case, at the speed of one GROUP BY: no refunds to place.
+        runner.table("daily", _days_of(kept, netted=False))
+        return
 
     # 3. The other refunds, by policy; 4. purchase days.
     if unmatched and nonpositive == "net":

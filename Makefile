@@ -22,12 +22,15 @@ demo: $(STAMP)
 # The PostgreSQL output tests need a server: scripts/postgres.sh starts a throwaway one on
 # 127.0.0.1 (installing Debian's postgresql if missing); without one they skip, except in CI.
 # The Spark tests need Java 17+: scripts/java.sh installs it when missing (same rule).
+# Two pytest workers, one test module each at a time (module fixtures are built once); each
+# worker gets its own PostgreSQL database (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks
 	bash scripts/java.sh 2>.java-check.log || true
 	CLVCAST_TEST_POSTGRES_URL="$$(bash scripts/postgres.sh start 2>.postgres-start.log || true)" \
-		$(BIN)/python -m pytest
+		$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks notebooks

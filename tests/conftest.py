@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,28 @@ import pandas as pd
 import pytest
 
 from clvcast.data import cdnow_purchase_log, load_cdnow_master
+
+
+@pytest.fixture(scope="session", autouse=True)
+def postgres_database_per_worker():
+    """Under pytest-xdist (``make test``), each worker writes to a fresh PostgreSQL database
+    of its own, so that one worker's staging tables never meet another's checks."""
+    url = os.environ.get("CLVCAST_TEST_POSTGRES_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        yield
+        return
+    import sqlalchemy
+
+    name = f"clvcast_test_{worker}"
+    server = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    server.dispose()
+    os.environ["CLVCAST_TEST_POSTGRES_URL"] = url.rsplit("/", 1)[0] + "/" + name
+    yield
+    os.environ["CLVCAST_TEST_POSTGRES_URL"] = url
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,13 @@ import pytest
 from clvcast.data import read_transactions, sample_contacts
 from clvcast.data.ingest import ReadOptions
 from clvcast.data.simulate import online_retail_lines
+from clvcast.errors import InputError
 from clvcast.pipeline import CLVPipeline
 from clvcast.summary import summarize
-from conftest import run_clvcast
+from conftest import run_clvcast, run_inprocess
 
 pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'clvcast[spark]'")
-from clvcast.spark.session import java_available, spark_session
+from clvcast.spark.session import java_available, job_session, spark_session
 
 if not java_available():
     if os.environ.get("CI") == "true":
@@ -179,8 +180,10 @@ def assert_same_table(result: pd.DataFrame, expected: pd.DataFrame) -> None:
             assert as_text == [None if pd.isna(v) else str(v) for v in right], column
 
 
-def test_cli_train_and_predict_with_spark_equal_local(cdnow_raw, tmp_path):
-    # The first 4,000 CDNOW customers: the whole commands twice each, in CI's time budget.
+def test_cli_train_and_predict_with_spark_equal_local(spark, cdnow_raw, tmp_path):
+    # The first 4,000 CDNOW customers: the whole commands twice each. Three run in this
+    # process, where the Spark engine borrows the running session (and leaves it running);
+    # Spark's predict runs as a fresh process, which starts and stops a session of its own.
     small = tmp_path / "cdnow_small.parquet"
     cdnow_raw[cdnow_raw["contact_id"].astype(str) <= "04000"].to_parquet(small, index=False)
     common = ["--transactions", str(small), "--date-format", "%Y%m%d", "--as-of", AS_OF]
@@ -190,14 +193,28 @@ def test_cli_train_and_predict_with_spark_equal_local(cdnow_raw, tmp_path):
         model = tmp_path / engine / "clvcast.model"  # the model name comes from the file
         extra = ["--engine", engine, "--spark-master", "local[2]"]
         train = [*common, "--save", str(model), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
-        done = run_clvcast("train", *train, *extra, "--quiet", cwd=tmp_path)
+        done = run_inprocess("train", *train, *extra, "--quiet", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         outputs[engine] = tmp_path / f"{engine}.parquet"
         predict = [*common, "--model", str(model), "--output", str(outputs[engine])]
         predict += ["--scored-at", "2024-01-01T00:00:00"]
-        done = run_clvcast("predict", *predict, *extra, "--quiet", cwd=tmp_path)
+        runner = run_clvcast if engine == "spark" else run_inprocess
+        done = runner("predict", *predict, *extra, "--quiet", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
     local = pd.read_parquet(outputs["local"]).sort_values("contact_id", ignore_index=True)
     spark = pd.read_parquet(outputs["spark"]).sort_values("contact_id", ignore_index=True)
     assert list(spark.columns) == list(local.columns)
     assert_same_table(spark, local)
+
+
+def test_a_job_borrows_the_running_session_and_leaves_it_running(spark):
+    with job_session(None) as borrowed:
+        assert borrowed is spark
+    with job_session("local[2]") as borrowed:
+        assert borrowed is spark
+    assert spark.range(3).count() == 3  # still running
+    with (
+        pytest.raises(InputError, match="already running in this process"),
+        job_session("local[1]"),
+    ):
+        pass

@@ -847,20 +847,19 @@ def _spark_training_data(args: argparse.Namespace):
     """The summary and the churn sample computed by Spark, for train_pipeline."""
     from clvcast.data.ingest import ReadOptions
     from clvcast.spark.engine import training_data_spark
-    from clvcast.spark.session import spark_session
+    from clvcast.spark.session import job_session
 
-    spark = spark_session(args.spark_master)
-    try:
-        with _step(args, f"reading and summarising {args.transactions} with Spark"):
-            yield training_data_spark(
-                spark,
-                args.transactions,
-                ReadOptions(**_read_options(args)),
-                args.as_of,
-                args.churn_sample_contacts,
-            )
-    finally:
-        spark.stop()
+    with (
+        job_session(args.spark_master) as spark,
+        _step(args, f"reading and summarising {args.transactions} with Spark"),
+    ):
+        yield training_data_spark(
+            spark,
+            args.transactions,
+            ReadOptions(**_read_options(args)),
+            args.as_of,
+            args.churn_sample_contacts,
+        )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -939,10 +938,9 @@ def _spark_scored(args: argparse.Namespace, pipeline):
 
     from clvcast.data.ingest import ReadOptions
     from clvcast.spark.engine import read_transactions_spark, score_spark
-    from clvcast.spark.session import spark_session
+    from clvcast.spark.session import job_session
 
-    spark = spark_session(args.spark_master)
-    try:
+    with job_session(args.spark_master) as spark:
         with _step(args, f"reading and checking {args.transactions} with Spark"):
             options = ReadOptions(**_read_options(args))
             purchases, report = read_transactions_spark(spark, args.transactions, options)
@@ -960,8 +958,6 @@ def _spark_scored(args: argparse.Namespace, pipeline):
                         yield table
 
             yield report, tables()
-    finally:
-        spark.stop()
 
 
 def _nullable_types(kind):

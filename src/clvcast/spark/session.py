@@ -7,9 +7,11 @@ is the same calendar day on both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from clvcast.errors import InputError
@@ -57,3 +59,33 @@ def spark_session(master: str | None = None, *, app_name: str = "clvcast") -> An
         return builder.getOrCreate()
     except Exception as exc:  # py4j and Spark raise many kinds when the JVM cannot start
         raise InputError(f"cannot start Spark on {master or DEFAULT_MASTER}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def job_session(master: str | None = None) -> Iterator[Any]:
+    """The Spark session for one clvcast job: the one already running in this process (a
+    notebook's, say), left running afterwards; else a new one on ``master``, stopped at the end.
+
+    A running session on another master than the one asked for is refused (Spark keeps one
+    session per process), with what to do.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ModuleNotFoundError:
+        active = None
+    else:
+        active = SparkSession.getActiveSession()
+    if active is not None:
+        running = active.sparkContext.master
+        if master is not None and master != running:
+            raise InputError(
+                f"a Spark session on {running} is already running in this process; stop it "
+                f"first to use {master}, or leave the master out to use it."
+            )
+        yield active
+        return
+    session = spark_session(master)
+    try:
+        yield session
+    finally:
+        session.stop()

@@ -108,7 +108,7 @@ def test_train_logs_run_registers_and_aliases(trained):
         "data_contacts",
     ):
         assert metric in run["metrics"], metric
-    assert run["params"]["pipeline.churn_horizon_days"] == 90
+    assert run["params"]["pipeline.churn_model__horizon_days"] == 90
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking)

@@ -219,7 +219,7 @@ def test_internal_errors_are_one_line_too(monkeypatch, capsys, files, tmp_path):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(clvcast.pipeline, "rfm_contact_table", broken)
+    monkeypatch.setattr(clvcast.pipeline, "build_contact_table", broken)
     transactions, _ = files
     code = main(
         [
@@ -332,7 +332,7 @@ def test_forecast_bad_options(files, tmp_path):
     long = inprocess(*base, "--holdout-days", "5000")
     assert long.returncode == 2 and "no purchase on or before the as-of date" in long.stderr
     rate = inprocess(*base, "--discount-rate-monthly", "-3")
-    assert rate.returncode == 2 and "discount_rate_monthly=-3" in rate.stderr
+    assert rate.returncode == 2 and "--discount-rate-monthly -3: use a number >= 0" in rate.stderr
     assert not (tmp_path / "f.csv").exists()
 
 
@@ -381,7 +381,7 @@ def test_churn_bad_options(files, tmp_path):
     short = inprocess(*base[:4], "2022-01-20", *base[5:])
     assert short.returncode == 2 and "history is too short" in short.stderr
     bad = inprocess(*base, "--horizon-days", "0")
-    assert bad.returncode == 2 and "horizon_days=0" in bad.stderr
+    assert bad.returncode == 2 and "--horizon-days 0" in bad.stderr
     plots = inprocess(*base, "--plots", str(tmp_path / "missing"))
     assert plots.returncode == 2 and "--plots" in plots.stderr
     assert not (tmp_path / "c.csv").exists()

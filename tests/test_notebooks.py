@@ -85,3 +85,9 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
         pytest.fail(f"{path.name} failed:\n{failure}", pytrace=False)
     written = sorted(p.name for p in workdir.iterdir())
     assert not written, f"{path.name} wrote {written} into its working directory"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_notebooks_use_the_python_api_not_the_command_line(path):
+    sources = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
+    assert "clvcast.cli" not in sources and "redirect_stdout" not in sources

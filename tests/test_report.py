@@ -13,11 +13,12 @@ from matplotlib.figure import Figure
 from threadpoolctl import threadpool_limits
 
 from clvcast import plots
+from clvcast.churn import ChurnModel
 from clvcast.churn.simulate import simulate_fading_transactions
 from clvcast.data import read_transactions
 from clvcast.errors import InputError
+from clvcast.html_report import REPORT_FILE, SECTIONS, write_report
 from clvcast.pipeline import CLVPipeline
-from clvcast.report import REPORT_FILE, SECTIONS, write_report
 
 AS_OF = "2024-06-30"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -36,29 +37,29 @@ def fitted():
     scored table with two prospects (contacts without purchases) at the end."""
     transactions, _ = simulate_fading_transactions(3000, seed=1)
     log = read_transactions(transactions, as_of=AS_OF)
-    pipeline = CLVPipeline(churn_cutoffs=4)
+    pipeline = CLVPipeline(churn_model=ChurnModel(n_cutoffs=4))
     # One OpenMP thread for the churn booster: on a busy 2-core machine its spinning
     # threads made this fixture take 100 s instead of 7 s.
     with threadpool_limits(limits=1, user_api="openmp"):
-        pipeline.evaluate(log, AS_OF, 90)
+        evaluation = pipeline.evaluate(log, AS_OF, 90)
         pipeline.fit(log, AS_OF)
     ids = transactions["contact_id"].drop_duplicates().head(3).tolist()
     contacts = pd.DataFrame(
         {"contact_id": [*ids, "prospect-1", "prospect-2"], "email": list("abcde")}
     )
     scored = pipeline.score(log, AS_OF, contacts=contacts)
-    return pipeline, scored
+    return pipeline, scored, evaluation
 
 
 @pytest.fixture(scope="module")
 def report(fitted, tmp_path_factory):
-    pipeline, scored = fitted
+    pipeline, scored, evaluation = fitted
     folder = tmp_path_factory.mktemp("report")
     path = write_report(
         pipeline,
         scored,
         folder,
-        evaluation=pipeline.last_evaluation_,
+        evaluation=evaluation,
         model_name="clvcast",
         model_version="7",
     )
@@ -67,7 +68,7 @@ def report(fitted, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report_without_evaluation(fitted, tmp_path_factory):
-    pipeline, scored = fitted
+    pipeline, scored, _ = fitted
     path = write_report(pipeline, scored, tmp_path_factory.mktemp("plain") / "new folder")
     return path, path.read_text(encoding="utf-8")
 
@@ -123,7 +124,7 @@ def test_every_embedded_image_is_a_png_and_equals_its_file(report):
 
 
 def test_pareto_sentence_matches_a_direct_computation(fitted, report):
-    _, scored = fitted
+    _, scored, _ = fitted
     _, text = report
     values = np.sort(scored["clv_12m"].dropna().to_numpy(dtype=float))[::-1]
     top = round(0.2 * len(values))
@@ -141,7 +142,7 @@ def test_pareto_sentence_matches_a_direct_computation(fitted, report):
 
 
 def test_glance_counts_and_segment_table_match_the_scored_table(fitted, report):
-    _, scored = fitted
+    _, scored, _ = fitted
     _, text = report
     assert f"{len(scored):,}: {len(scored) - 2:,} with purchases and 2 prospects" in text
     for segment, count in scored["rfm_segment"].value_counts().items():
@@ -149,14 +150,14 @@ def test_glance_counts_and_segment_table_match_the_scored_table(fitted, report):
 
 
 def test_holdout_numbers_in_the_text_are_the_evaluation_metrics(fitted, report):
-    pipeline, _ = fitted
+    pipeline, _, evaluation = fitted
     _, text = report
-    metrics = pipeline.last_evaluation_["holdout"].metrics
+    metrics = evaluation.holdout.metrics
     assert f"predicted {metrics['predicted_total']:,.0f} purchases" in text
     assert f"{metrics['actual_total']:,.0f} happened ({metrics['aggregate_error_pct']:+.1f}%)" in (
         text
     )
-    churn = pipeline.last_evaluation_["churn"]
+    churn = evaluation.churn
     assert f"ROC-AUC {churn.auc('classifier'):.3f}" in text
 
 
@@ -176,7 +177,7 @@ def test_report_without_evaluation_keeps_headings_and_skips_those_figures(
 
 
 def test_text_from_data_is_escaped_and_model_columns_are_read(fitted, tmp_path):
-    pipeline, scored = fitted
+    pipeline, scored, _ = fitted
     table = scored.assign(model_name="<b>shop & co</b>", model_version="3")
     table["rfm_segment"] = table["rfm_segment"].replace({"lost": "lost <i>&</i> gone"})
     path = write_report(pipeline, table, tmp_path, title='Q3 "<script>" Café')
@@ -189,7 +190,7 @@ def test_text_from_data_is_escaped_and_model_columns_are_read(fitted, tmp_path):
 
 
 def test_write_report_names_missing_columns(fitted, tmp_path):
-    pipeline, scored = fitted
+    pipeline, scored, evaluation = fitted
     with pytest.raises(InputError, match=r"missing column\(s\) \['rfm_segment'\]"):
         write_report(pipeline, scored.drop(columns="rfm_segment"), tmp_path)
     with pytest.raises(InputError, match="evaluation"):
@@ -201,7 +202,7 @@ def test_write_report_names_missing_columns(fitted, tmp_path):
 
 
 def test_segment_summary_bars_carry_the_contacts_and_values(fitted):
-    _, scored = fitted
+    _, scored, _ = fitted
     fig = plots.segment_summary(scored, "clv_12m")
     assert isinstance(fig, Figure)
     counts_ax, values_ax = fig.axes
@@ -229,7 +230,7 @@ def test_segment_summary_bars_carry_the_contacts_and_values(fitted):
 
 
 def test_segment_summary_without_a_value_shows_contacts_only(fitted):
-    _, scored = fitted
+    _, scored, _ = fitted
     fig = plots.segment_summary(scored.drop(columns="clv_12m"), value=None)
     (ax,) = fig.axes
     assert sum(bar.get_width() for bar in ax.patches) == len(scored)

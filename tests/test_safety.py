@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy
 
 from clvcast import cli
+from clvcast.churn import ChurnModel
 from clvcast.churn.simulate import simulate_fading_transactions
 from clvcast.errors import InputError, OutputWarning
 from clvcast.output import STAGING_PREFIX, write_sql, write_table
@@ -37,7 +38,9 @@ def shop(tmp_path_factory):
     pd.DataFrame({"contact_id": ids, "newsletter": "subscribed"}).to_csv(
         folder / "contacts.csv", index=False
     )
-    pipeline = CLVPipeline(churn_cutoffs=3, churn_spacing_days=30).fit(transactions, as_of)
+    pipeline = CLVPipeline(churn_model=ChurnModel(n_cutoffs=3, spacing_days=30)).fit(
+        transactions, as_of
+    )
     pipeline.save(folder / "model.model")
     return folder, as_of
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from clvcast.data import read_transactions, sample_contacts
+from clvcast.data.chunks import chunk_of
 from clvcast.data.ingest import ReadOptions
 from clvcast.data.simulate import online_retail_lines
 from clvcast.errors import InputError
@@ -30,6 +31,7 @@ if not java_available():
     pytest.skip("Java is missing: the Spark tests need Java 17+", allow_module_level=True)
 
 from clvcast.spark.engine import (
+    partition_column,
     read_transactions_spark,
     sample_spark,
     score_spark,
@@ -218,3 +220,12 @@ def test_a_job_borrows_the_running_session_and_leaves_it_running(spark):
         job_session("local[1]"),
     ):
         pass
+
+
+def test_both_engines_partition_contacts_by_the_same_function(spark, cdnow_raw):
+    ids = pd.Series([*cdnow_raw["contact_id"].drop_duplicates().head(500), "ana@x.com", "é-1"])
+    frame = spark.createDataFrame(pd.DataFrame({"contact_id": ids}))
+    for parts in (1, 3, 7, 64):
+        on_spark = frame.select(partition_column(parts).alias("part")).toPandas()["part"]
+        assert on_spark.tolist() == chunk_of(ids, parts).tolist(), parts
+    assert chunk_of(ids, 7).nunique() == 7  # the ids spread over every part

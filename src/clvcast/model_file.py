@@ -35,7 +35,8 @@ from clvcast.atomic import atomic_path
 from clvcast.errors import InputError, ModelWarning
 
 MODEL_FORMAT = "clvcast.model"
-MODEL_FORMAT_VERSION = 2  # version 1 was the joblib pickle
+MODEL_FORMAT_VERSION = 3  # 1: the joblib pickle; 2: the pipeline's settings were flat
+READABLE_FORMAT_VERSIONS = (2, 3)
 STATE_FILE = "model.json"
 MAX_STATE_BYTES = 64 * 1024**2
 
@@ -111,11 +112,11 @@ def _check_header(path: Path, document: Any) -> None:
     if not isinstance(document, dict) or document.get("format") != MODEL_FORMAT:
         raise InputError(_not_a_model(path))
     version = document.get("format_version")
-    if version != MODEL_FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
         raise InputError(
             f"{path} was saved in model format {version} (clvcast "
             f"{document.get('clvcast_version')}); this clvcast reads format "
-            f"{MODEL_FORMAT_VERSION}. Retrain the model with this version."
+            f"{MODEL_FORMAT_VERSION} (and {READABLE_FORMAT_VERSIONS[0]}). Retrain the model with this version."
         )
 
 

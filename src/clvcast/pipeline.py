@@ -14,16 +14,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from clvcast.churn.evaluation import ChurnEvaluation
 from clvcast.churn.features import SnapshotContext, snapshot_context
 from clvcast.churn.model import HIGH_VALUE_M_SCORES, ChurnModel
 from clvcast.data import ChunkedPurchaseLog, PurchaseLog, parse_as_of, sample_contacts
 from clvcast.data.chunks import DEFAULT_CHURN_SAMPLE_CONTACTS, chunk_of
 from clvcast.errors import InputError
+from clvcast.limits import check_limits
+from clvcast.models.evaluation import HoldoutEvaluation
 from clvcast.models.forecast import CLVForecaster, prediction_columns
 from clvcast.rfm import PROSPECT, SCORE_COLUMNS, RFMScorer
 from clvcast.summary import (
@@ -57,6 +61,16 @@ class ContactTable:
 
 
 CHURN_COLUMNS = ("churn_risk", "churn_risk_band", "expected_drift_date")
+
+
+@dataclass
+class PipelineEvaluation:
+    """What :meth:`CLVPipeline.evaluate` returns: flat metrics (for MLflow and the champion
+    rule) and the two evaluations behind them (tables and figures)."""
+
+    metrics: dict[str, float]
+    holdout: HoldoutEvaluation
+    churn: ChurnEvaluation
 
 
 def _is_fitted(estimator: object) -> bool:
@@ -242,20 +256,20 @@ SCORED_COLUMNS = (
 class CLVPipeline(BaseEstimator):
     """Everything a scoring run needs, fitted once: RFM bins, BG/NBD + Gamma-Gamma, churn.
 
+    Built from its parts, like a scikit-learn pipeline from its steps: each part is an
+    unfitted estimator whose parameters are the pipeline's
+    (``pipeline.set_params(forecaster__horizon_days=180)``); :meth:`fit` fits a clone of
+    each and keeps the clones in ``scorer_``, ``forecaster_`` and ``churn_model_``.
+
     Parameters
     ----------
-    horizon_days : float
-        Forecast horizon of ``predicted_purchases_12m`` and ``clv_12m`` (365).
-    discount_rate_monthly : float
-        CLV discount rate per month.
-    churn_horizon_days : int
-        Churn = no purchase in this many days.
-    monetary_basis : {"total", "average"}
-        M score on total spend or average order value.
-    penalizer : float
-        BG/NBD penalty.
-    churn_cutoffs, churn_spacing_days : int
-        Training snapshots of the churn classifier.
+    scorer : RFMScorer, default ``RFMScorer()``
+        RFM quintile bins (``monetary_basis``: M score on total or average spend).
+    forecaster : CLVForecaster, default ``CLVForecaster()``
+        BG/NBD + Gamma-Gamma: horizon of ``predicted_purchases_12m`` and ``clv_12m`` (365
+        days), discount rate, penalty.
+    churn_model : ChurnModel, default ``ChurnModel()``
+        Churn = no purchase in its ``horizon_days``; training snapshots and scorers.
     churn_sample_contacts : int
         The churn classifier trains on the histories of a random sample of about this many
         contacts when there are more (:func:`clvcast.data.sample_contacts`): its training
@@ -274,37 +288,57 @@ class CLVPipeline(BaseEstimator):
 
     def __init__(
         self,
-        horizon_days: float = 365.0,
-        discount_rate_monthly: float = 0.01,
-        churn_horizon_days: int = 90,
-        monetary_basis: str = "total",
-        penalizer: float = 0.0,
-        churn_cutoffs: int = 12,
-        churn_spacing_days: int = 14,
+        *,
+        scorer: RFMScorer | None = None,
+        forecaster: CLVForecaster | None = None,
+        churn_model: ChurnModel | None = None,
         churn_sample_contacts: int = DEFAULT_CHURN_SAMPLE_CONTACTS,
     ) -> None:
-        self.horizon_days = horizon_days
-        self.discount_rate_monthly = discount_rate_monthly
-        self.churn_horizon_days = churn_horizon_days
-        self.monetary_basis = monetary_basis
-        self.penalizer = penalizer
-        self.churn_cutoffs = churn_cutoffs
-        self.churn_spacing_days = churn_spacing_days
+        self.scorer = scorer
+        self.forecaster = forecaster
+        self.churn_model = churn_model
         self.churn_sample_contacts = churn_sample_contacts
 
+    def get_params(self, deep: bool = True) -> dict:
+        """The parts and, with ``deep``, their parameters (``forecaster__horizon_days``...),
+        the default parts' included."""
+        params = super().get_params(deep=False)
+        if deep:
+            for name in ("scorer", "forecaster", "churn_model"):
+                part = self._part(name)
+                params.update({f"{name}__{k}": v for k, v in part.get_params().items()})
+        return params
+
+    def set_params(self, **params: object) -> CLVPipeline:
+        """Set parts or their parameters; a default part is created before its parameter
+        is set."""
+        for name in ("scorer", "forecaster", "churn_model"):
+            if getattr(self, name) is None and any(k.startswith(f"{name}__") for k in params):
+                setattr(self, name, self._part(name))
+        return super().set_params(**params)
+
+    def _part(self, name: str) -> BaseEstimator:
+        """The part ``name`` as given, or its default."""
+        given = getattr(self, name)
+        if given is not None:
+            return given
+        return {"scorer": RFMScorer, "forecaster": CLVForecaster, "churn_model": ChurnModel}[name]()
+
+    @property
+    def horizon_days(self) -> float:
+        """The forecast horizon in days (the forecaster's)."""
+        return self._part("forecaster").horizon_days
+
+    @property
+    def churn_horizon_days(self) -> int:
+        """Churn = no purchase in this many days (the churn model's)."""
+        return self._part("churn_model").horizon_days
+
     def _forecaster(self) -> CLVForecaster:
-        return CLVForecaster(
-            horizon_days=self.horizon_days,
-            discount_rate_monthly=self.discount_rate_monthly,
-            penalizer=self.penalizer,
-        )
+        return clone(self._part("forecaster"))
 
     def _churn_model(self) -> ChurnModel:
-        return ChurnModel(
-            horizon_days=self.churn_horizon_days,
-            n_cutoffs=self.churn_cutoffs,
-            spacing_days=self.churn_spacing_days,
-        )
+        return clone(self._part("churn_model"))
 
     def fit(self, purchases: Purchases, as_of: str | pd.Timestamp) -> CLVPipeline:
         """Fit every part on the purchases up to ``as_of`` (later rows are ignored).
@@ -331,8 +365,9 @@ class CLVPipeline(BaseEstimator):
         :meth:`fit` computes both and calls this; an engine that computes them elsewhere
         (Spark) calls it directly, so the fitting is the same code on every engine.
         """
+        check_limits(churn_sample_contacts=self.churn_sample_contacts)
         day = parse_as_of(as_of)
-        self.scorer_ = RFMScorer(monetary_basis=self.monetary_basis).fit(summary)
+        self.scorer_ = clone(self._part("scorer")).fit(summary)
         self.forecaster_ = self._forecaster().fit(summary)
         self.churn_model_ = self._churn_model().fit(churn_log, day)
         self.as_of_ = day
@@ -361,6 +396,38 @@ class CLVPipeline(BaseEstimator):
         sample, contacts = sample_contacts(source, self.churn_sample_contacts)
         return sample.loc[sample["date"] <= day], contacts
 
+    def partition_context(self, summary: pd.DataFrame) -> SnapshotContext:
+        """The population-level parts of the churn snapshot (RFM bins and BG/NBD of its
+        features), fitted on the summary of every contact: what :meth:`score_partition`
+        needs to score one part of the contacts as if it scored all of them."""
+        return snapshot_context(summary)
+
+    def score_partition(
+        self,
+        purchases: PurchaseLog | pd.DataFrame,
+        as_of: str | pd.Timestamp,
+        *,
+        contacts: pd.DataFrame | None = None,
+        context: SnapshotContext | None = None,
+    ) -> pd.DataFrame:
+        """The scored rows of the contacts in ``purchases`` (and the prospects of
+        ``contacts``) with the frozen parts: the one scoring function behind :meth:`score`,
+        :meth:`score_in_chunks` and the Spark engine's tasks.
+
+        ``context`` (:meth:`partition_context` of the whole population) makes a part's rows
+        equal those of scoring every contact at once; without it the part is the population.
+        """
+        check_is_fitted(self, "forecaster_")
+        return build_contact_table(
+            purchases,
+            as_of,
+            contacts=contacts,
+            scorer=self.scorer_,
+            forecaster=self.forecaster_,
+            churn_model=self.churn_model_,
+            churn_context=context,
+        ).table
+
     def score_in_chunks(
         self,
         purchases: ChunkedPurchaseLog,
@@ -369,29 +436,26 @@ class CLVPipeline(BaseEstimator):
     ) -> Iterator[pd.DataFrame]:
         """The scored table chunk by chunk: one DataFrame per chunk of contacts.
 
-        Only one chunk is in memory at a time. The snapshot's population-level parts (RFM
-        bins and BG/NBD of the churn features) are fitted once on the summary of every
-        contact first, so the rows equal those of :meth:`score` on the whole log; each chunk
-        is sorted by contact id and followed by its prospects (contacts of ``contacts``
-        without purchases, assigned to chunks by the same hash as purchases).
+        Only one chunk is in memory at a time. The snapshot's population-level parts are
+        fitted once on the summary of every contact first (:meth:`partition_context`), so
+        the rows equal those of :meth:`score` on the whole log; each chunk is sorted by
+        contact id and followed by its prospects (contacts of ``contacts`` without
+        purchases, assigned to chunks by the same hash as purchases).
         """
         check_is_fitted(self, "forecaster_")
         day = parse_as_of(as_of)
         if purchases.in_memory:
-            yield self.score(purchases.frame, day, contacts=contacts)
+            yield self.score_partition(purchases.frame, day, contacts=contacts)
             return
-        context = snapshot_context(summarize(purchases, day))
+        context = self.partition_context(summarize(purchases, day))
         groups = _contacts_by_chunk(contacts, purchases.n_chunks)
         for index in range(purchases.n_chunks):
-            yield build_contact_table(
+            yield self.score_partition(
                 purchases.chunk(index),
                 day,
                 contacts=None if contacts is None else groups[index],
-                scorer=self.scorer_,
-                forecaster=self.forecaster_,
-                churn_model=self.churn_model_,
-                churn_context=context,
-            ).table
+                context=context,
+            )
 
     def score(
         self,
@@ -400,31 +464,25 @@ class CLVPipeline(BaseEstimator):
         contacts: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """The scored contact table at ``as_of`` with the frozen parts (prospects included)."""
-        check_is_fitted(self, "forecaster_")
-        result = build_contact_table(
-            purchases,
-            as_of,
-            contacts=contacts,
-            scorer=self.scorer_,
-            forecaster=self.forecaster_,
-            churn_model=self.churn_model_,
-        )
-        return result.table
+        return self.score_partition(purchases, as_of, contacts=contacts)
 
     def evaluate(
         self,
         purchases: PurchaseLog | pd.DataFrame,
         as_of: str | pd.Timestamp,
         holdout_days: int,
-    ) -> dict[str, float]:
-        """Holdout metrics of copies of this pipeline's models (not of the fitted parts).
+    ) -> PipelineEvaluation:
+        """Holdout evaluation of copies of this pipeline's models (not of the fitted parts).
 
         Purchases: BG/NBD fitted up to ``as_of - holdout_days`` against the last
-        ``holdout_days``. Churn: the temporal evaluation at ``as_of``. Keys are flat names
-        ready for MLflow (``holdout_rmse``, ``churn_roc_auc``, ``churn_roc_auc_high_value``...).
-        Both run on the churn sample of contacts (``churn_sample_contacts``; every contact
-        when there are no more), the data the churn classifier trains on.
+        ``holdout_days``. Churn: the temporal evaluation at ``as_of``. The result's
+        ``metrics`` have flat names ready for MLflow (``holdout_rmse``, ``churn_roc_auc``,
+        ``churn_roc_auc_high_value``...). Both run on the churn sample of contacts
+        (``churn_sample_contacts``; every contact when there are no more), the data the
+        churn classifier trains on. Works before :meth:`fit` too: nothing is stored.
         """
+        if not isinstance(holdout_days, int | np.integer) or holdout_days < 1:
+            raise InputError(f"holdout_days={holdout_days!r}: use a whole number of days >= 1.")
         from clvcast.churn.evaluation import evaluate_churn
         from clvcast.models.evaluation import evaluate_holdout
 
@@ -442,8 +500,7 @@ class CLVPipeline(BaseEstimator):
                 if pd.notna(row[metric]):
                     metrics[f"{name}_{metric}{suffix}"] = float(row[metric])
         metrics["churn_drift_concordance"] = float(churn.drift_concordance)
-        self.last_evaluation_ = {"holdout": holdout, "churn": churn}
-        return metrics
+        return PipelineEvaluation(metrics=metrics, holdout=holdout, churn=churn)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save atomically as a clvcast model file: JSON and skops in a zip, which
@@ -452,9 +509,7 @@ class CLVPipeline(BaseEstimator):
         from clvcast import __version__
         from clvcast.model_file import save_model_file
 
-        shell = type(self).__new__(type(self))
-        shell.__dict__.update({k: v for k, v in self.__dict__.items() if k != "last_evaluation_"})
-        return save_model_file(shell, path, {"clvcast_version": __version__})
+        return save_model_file(self, path, {"clvcast_version": __version__})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, trust_model_file: bool = False) -> CLVPipeline:
@@ -469,10 +524,40 @@ class CLVPipeline(BaseEstimator):
         if isinstance(loaded, dict):  # an old joblib payload, trusted by the caller
             pipeline = cls.__new__(cls)
             pipeline.__dict__.update(loaded["pipeline"])
-            return pipeline
+            return _with_parts(pipeline)
         if not isinstance(loaded, cls):
             raise InputError(f"{path} holds a {type(loaded).__name__}, not a clvcast pipeline.")
-        return loaded
+        return _with_parts(loaded)
+
+
+# The settings of pipelines saved before the pipeline was built from its parts: part, and
+# the part's parameter for each.
+_FLAT_SETTINGS = {
+    "monetary_basis": ("scorer", "monetary_basis"),
+    "horizon_days": ("forecaster", "horizon_days"),
+    "discount_rate_monthly": ("forecaster", "discount_rate_monthly"),
+    "penalizer": ("forecaster", "penalizer"),
+    "churn_horizon_days": ("churn_model", "horizon_days"),
+    "churn_cutoffs": ("churn_model", "n_cutoffs"),
+    "churn_spacing_days": ("churn_model", "spacing_days"),
+}
+
+
+def _with_parts(pipeline: CLVPipeline) -> CLVPipeline:
+    """A pipeline loaded from a file of an earlier clvcast (flat settings such as
+    ``horizon_days``) rebuilt with its parts; the fitted parts are unchanged."""
+    state = pipeline.__dict__
+    if "forecaster" in state:
+        return pipeline
+    parts: dict[str, dict] = {"scorer": {}, "forecaster": {}, "churn_model": {}}
+    for old, (part, parameter) in _FLAT_SETTINGS.items():
+        if old in state:
+            parts[part][parameter] = state.pop(old)
+    state["scorer"] = RFMScorer(**parts["scorer"])
+    state["forecaster"] = CLVForecaster(**parts["forecaster"])
+    state["churn_model"] = ChurnModel(**parts["churn_model"])
+    state.setdefault("churn_sample_contacts", DEFAULT_CHURN_SAMPLE_CONTACTS)
+    return pipeline
 
 
 def _contacts_by_chunk(contacts: pd.DataFrame | None, n_chunks: int) -> list[pd.DataFrame]:

@@ -18,18 +18,18 @@ overrides all three, and the reason is kept either way.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -114,7 +114,7 @@ def _plain_types(table: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class TrainingRun:
-    """What :func:`log_training_run` did."""
+    """What :meth:`MlflowStore.log_training` did."""
 
     run_id: str
     model_uri: str
@@ -126,20 +126,6 @@ class TrainingRun:
     tracking_uri: str
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "model_uri": self.model_uri,
-            "registered_model": self.model_name,
-            "version": self.version,
-            "alias": self.alias,
-            "alias_moved": self.alias_moved,
-            "alias_reason": self.alias_reason,
-            "tracking_uri": self.tracking_uri,
-            "params": self.params,
-            "metrics": self.metrics,
-        }
 
 
 def champion_decision(
@@ -193,93 +179,209 @@ def own_problems(metrics: dict[str, float]) -> list[str]:
 
 
 def _flat_params(pipeline: CLVPipeline, extra: dict[str, Any]) -> dict[str, Any]:
-    params = {f"pipeline.{k}": v for k, v in pipeline.get_params().items()}
+    """The pipeline's parameters (its parts' as ``pipeline.forecaster__horizon_days``) and
+    ``extra``, as MLflow run parameters."""
+    params = {
+        f"pipeline.{k}": v
+        for k, v in pipeline.get_params().items()
+        if not hasattr(v, "get_params")  # a part: its parameters are listed one by one
+    }
     params.update(extra)
     return {k: ("" if v is None else v) for k, v in params.items()}
 
 
-def log_training_run(
-    pipeline: CLVPipeline,
-    *,
-    params: dict[str, Any],
-    metrics: dict[str, float],
-    artifacts: dict[str, Any],
-    input_example: pd.DataFrame,
-    experiment: str = DEFAULT_EXPERIMENT,
-    register_as: str | None = DEFAULT_MODEL_NAME,
-    alias: str | None = None,
-    force_alias: bool = False,
-    tracking_uri: str | None = None,
-) -> TrainingRun:
-    """Log one run: params, metrics, artifacts and the pyfunc model; register and alias it.
+class MlflowStore:
+    """One MLflow tracking store (and its model registry), addressed explicitly.
 
-    ``artifacts`` maps artifact file names to content: a matplotlib Figure (saved as PNG),
-    a DataFrame (CSV), a dict (JSON) or text.
+    Every call goes through this store's own :class:`~mlflow.tracking.MlflowClient`: clvcast
+    never sets MLflow's process-wide tracking URI nor touches ``sys.stdout``, so a notebook's
+    own MLflow settings are the same after any clvcast call, failed ones included.
+    ``uri`` defaults to ``MLFLOW_TRACKING_URI``, else ``mlruns/mlflow.db`` in the working
+    directory.
     """
-    uri = resolve_tracking_uri(tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
-    try:
-        experiment_id = _experiment_id(client, experiment, uri)
-    except MlflowException as exc:
-        raise TrackingError(f"cannot use the MLflow store {uri}: {_first_line(exc)}") from exc
-    all_params = _flat_params(pipeline, params)
-    # MLflow prints "View run at ..." links to stdout for server stores; library code must
-    # not print (and `--json` output must stay JSON), so its chatter is captured.
-    with (
-        contextlib.redirect_stdout(io.StringIO()),
-        tempfile.TemporaryDirectory() as folder,
-        mlflow.start_run(experiment_id=experiment_id) as run,
-    ):
-        mlflow.log_params(all_params)
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if pd.notna(v)})
-        for name, content in artifacts.items():
-            _log_artifact(Path(folder), name, content)
-        model_file = pipeline.save(Path(folder) / MODEL_ARTIFACT)
-        example = input_example.reset_index(drop=True)
+
+    def __init__(self, uri: str | None = None) -> None:
+        self.uri = resolve_tracking_uri(uri)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def __repr__(self) -> str:
+        return f"MlflowStore({self.uri!r})"
+
+    def log_training(
+        self,
+        pipeline: CLVPipeline,
+        *,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        artifacts: dict[str, Any],
+        example: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+        experiment: str = DEFAULT_EXPERIMENT,
+        run_name: str | None = None,
+        register_as: str | None = DEFAULT_MODEL_NAME,
+        alias: str | None = None,
+        force_alias: bool = False,
+        version_tags: dict[str, str] | None = None,
+        description: str | None = None,
+    ) -> TrainingRun:
+        """Log one run: params, metrics, artifacts and the pyfunc model; register and alias it.
+
+        ``artifacts`` maps artifact file names to content: a matplotlib Figure (saved as
+        PNG), a DataFrame (CSV), a dict (JSON) or text. ``example`` (a few contacts'
+        purchases and their scored rows) gives the pyfunc model its signature. The run is named ``run_name``
+        (default ``clvcast-<as-of>``); a registered version gets ``version_tags`` and
+        ``description``.
+        """
+        client = self.client
+        try:
+            experiment_id = _experiment_id(client, experiment, self.uri)
+        except MlflowException as exc:
+            raise TrackingError(
+                f"cannot use the MLflow store {self.uri}: {_first_line(exc)}"
+            ) from exc
         as_of = str(pipeline.as_of_.date())
-        output = ClvcastPyfuncModel()
-        output.pipeline = pipeline
-        signature = mlflow.models.infer_signature(
-            example, output.predict(None, example, {"as_of": as_of}), params={"as_of": as_of}
-        )
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=ClvcastPyfuncModel(),
-            artifacts={"pipeline": str(model_file)},
-            signature=signature,
-            pip_requirements=[f"clvcast=={__version__}"],
-        )
+        all_params = _flat_params(pipeline, params)
+        run = client.create_run(experiment_id, run_name=run_name or f"clvcast-{as_of}")
         run_id = run.info.run_id
-    version = None
-    moved, reason = False, "not registered"
-    if register_as:
-        with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints progress lines there
-            registered = mlflow.register_model(info.model_uri, register_as)
-        version = str(registered.version)
-        reason = "no alias asked for"
-        if alias:
-            moved, reason = champion_decision(client, register_as, alias, metrics)
-            if force_alias and not moved:
-                moved, reason = True, f"forced ({reason})"
-            if moved:
-                client.set_registered_model_alias(register_as, alias, version)
-    return TrainingRun(
-        run_id=run_id,
-        model_uri=f"models:/{register_as}/{version}" if version else info.model_uri,
-        model_name=register_as,
-        version=version,
-        alias=alias,
-        alias_moved=moved,
-        alias_reason=reason,
-        tracking_uri=uri,
-        metrics=dict(metrics),
-        params=all_params,
+        try:
+            client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(key, float(value), _now_ms(), 0)
+                    for key, value in metrics.items()
+                    if pd.notna(value)
+                ],
+                params=[Param(key, str(value)) for key, value in all_params.items()],
+            )
+            with tempfile.TemporaryDirectory(prefix="clvcast-run-") as folder:
+                files = Path(folder) / "files"
+                files.mkdir()
+                for name, content in artifacts.items():
+                    _write_artifact(files / name, content)
+                client.log_artifacts(run_id, str(files))
+                model_folder = Path(folder) / "model"
+                _save_pyfunc(pipeline, model_folder, Path(folder), example, as_of)
+                client.log_artifacts(run_id, str(model_folder), "model")
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
+        model_uri = f"runs:/{run_id}/model"
+        version = None
+        moved, reason = False, "not registered"
+        if register_as:
+            version = self._register(
+                register_as, f"{run.info.artifact_uri}/model", run_id, version_tags, description
+            )
+            reason = "no alias asked for"
+            if alias:
+                moved, reason = champion_decision(client, register_as, alias, metrics)
+                if force_alias and not moved:
+                    moved, reason = True, f"forced ({reason})"
+                if moved:
+                    client.set_registered_model_alias(register_as, alias, version)
+        return TrainingRun(
+            run_id=run_id,
+            model_uri=f"models:/{register_as}/{version}" if version else model_uri,
+            model_name=register_as,
+            version=version,
+            alias=alias,
+            alias_moved=moved,
+            alias_reason=reason,
+            tracking_uri=self.uri,
+            metrics=dict(metrics),
+            params=all_params,
+        )
+
+    def _register(
+        self,
+        name: str,
+        source: str,
+        run_id: str,
+        tags: dict[str, str] | None,
+        description: str | None,
+    ) -> str:
+        client = self.client
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name)
+        created = client.create_model_version(
+            name,
+            source,
+            run_id=run_id,
+            tags={key: str(value) for key, value in (tags or {}).items()},
+            description=description,
+        )
+        return str(created.version)
+
+    def load(self, model: str, *, trust_model_file: bool = False) -> LoadedModel:
+        """The pipeline of ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or
+        ``runs:/RUN_ID/model`` in this store (see :func:`load_model`)."""
+        name, version = _resolve_version(self.client, model)
+        with tempfile.TemporaryDirectory(prefix="clvcast-model-") as folder:
+            try:
+                local = self._download(model, name, version, folder)
+            except MlflowException as exc:
+                raise TrackingError(
+                    f"cannot load {model} from {self.uri}: {_first_line(exc)}"
+                ) from exc
+            files = sorted((local / "artifacts").glob("pipeline.*"))
+            if not files:
+                raise TrackingError(
+                    f"{model} in {self.uri} is not a clvcast model (no artifacts/pipeline file)."
+                )
+            pipeline = CLVPipeline.load(files[0], trust_model_file=trust_model_file)
+        return LoadedModel(pipeline, name, version, model)
+
+    def _download(self, model: str, name: str, version: str, folder: str) -> Path:
+        """The model's folder, downloaded through this store's client only."""
+        if model.startswith("runs:/"):
+            run_id, _, path = model.removeprefix("runs:/").partition("/")
+            return Path(self.client.download_artifacts(run_id, path or "model", folder))
+        source = self.client.get_model_version(name, version).source
+        if source.startswith("models:/"):  # a logged model (MLflow 3's log_model)
+            model_id = source.removeprefix("models:/").strip("/")
+            source = self.client.get_logged_model(model_id).artifact_location
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=folder, tracking_uri=self.uri
+            )
+        )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _save_pyfunc(
+    pipeline: CLVPipeline,
+    destination: Path,
+    scratch: Path,
+    example: tuple[pd.DataFrame, pd.DataFrame] | None,
+    as_of: str,
+) -> None:
+    """The pyfunc model folder: MLmodel, the wrapper as code (no pickle) and the safe
+    pipeline file; with ``example`` (purchases in, their scored rows out), its signature
+    and input example."""
+    model_file = pipeline.save(scratch / MODEL_ARTIFACT)
+    signature, input_example = None, None
+    if example is not None and len(example[0]):
+        purchases, scored = (frame.reset_index(drop=True) for frame in example)
+        signature = mlflow.models.infer_signature(
+            purchases, _plain_types(scored), params={"as_of": as_of}
+        )
+        input_example = (purchases, {"as_of": as_of})
+    mlflow.pyfunc.save_model(
+        path=str(destination),
+        python_model=str(PYFUNC_MODEL_CODE),
+        artifacts={"pipeline": str(model_file)},
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=[f"clvcast=={__version__}"],
     )
 
 
-def _log_artifact(folder: Path, name: str, content: Any) -> None:
-    path = folder / name
+def _write_artifact(path: Path, content: Any) -> None:
     if hasattr(content, "savefig"):
         content.savefig(path, dpi=110, format="png")
     elif isinstance(content, pd.DataFrame):
@@ -288,7 +390,6 @@ def _log_artifact(folder: Path, name: str, content: Any) -> None:
         path.write_text(json.dumps(content, indent=2, default=str))
     else:
         path.write_text(str(content))
-    mlflow.log_artifact(str(path))
 
 
 def _first_line(exc: Exception) -> str:
@@ -307,6 +408,8 @@ class LoadedModel:
 
 
 MODEL_ARTIFACT = "pipeline.model"  # the safe model file inside the logged MLflow model
+# The pyfunc model's code (MLflow's models from code): logged as a file, never imported here.
+PYFUNC_MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
 def load_model(
@@ -315,10 +418,11 @@ def load_model(
     """Load a pipeline from ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/...``
     or a model file. Errors name the model, the alias or version, and what exists.
 
-    From MLflow, the logged model's files are downloaded and its pipeline file is read by
-    :meth:`CLVPipeline.load`, never through ``mlflow.pyfunc.load_model`` (which unpickles
-    the wrapper): loading runs no code from the artifact store. Models logged by earlier
-    clvcast versions hold a pickle and need ``trust_model_file=True`` (``--trust-model-file``).
+    From MLflow (the store at ``tracking_uri``, see :class:`MlflowStore`), the logged
+    model's files are downloaded and its pipeline file is read by :meth:`CLVPipeline.load`,
+    never through ``mlflow.pyfunc.load_model`` (which unpickles the wrapper): loading runs no
+    code from the artifact store. Models logged by earlier clvcast versions hold a pickle and
+    need ``trust_model_file=True`` (``--trust-model-file``).
     """
     if not model.startswith(("models:/", "runs:/")):
         if "://" in model or model.startswith(("models:", "runs:")):
@@ -328,27 +432,7 @@ def load_model(
             )
         pipeline = CLVPipeline.load(model, trust_model_file=trust_model_file)
         return LoadedModel(pipeline, Path(model).stem, "file", str(Path(model)))
-    uri = resolve_tracking_uri(tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(tracking_uri=uri)
-    name, version = _resolve_version(client, model)
-    with tempfile.TemporaryDirectory(prefix="clvcast-model-") as folder:
-        try:
-            with contextlib.redirect_stderr(io.StringIO()):  # download progress bars
-                local = Path(
-                    mlflow.artifacts.download_artifacts(
-                        artifact_uri=model, dst_path=folder, tracking_uri=uri
-                    )
-                )
-        except MlflowException as exc:
-            raise TrackingError(f"cannot load {model} from {uri}: {_first_line(exc)}") from exc
-        files = sorted((local / "artifacts").glob("pipeline.*"))
-        if not files:
-            raise TrackingError(
-                f"{model} in {uri} is not a clvcast model (no artifacts/pipeline file)."
-            )
-        pipeline = CLVPipeline.load(files[0], trust_model_file=trust_model_file)
-    return LoadedModel(pipeline, name, version, model)
+    return MlflowStore(tracking_uri).load(model, trust_model_file=trust_model_file)
 
 
 def _resolve_version(client: MlflowClient, model: str) -> tuple[str, str]:

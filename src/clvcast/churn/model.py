@@ -525,8 +525,10 @@ class ChurnModel(BaseEstimator):
         values = self._risk(self.scorer_, self.estimator_, features)
         if np.isnan(values).any() and self.scorer_ != "booster":
             raise ModelError(
-                f"churn: the {self.scorer_} scorer needs BG/NBD, which could not be fitted on "
-                "the scoring snapshot; score with a model whose scorers include 'booster'."
+                f"churn: the {self.scorer_} scorer needs BG/NBD fitted on the contacts being "
+                f"scored, and it could not be fitted on these {len(features):,} (too few, or "
+                "too few repeat buyers): score the whole population in one call, not a "
+                "handful of contacts, or use a model whose scorers include 'booster'."
             )
         return pd.Series(values, index=features.index, name="churn_risk")
 

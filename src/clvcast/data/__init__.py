@@ -15,7 +15,7 @@ from clvcast.data.chunks import (
     read_transactions_in_chunks,
     sample_contacts,
 )
-from clvcast.data.ingest import read_transactions
+from clvcast.data.ingest import ReadOptions, read_transactions
 from clvcast.data.inputs import check_columns, parse_as_of, read_contacts, source_name
 from clvcast.data.report import (
     PURCHASE_LOG_COLUMNS,
@@ -54,6 +54,7 @@ __all__ = [
     "ChunkedPurchaseLog",
     "IngestionReport",
     "PurchaseLog",
+    "ReadOptions",
     "cdnow_master_path",
     "cdnow_purchase_log",
     "check_columns",

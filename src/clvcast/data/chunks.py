@@ -2,7 +2,9 @@
 
 :func:`read_transactions_in_chunks` ingests like :func:`~clvcast.data.read_transactions`
 (same checks, policies and report) and splits the purchase log by contact:
-chunk = ``hash(contact_id) mod n_chunks``, with ``n_chunks = ceil(contacts / chunk_contacts)``.
+chunk = :func:`partition_sql` (the first 32 bits of md5(contact_id), mod ``n_chunks``), with
+``n_chunks = ceil(contacts / chunk_contacts)``; md5 is the same in DuckDB, Spark and
+Python, so the Spark engine partitions contacts by the same function.
 Every purchase of a contact is in the same chunk, so anything computed per contact (the
 summary, the churn features, the scores) can be computed chunk by chunk with bounded memory,
 and the results do not depend on the number of chunks. A log of one chunk stays in memory;
@@ -26,11 +28,12 @@ import pyarrow.parquet as pq
 from clvcast.data.ingest import ReadOptions, fetch_frame, ingested
 from clvcast.data.report import IngestionReport, PurchaseLog
 from clvcast.errors import InputError
+from clvcast.limits import (  # noqa: F401  (re-exported: the defaults' old home)
+    DEFAULT_CHUNK_CONTACTS,
+    DEFAULT_CHURN_SAMPLE_CONTACTS,
+    check_limits,
+)
 
-DEFAULT_CHUNK_CONTACTS = 1_000_000
-# Contacts whose histories train the churn classifier (benchmarks/bench_scale.py: on 1M
-# contacts, 100,000 score a holdout ROC-AUC within 0.003 of 250,000 in a third of the time).
-DEFAULT_CHURN_SAMPLE_CONTACTS = 100_000
 _ORDER = "ORDER BY contact_id, date"
 
 
@@ -97,8 +100,7 @@ def read_transactions_in_chunks(
     (column names, date format, as-of date, policies, name). ``directory`` must exist; the
     caller removes it when the log is no longer needed.
     """
-    if chunk_contacts < 1:
-        raise InputError(f"chunk_contacts={chunk_contacts}; use a positive number of contacts.")
+    check_limits(chunk_contacts=chunk_contacts)
     folder = Path(directory)
     if not folder.is_dir():
         raise InputError(f"work folder {folder} does not exist; create it or choose another.")
@@ -111,11 +113,16 @@ def read_transactions_in_chunks(
         if n_chunks == 1:
             frame = fetch_frame(connection, f"SELECT * FROM purchases {_ORDER}")
             return ChunkedPurchaseLog(report=report, n_chunks=1, frame=frame)
+        # The chunk of every purchase, computed once (md5 costs more than a plain hash).
+        connection.execute(
+            f"CREATE TEMP TABLE keyed AS SELECT *, {partition_sql(n_chunks)} AS chunk "
+            "FROM purchases"
+        )
         files = []
         for index in range(n_chunks):
             path = folder / f"chunk-{index:05d}.parquet"
             connection.execute(
-                f"""COPY (SELECT * FROM purchases WHERE hash(contact_id) % {n_chunks} = {index}
+                f"""COPY (SELECT contact_id, date, amount FROM keyed WHERE chunk = {index}
                           {_ORDER})
                     TO {_literal(str(path))} (FORMAT parquet)"""
             )
@@ -168,12 +175,24 @@ def sample_contacts(
     return sample, int(sample["contact_id"].nunique())
 
 
+PARTITION_BITS = 32
+
+
+def partition_sql(n_parts: int, column: str = "contact_id") -> str:
+    """SQL (DuckDB) of a contact's part out of ``n_parts``: the first :data:`PARTITION_BITS`
+    bits of md5(id) mod ``n_parts``. The Spark engine computes the same number
+    (:func:`clvcast.spark.engine.partition_column`), so one function decides partitions on
+    both engines."""
+    digits = PARTITION_BITS // 4
+    return f"(CAST(('0x' || substr(md5({column}), 1, {digits})) AS UBIGINT) % {int(n_parts)})"
+
+
 def chunk_of(contact_ids: pd.Series, n_chunks: int) -> pd.Series:
-    """The chunk of each contact id, by the hash :func:`read_transactions_in_chunks` uses."""
+    """The chunk of each contact id, by :func:`partition_sql`."""
     connection = duckdb.connect()
     try:
         connection.register("ids", pd.DataFrame({"contact_id": contact_ids.astype(str)}))
-        chunks = connection.sql(f"SELECT hash(contact_id) % {n_chunks} AS chunk FROM ids")
+        chunks = connection.sql(f"SELECT {partition_sql(n_chunks)} AS chunk FROM ids")
         values = chunks.to_arrow_table().column("chunk").to_numpy()
     finally:
         connection.close()

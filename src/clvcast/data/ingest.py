@@ -524,10 +524,15 @@ def duckdb_connection(spill: str | os.PathLike[str]) -> duckdb.DuckDBPyConnectio
 
     The budget is a share of the machine's memory (:data:`DUCKDB_MEMORY_SHARE`), so that
     DuckDB's buffers plus the Python side of a run stay well within it; larger inputs spill
-    to disk instead of running out of memory.
+    to disk instead of running out of memory. DuckDB's own progress bar is off: library
+    code draws nothing on stderr (the jobs report progress through their callback).
     """
     config = {"temp_directory": str(spill), "memory_limit": f"{_memory_budget_mb()}MB"}
-    return duckdb.connect(config=config)
+    connection = duckdb.connect(config=config)
+    # In Jupyter, DuckDB refuses to touch the setting unless ipywidgets is installed.
+    with contextlib.suppress(duckdb.Error):
+        connection.execute("SET enable_progress_bar = false")
+    return connection
 
 
 DUCKDB_MEMORY_SHARE = 0.35

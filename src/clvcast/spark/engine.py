@@ -16,9 +16,9 @@ What runs where:
   and Spark) collected to the driver.
 - **Scoring** (:func:`score_spark`): the snapshot's population-level parts are fitted once
   on the driver from the collected summary; then the purchases and the contacts table are
-  grouped by a hash of the contact id and each group is scored in a Spark task by
-  ``cogroup(...).applyInPandas`` running :func:`clvcast.pipeline.build_contact_table`, the
-  local engine's own code. That is why the scored table equals the local engine's.
+  grouped by the md5 of the contact id (as the local engine chunks them) and each group is
+  scored in a Spark task by ``cogroup(...).applyInPandas`` running
+  :meth:`clvcast.pipeline.CLVPipeline.score_partition`, the local engine's own code. That is why the scored table equals the local engine's.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 
 from clvcast.data import IngestionReport, check_columns, parse_as_of, rules, source_name
-from clvcast.data.chunks import SAMPLE_BITS, SAMPLE_SALT
+from clvcast.data.chunks import PARTITION_BITS, SAMPLE_BITS, SAMPLE_SALT
 from clvcast.data.dates import parse_dates
 from clvcast.data.ingest import AMOUNT_LIMIT, ReadOptions, check_policies, utf8_text_file
 from clvcast.data.inputs import (
@@ -458,31 +458,20 @@ def score_spark(
     """The scored table as a Spark DataFrame, scored group by group in Spark tasks.
 
     ``pipeline`` is a fitted :class:`~clvcast.pipeline.CLVPipeline`. Contacts are grouped
-    by a hash of their id into ``groups`` groups (default: 4 per core, at least about
-    200,000 contacts each); each group's purchases and contacts-table rows go to one task,
-    which runs the local engine's :func:`~clvcast.pipeline.build_contact_table` with the
-    snapshot parts fitted once on the driver.
+    by :func:`partition_column` (the local engine's chunk function) into ``groups`` groups
+    (default: 4 per core, at least about 200,000 contacts each); each group's purchases and contacts-table rows go to one task,
+    which runs :meth:`~clvcast.pipeline.CLVPipeline.score_partition` (the local engine's
+    scoring function) with the snapshot parts fitted once on the driver.
     """
-    from clvcast.churn.features import snapshot_context
-    from clvcast.pipeline import build_contact_table
-
-    F = _functions()
     day = parse_as_of(as_of)
     summary = summary_to_pandas(summary_spark(purchases, day))
-    context = snapshot_context(summary)
+    context = pipeline.partition_context(summary)
     if groups is None:
         cores = spark.sparkContext.defaultParallelism
         groups = max(1, min(4 * cores, len(summary) // 200_000 + 1))
-    scorer, forecaster, churn_model = pipeline.scorer_, pipeline.forecaster_, pipeline.churn_model_
-    template = build_contact_table(
-        _first_contacts(purchases, summary),
-        day,
-        contacts=_head(contacts),
-        scorer=scorer,
-        forecaster=forecaster,
-        churn_model=churn_model,
-        churn_context=context,
-    ).table
+    template = pipeline.score_partition(
+        _first_contacts(purchases, summary), day, contacts=_head(contacts), context=context
+    )
     schema = _spark_schema(template)
     columns = list(template.columns)
 
@@ -497,30 +486,31 @@ def score_spark(
                     "fewer groups (the default sizes groups to the data)."
                 )
             return template.head(0)
-        table = build_contact_table(
-            log,
-            day,
-            contacts=rows,
-            scorer=scorer,
-            forecaster=forecaster,
-            churn_model=churn_model,
-            churn_context=context,
-        ).table[columns]
+        table = pipeline.score_partition(log, day, contacts=rows, context=context)[columns]
         # PySpark converts each column with pyarrow.Array.from_pandas, which refuses pandas'
         # Arrow-backed (chunked) strings: hand text over as Python objects.
         text = [c for c in columns if pd.api.types.is_string_dtype(table[c])]
         return table.astype({c: object for c in text})
 
-    group_of = F.pmod(F.xxhash64("contact_id"), F.lit(groups)).alias("group")
+    group_of = partition_column(groups).alias("group")
     by_group = purchases.select("*", group_of).groupBy("group")
     if contacts is None:
         empty = spark.createDataFrame([], "contact_id string, group bigint")
         others = empty.groupBy("group")
     else:
         frame = spark.createDataFrame(contacts.astype({"contact_id": str}))
-        others = frame.select("*", F.pmod(F.xxhash64("contact_id"), F.lit(groups)).alias("group"))
+        others = frame.select("*", partition_column(groups).alias("group"))
         others = others.groupBy("group")
     return by_group.cogroup(others).applyInPandas(score_group, schema=schema)
+
+
+def partition_column(n_parts: int) -> Any:
+    """A contact's part out of ``n_parts`` as a Spark column: the same number as the local
+    engine's :func:`clvcast.data.chunks.partition_sql` (the first 32 bits of md5(id))."""
+    F = _functions()
+    digits = PARTITION_BITS // 4
+    slot = F.conv(F.substring(F.md5("contact_id"), 1, digits), 16, 10).cast("bigint")
+    return F.pmod(slot, F.lit(n_parts)).cast("bigint")
 
 
 def _first_contacts(purchases: Any, summary: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 :func:`write_report` takes a fitted :class:`~clvcast.pipeline.CLVPipeline`, the contact
 table it scored (``docs/scored-table.md``) and, optionally, the pipeline's holdout
-evaluation (``pipeline.last_evaluation_`` after :meth:`~clvcast.pipeline.CLVPipeline.evaluate`)
+evaluation (what :meth:`~clvcast.pipeline.CLVPipeline.evaluate` returns)
 and writes ``report.html`` and one PNG per figure into a folder; :func:`render_report`
 returns the same HTML and PNG bytes without writing (for ``mlflow.log_text``).
 
@@ -39,9 +39,10 @@ from clvcast import __version__, plots
 from clvcast.atomic import atomic_path
 from clvcast.churn.evaluation import ChurnEvaluation
 from clvcast.errors import InputError
+from clvcast.figures import FigureInputs, model_figure
 from clvcast.models.evaluation import HoldoutEvaluation
 from clvcast.models.forecast import prediction_columns
-from clvcast.pipeline import CLVPipeline
+from clvcast.pipeline import CLVPipeline, PipelineEvaluation
 from clvcast.rfm import segment_table
 
 REPORT_FILE = "report.html"
@@ -195,6 +196,21 @@ class _Context:
     currency: str | None
     figures: _Figures
 
+    def figure(self, name: str) -> object:
+        """One of the model's named figures (:mod:`clvcast.figures`), as --plots and the
+        MLflow run draw it."""
+        summary = None
+        if {"frequency", "recency", "T"} <= set(self.buyers.columns):
+            summary = self.buyers[["frequency", "recency", "T"]].astype(float).dropna()
+        inputs = FigureInputs(
+            table=self.scored,
+            forecaster=self.pipeline.forecaster_,
+            summary=summary if summary is not None and len(summary) else None,
+            holdout=self.holdout,
+            churn=self.churn,
+        )
+        return model_figure(name, inputs)
+
     @property
     def money(self) -> str:
         return f" {self.currency}" if self.currency else ""
@@ -209,7 +225,7 @@ class _Context:
 
 
 def _check_inputs(
-    pipeline: CLVPipeline, scored: pd.DataFrame, evaluation: dict | None
+    pipeline: CLVPipeline, scored: pd.DataFrame, evaluation: PipelineEvaluation | dict | None
 ) -> tuple[HoldoutEvaluation | None, ChurnEvaluation | None]:
     if not isinstance(pipeline, CLVPipeline):
         raise InputError(
@@ -231,10 +247,12 @@ def _check_inputs(
         )
     if evaluation is None:
         return None, None
+    if isinstance(evaluation, PipelineEvaluation):
+        return evaluation.holdout, evaluation.churn
     if not isinstance(evaluation, dict) or not set(evaluation) <= {"holdout", "churn"}:
         raise InputError(
-            "evaluation must be the dict of CLVPipeline.last_evaluation_ "
-            "({'holdout': HoldoutEvaluation, 'churn': ChurnEvaluation}) or None."
+            "evaluation must be what CLVPipeline.evaluate returns, a dict "
+            "{'holdout': HoldoutEvaluation, 'churn': ChurnEvaluation}, or None."
         )
     holdout, churn = evaluation.get("holdout"), evaluation.get("churn")
     if holdout is not None and not isinstance(holdout, HoldoutEvaluation):
@@ -563,7 +581,7 @@ def _churn_risk(ctx: _Context) -> list[str]:
     body.append(
         ctx.figures.add(
             "churn_risk_by_segment.png",
-            plots.churn_risk_by_segment(buyers),
+            ctx.figure("churn_risk_by_segment.png"),
             "Churn risk within each RFM segment (box: middle half, line: median)",
         )
     )
@@ -722,12 +740,12 @@ def _holdout(ctx: _Context) -> list[str]:
         _table(table),
         ctx.figures.add(
             "tracking_cumulative.png",
-            plots.tracking(holdout, cumulative=True),
+            ctx.figure("tracking_cumulative.png"),
             "Cumulative repeat purchases, actual vs expected",
         ),
         ctx.figures.add(
             "tracking_weekly.png",
-            plots.tracking(holdout, cumulative=False),
+            ctx.figure("tracking_weekly.png"),
             "Repeat purchases per week, actual vs expected",
         ),
         _paragraph(
@@ -737,7 +755,7 @@ def _holdout(ctx: _Context) -> list[str]:
         ),
         ctx.figures.add(
             "calibration_vs_holdout.png",
-            plots.calibration_vs_holdout(holdout),
+            ctx.figure("calibration_vs_holdout.png"),
             "Mean holdout purchases by calibration frequency",
         ),
         _table(
@@ -753,11 +771,6 @@ def _holdout(ctx: _Context) -> list[str]:
 
 
 def _matrices(ctx: _Context) -> list[str]:
-    bgnbd = ctx.pipeline.forecaster_.bgnbd_
-    summary = None
-    if {"frequency", "recency", "T"} <= set(ctx.buyers.columns):
-        summary = ctx.buyers[["frequency", "recency", "T"]].astype(float).dropna()
-        summary = summary if len(summary) else None
     horizon = float(ctx.pipeline.horizon_days)
     return [
         _paragraph(
@@ -771,12 +784,12 @@ def _matrices(ctx: _Context) -> list[str]:
         ),
         ctx.figures.add(
             "frequency_recency_matrix.png",
-            plots.frequency_recency_matrix(bgnbd, horizon_days=horizon, summary=summary),
+            ctx.figure("frequency_recency_matrix.png"),
             f"Expected purchases in the next {horizon:g} days by frequency and recency",
         ),
         ctx.figures.add(
             "p_alive_matrix.png",
-            plots.p_alive_matrix(bgnbd, summary=summary),
+            ctx.figure("p_alive_matrix.png"),
             "Probability still active by frequency and recency",
         ),
     ]
@@ -828,12 +841,12 @@ def _churn_evaluation(ctx: _Context) -> list[str]:
         _table(metrics, formats, index=True),
         ctx.figures.add(
             "churn_roc.png",
-            plots.churn_roc(churn),
+            ctx.figure("churn_roc.png"),
             "ROC curves of the churn classifier and its baselines",
         ),
         ctx.figures.add(
             "churn_calibration.png",
-            plots.churn_calibration(churn),
+            ctx.figure("churn_calibration.png"),
             "Calibration: predicted churn risk vs observed churn rate",
         ),
         _paragraph(
@@ -861,7 +874,7 @@ def render_report(
     pipeline: CLVPipeline,
     scored: pd.DataFrame,
     *,
-    evaluation: dict | None = None,
+    evaluation: PipelineEvaluation | dict | None = None,
     title: str | None = None,
     model_name: str | None = None,
     model_version: str | None = None,
@@ -914,7 +927,7 @@ def write_report(
     scored: pd.DataFrame,
     output_dir: str | Path,
     *,
-    evaluation: dict | None = None,
+    evaluation: PipelineEvaluation | dict | None = None,
     title: str | None = None,
     model_name: str | None = None,
     model_version: str | None = None,
@@ -937,8 +950,8 @@ def write_report(
         files are left alone, so a figure left from an earlier report with an evaluation
         stays until removed.
     evaluation
-        ``pipeline.last_evaluation_`` after :meth:`~clvcast.pipeline.CLVPipeline.evaluate`
-        (``{"holdout": ..., "churn": ...}``); without it the holdout and churn evaluation
+        What :meth:`~clvcast.pipeline.CLVPipeline.evaluate` returns (or a dict
+        ``{"holdout": ..., "churn": ...}``); without it the holdout and churn evaluation
         sections only say that they were not evaluated.
     title, model_name, model_version
         Shown in the header; the model name and version default to the scored table's

@@ -1,0 +1,213 @@
+"""What the jobs share: progress steps, settings, inputs and the preflight of outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from clvcast.data import ReadOptions, read_contacts
+from clvcast.data.chunks import DEFAULT_CHURN_SAMPLE_CONTACTS
+from clvcast.engines import EngineSettings
+from clvcast.errors import InputError
+from clvcast.limits import check_limits
+
+Progress = Callable[[str], None]
+Transactions = str | os.PathLike[str] | pd.DataFrame
+
+DEFAULT_EXPERIMENT = "clvcast"
+DEFAULT_MODEL_NAME = "clvcast"
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+class _Steps:
+    """Long steps as progress lines: ``message ...`` then ``message: done in 1.2 s``."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+
+    def note(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message)
+
+    @contextlib.contextmanager
+    def __call__(self, message: str) -> Iterator[None]:
+        started = time.perf_counter()
+        self.note(f"{message} ...")
+        yield
+        self.note(f"{message}: done in {time.perf_counter() - started:.1f} s")
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train: the pipeline's settings, the holdout and the churn sample.
+
+    ``holdout_days`` (None = no evaluation): the forecast and the churn model are
+    evaluated on copies trained up to ``as_of - holdout_days`` against the last
+    ``holdout_days``; the champion rule needs these metrics. Limits: :mod:`clvcast.limits`.
+    """
+
+    horizon_days: float = 365.0
+    discount_rate_monthly: float = 0.01
+    churn_horizon_days: int = 90
+    monetary_basis: str = "total"
+    penalizer: float = 0.0
+    holdout_days: int | None = None
+    churn_sample_contacts: int = DEFAULT_CHURN_SAMPLE_CONTACTS
+
+    def check(self) -> None:
+        check_limits(
+            horizon_days=self.horizon_days,
+            discount_rate_monthly=self.discount_rate_monthly,
+            churn_horizon_days=self.churn_horizon_days,
+            penalizer=self.penalizer,
+            holdout_days=self.holdout_days,
+            churn_sample_contacts=self.churn_sample_contacts,
+        )
+        if self.monetary_basis not in {"total", "average"}:
+            raise InputError(f"monetary_basis={self.monetary_basis!r}: use 'total' or 'average'.")
+
+    def pipeline(self) -> Any:
+        """A new, unfitted :class:`~clvcast.pipeline.CLVPipeline` with these settings."""
+        from clvcast.churn import ChurnModel
+        from clvcast.models import CLVForecaster
+        from clvcast.pipeline import CLVPipeline
+        from clvcast.rfm import RFMScorer
+
+        return CLVPipeline(
+            scorer=RFMScorer(monetary_basis=self.monetary_basis),
+            forecaster=CLVForecaster(
+                horizon_days=self.horizon_days,
+                discount_rate_monthly=self.discount_rate_monthly,
+                penalizer=self.penalizer,
+            ),
+            churn_model=ChurnModel(horizon_days=self.churn_horizon_days),
+            churn_sample_contacts=self.churn_sample_contacts,
+        )
+
+
+def _engine(
+    engine: str, spark_master: str | None, chunk_contacts: int, work_dir: str | None
+) -> EngineSettings:
+    settings = EngineSettings(engine, spark_master, chunk_contacts, work_dir)
+    settings.check()
+    return settings
+
+
+def _store(store: Any) -> Any:
+    from clvcast.tracking import MlflowStore
+
+    return store if isinstance(store, MlflowStore) else MlflowStore(store)
+
+
+def _contacts(
+    contacts: Transactions | None, read: ReadOptions, id_col: str | None
+) -> pd.DataFrame | None:
+    """The contacts table, read like the transactions (separator, encoding, id case)."""
+    if contacts is None:
+        return None
+    from clvcast.pipeline import check_contact_attributes
+
+    table = read_contacts(
+        contacts,
+        contact_col=id_col or read.contact_col,
+        sep=read.sep,
+        encoding=read.encoding,
+        id_case=read.id_case,
+    )
+    check_contact_attributes(table)
+    return table
+
+
+# --- preflight of outputs -------------------------------------------------------------------
+
+
+def check_not_an_input(output: str | os.PathLike[str], inputs: dict[str, object]) -> None:
+    """Refuse an output path that is one of the job's input files (it would replace it).
+
+    ``inputs`` maps each input's option name (``transactions``...) to its value; values
+    that are not paths (DataFrames, ``models:/`` URIs, None) are skipped.
+    """
+    target = Path(output).expanduser().resolve()
+    for option, value in inputs.items():
+        if not isinstance(value, str | os.PathLike) or not str(value):
+            continue
+        text = str(value)
+        if "://" in text or text.startswith(("models:", "runs:")):
+            continue
+        source = Path(text).expanduser().resolve()
+        same = source == target
+        if not same and source.exists() and target.exists():
+            same = os.path.samefile(source, target)
+        if same:
+            raise InputError(
+                f"the output {output} is the --{option.replace('_', '-')} input file; writing "
+                "it would replace the input. Write the output to another path."
+            )
+
+
+def check_output_file(path: str | os.PathLike[str], inputs: dict[str, object]) -> None:
+    """A table file that can be written (format known, folder exists and is writable,
+    not a folder) and is none of the inputs."""
+    from clvcast.atomic import check_writable
+    from clvcast.output import table_format
+
+    table_format(str(path))
+    check_not_an_input(path, inputs)
+    check_writable(path)
+
+
+def _check_plots_folder(folder: str | os.PathLike[str] | None) -> None:
+    if folder is not None and not Path(folder).is_dir():
+        raise InputError(f"--plots {folder}: folder does not exist; create it first.")
+
+
+def save_figures(figures: dict[str, Any], folder: str | os.PathLike[str]) -> list[Path]:
+    """Write each Figure as ``folder/name`` (PNG, atomically); return the paths."""
+    from clvcast.atomic import atomic_path
+
+    written = []
+    for name, figure in figures.items():
+        path = Path(folder) / name
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=110, format="png")
+        written.append(path)
+    return written
+
+
+def _source_name(transactions: Transactions, read: ReadOptions | None = None) -> str:
+    """The input's name for run parameters and tags: the file name, or ``read.name``."""
+    if read is not None and read.name:
+        return read.name
+    if isinstance(transactions, pd.DataFrame):
+        return "DataFrame"
+    return Path(transactions).name
+
+
+def load(model: Any, store: Any = None, *, trust_model_file: bool = False) -> Any:
+    """A :class:`~clvcast.tracking.LoadedModel` from a URI, a model file path, a fitted
+    pipeline or a LoadedModel."""
+    from clvcast.pipeline import CLVPipeline
+    from clvcast.tracking import LoadedModel
+
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, CLVPipeline):
+        return LoadedModel(model, "pipeline", "memory", "in memory")
+    text = str(model)
+    if text.startswith(("models:/", "runs:/")):
+        return _store(store).load(text, trust_model_file=trust_model_file)
+    from clvcast.tracking import load_model
+
+    return load_model(text, trust_model_file=trust_model_file)

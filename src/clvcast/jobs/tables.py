@@ -1,0 +1,305 @@
+"""The contact tables of the exploring commands: rfm, forecast and churn."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from clvcast.data import IngestionReport, ReadOptions, parse_as_of
+from clvcast.engines import with_as_of
+from clvcast.errors import InputError
+from clvcast.jobs.common import (
+    Progress,
+    Transactions,
+    _check_plots_folder,
+    _contacts,
+    _Steps,
+    check_not_an_input,
+    check_output_file,
+    save_figures,
+)
+from clvcast.limits import check_limits
+
+# --- rfm, forecast, churn: contact tables ---------------------------------------------------
+
+
+@dataclass
+class TableResult:
+    """A contact table, what made it and where it went."""
+
+    table: pd.DataFrame
+    report: IngestionReport
+    scorer: Any
+    forecaster: Any = None
+    churn_model: Any = None
+    evaluation: Any = None
+    output: str | None = None
+    boundaries_output: str | None = None
+    figures: list[Path] = field(default_factory=list)
+
+
+def _table_job(
+    transactions: Transactions,
+    *,
+    as_of: Any,
+    contacts: Transactions | None,
+    contacts_id_col: str | None,
+    read: ReadOptions | None,
+    output: str | os.PathLike[str] | None,
+    boundaries: str | os.PathLike[str] | None,
+    save_boundaries: str | os.PathLike[str] | None,
+    plots: str | os.PathLike[str] | None,
+    monetary_basis: str,
+    figure_group: str = "forecast",
+    build: Callable[[Any, Any, pd.DataFrame | None, Any], tuple[Any, Any]],
+) -> TableResult:
+    """Shared shape of rfm/forecast/churn: preflight, read, build, write."""
+    from clvcast.data import read_transactions
+    from clvcast.output import write_table
+    from clvcast.rfm import RFMScorer
+
+    read = with_as_of(read, as_of)
+    inputs = {"transactions": transactions, "contacts": contacts, "boundaries": boundaries}
+    if output is not None:
+        check_output_file(output, inputs)
+    if save_boundaries is not None:
+        from clvcast.atomic import check_writable
+
+        check_not_an_input(save_boundaries, inputs)
+        check_writable(save_boundaries)
+    _check_plots_folder(plots)
+    if monetary_basis not in {"total", "average"}:
+        raise InputError(f"monetary_basis={monetary_basis!r}: use 'total' or 'average'.")
+    purchase_log = read_transactions(transactions, **asdict(read))
+    table_contacts = _contacts(contacts, read, contacts_id_col)
+    scorer = RFMScorer.load(boundaries) if boundaries else None
+    result, extra = build(purchase_log, scorer, table_contacts, read.as_of)
+    done = TableResult(
+        table=result.table,
+        report=purchase_log.report,
+        scorer=result.scorer,
+        forecaster=result.forecaster,
+        churn_model=result.churn_model,
+        evaluation=extra,
+    )
+    if output is not None:
+        write_table(result.table, output)
+        done.output = str(output)
+    if save_boundaries is not None:
+        result.scorer.save(save_boundaries)
+        done.boundaries_output = str(save_boundaries)
+    if plots is not None:
+        from clvcast.figures import FIGURE_GROUPS, model_figures
+
+        figures = model_figures(
+            result.table,
+            forecaster=result.forecaster,
+            summary=result.summary,
+            evaluation=extra,
+            names=FIGURE_GROUPS[figure_group],
+        )
+        done.figures = save_figures(figures, plots)
+    return done
+
+
+def rfm(
+    transactions: Transactions,
+    *,
+    as_of: Any,
+    contacts: Transactions | None = None,
+    contacts_id_col: str | None = None,
+    read: ReadOptions | None = None,
+    output: str | os.PathLike[str] | None = None,
+    monetary_basis: str = "total",
+    boundaries: str | os.PathLike[str] | None = None,
+    save_boundaries: str | os.PathLike[str] | None = None,
+) -> TableResult:
+    """The RFM contact table: summary, quintile scores, cells and segments (no models).
+
+    ``boundaries`` applies RFM boundaries saved earlier (JSON) instead of learning them;
+    ``save_boundaries`` writes the ones used.
+    """
+    from clvcast.pipeline import build_contact_table
+
+    def build(log, scorer, contacts_table, day):
+        made = build_contact_table(
+            log, day, contacts=contacts_table, scorer=scorer, monetary_basis=monetary_basis
+        )
+        return made, None
+
+    return _table_job(
+        transactions,
+        as_of=as_of,
+        contacts=contacts,
+        contacts_id_col=contacts_id_col,
+        read=read,
+        output=output,
+        boundaries=boundaries,
+        save_boundaries=save_boundaries,
+        plots=None,
+        monetary_basis=monetary_basis,
+        build=build,
+    )
+
+
+def forecast(
+    transactions: Transactions,
+    *,
+    as_of: Any,
+    contacts: Transactions | None = None,
+    contacts_id_col: str | None = None,
+    read: ReadOptions | None = None,
+    output: str | os.PathLike[str] | None = None,
+    horizon_days: float = 365.0,
+    discount_rate_monthly: float = 0.01,
+    penalizer: float = 0.0,
+    holdout_days: int | None = None,
+    compare_models: bool = False,
+    monetary_basis: str = "total",
+    boundaries: str | os.PathLike[str] | None = None,
+    save_boundaries: str | os.PathLike[str] | None = None,
+    plots: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> TableResult:
+    """The contact table with predicted purchases, P(alive) and CLV over ``horizon_days``.
+
+    ``holdout_days`` evaluates the forecast first (``result.evaluation``), on a copy fitted
+    up to ``as_of - holdout_days``; ``plots`` is a folder for the figures as PNG files.
+    """
+    from clvcast.models import CLVForecaster, evaluate_holdout
+    from clvcast.pipeline import build_contact_table
+
+    check_limits(
+        horizon_days=horizon_days,
+        discount_rate_monthly=discount_rate_monthly,
+        penalizer=penalizer,
+        holdout_days=holdout_days,
+    )
+    steps = _Steps(progress)
+
+    def build(log, scorer, contacts_table, day):
+        forecaster = CLVForecaster(
+            horizon_days=horizon_days,
+            discount_rate_monthly=discount_rate_monthly,
+            penalizer=penalizer,
+        )
+        evaluation = None
+        if holdout_days:
+            day = parse_as_of(day)
+            with steps(f"evaluating on a {holdout_days}-day holdout"):
+                evaluation = evaluate_holdout(
+                    log.purchases,
+                    day - pd.Timedelta(days=holdout_days),
+                    day,
+                    forecaster=forecaster,
+                    compare_models=compare_models,
+                )
+        with steps("fitting BG/NBD and Gamma-Gamma and scoring every contact"):
+            made = build_contact_table(
+                log,
+                day,
+                contacts=contacts_table,
+                scorer=scorer,
+                monetary_basis=monetary_basis,
+                forecaster=forecaster,
+            )
+        return made, evaluation
+
+    return _table_job(
+        transactions,
+        as_of=as_of,
+        contacts=contacts,
+        contacts_id_col=contacts_id_col,
+        read=read,
+        output=output,
+        boundaries=boundaries,
+        save_boundaries=save_boundaries,
+        plots=plots,
+        monetary_basis=monetary_basis,
+        figure_group="forecast",
+        build=build,
+    )
+
+
+def churn(
+    transactions: Transactions,
+    *,
+    as_of: Any,
+    contacts: Transactions | None = None,
+    contacts_id_col: str | None = None,
+    read: ReadOptions | None = None,
+    output: str | os.PathLike[str] | None = None,
+    horizon_days: int = 90,
+    cutoffs: int = 12,
+    spacing_days: int = 14,
+    threads: int | None = None,
+    evaluate: bool = True,
+    monetary_basis: str = "total",
+    boundaries: str | os.PathLike[str] | None = None,
+    save_boundaries: str | os.PathLike[str] | None = None,
+    plots: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> TableResult:
+    """The contact table with churn risk, risk bands and drift dates.
+
+    ``evaluate`` (default) first evaluates the classifier trained one horizon earlier
+    against what happened since (``result.evaluation``).
+    """
+    from clvcast.churn import ChurnModel, evaluate_churn
+    from clvcast.churn.features import SnapshotSeries
+    from clvcast.pipeline import build_contact_table
+
+    check_limits(
+        churn_horizon_days=horizon_days,
+        churn_cutoffs=cutoffs,
+        churn_spacing_days=spacing_days,
+        threads=threads,
+    )
+    steps = _Steps(progress)
+
+    def build(log, scorer, contacts_table, day):
+        day = parse_as_of(day)
+        model = ChurnModel(
+            horizon_days=horizon_days,
+            n_cutoffs=cutoffs,
+            spacing_days=spacing_days,
+            n_threads=threads,
+        )
+        history = log.purchases
+        # The evaluation (trained one horizon earlier) and the model share most snapshots.
+        snapshots = SnapshotSeries(history.loc[history["date"] <= day], horizon_days)
+        evaluation = None
+        if evaluate:
+            with steps(f"evaluating the churn model on the last {horizon_days} days"):
+                evaluation = evaluate_churn(history, day, model, snapshots=snapshots)
+        with steps("choosing and training the churn scorer"):
+            model.fit(history, day, snapshots=snapshots)
+        made = build_contact_table(
+            log,
+            day,
+            contacts=contacts_table,
+            scorer=scorer,
+            monetary_basis=monetary_basis,
+            churn_model=model,
+        )
+        return made, evaluation
+
+    return _table_job(
+        transactions,
+        as_of=as_of,
+        contacts=contacts,
+        contacts_id_col=contacts_id_col,
+        read=read,
+        output=output,
+        boundaries=boundaries,
+        save_boundaries=save_boundaries,
+        plots=plots,
+        monetary_basis=monetary_basis,
+        figure_group="churn",
+        build=build,
+    )

@@ -214,12 +214,12 @@ def test_demo_runs_on_cdnow(tmp_path):
 
 
 def test_internal_errors_are_one_line_too(monkeypatch, capsys, files, tmp_path):
-    import clvcast.pipeline
+    import clvcast.contact_table
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(clvcast.pipeline, "build_contact_table", broken)
+    monkeypatch.setattr(clvcast.contact_table, "build_contact_table", broken)
     transactions, _ = files
     code = main(
         [

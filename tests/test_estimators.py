@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 
 from clvcast.churn import ChurnModel
+from clvcast.errors import NotFittedError
 from clvcast.models import BetaGeoModel, CLVForecaster, GammaGammaModel
 from clvcast.pipeline import CLVPipeline
 from clvcast.rfm import RFMScorer

@@ -13,17 +13,22 @@ PACKAGE = Path(__file__).parents[1] / "src" / "clvcast"
 ALLOWED = {
     "errors": set(),
     "limits": {"errors"},
+    "estimator": {"errors"},
     "atomic": {"errors"},
     "data": {"errors", "data", "limits"},
     "summary": {"errors", "data"},
-    "rfm": {"errors", "atomic", "summary"},
+    "rfm": {"errors", "atomic", "summary", "estimator"},
     "output": {"errors", "atomic"},
     "model_file": {"errors", "atomic"},  # rebuilds clvcast's classes by an allow-list
-    "models": {"errors", "data", "summary", "models"},
-    "churn": {"errors", "data", "summary", "rfm", "models", "churn"},
+    "models": {"errors", "estimator", "data", "summary", "models"},
+    "churn": {"errors", "estimator", "data", "summary", "rfm", "models", "churn"},
+    # the table builder; churn only when a churn model is given (imported in the function)
+    "contact_table": {"errors", "estimator", "data", "summary", "rfm", "models", "churn"},
     "plots": {"errors", "summary", "rfm", "models", "churn", "plots"},
     "pipeline": {
         "errors",
+        "estimator",
+        "contact_table",
         "limits",
         "atomic",
         "data",
@@ -37,7 +42,17 @@ ALLOWED = {
     "tracking": {"errors", "data", "pipeline"},
     "pyfunc_model": {"tracking"},  # MLflow's models-from-code file of the pyfunc model
     "figures": {"errors", "plots", "models", "churn"},
-    "html_report": {"errors", "atomic", "rfm", "models", "churn", "plots", "figures", "pipeline"},
+    "html_report": {
+        "errors",
+        "estimator",
+        "atomic",
+        "rfm",
+        "models",
+        "churn",
+        "plots",
+        "figures",
+        "pipeline",
+    },
     "spark": {"errors", "data", "summary", "churn", "pipeline", "spark"},
     "engines": {"errors", "limits", "data", "summary", "spark"},
     "jobs": {
@@ -50,6 +65,7 @@ ALLOWED = {
         "models",
         "churn",
         "pipeline",
+        "contact_table",
         "output",
         "tracking",
         "figures",
@@ -134,3 +150,53 @@ def test_the_cli_is_thin():
     calls = _calls(cli)
     for job_logic in ("fit", "score", "evaluate", "write_scored", "write_table", "save"):
         assert job_logic not in calls, f"cli.py calls {job_logic}: that belongs in clvcast.jobs"
+
+
+# What each command may import: the whole command runs in a fresh process, then its
+# modules are listed. rfm and forecast need neither scikit-learn (the churn classifier),
+# MLflow, matplotlib nor Spark; --help needs none of the data libraries either.
+HEAVY_FOR_COMMANDS = ("sklearn", "mlflow", "matplotlib", "pyspark")
+IMPORT_CHECK = """
+import json, sys
+from clvcast.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "modules": sorted({m.split('.')[0] for m in sys.modules})}))
+"""
+
+
+@pytest.mark.parametrize(
+    "command, forbidden",
+    [
+        (["--help"], (*HEAVY_FOR_COMMANDS, "pandas", "duckdb", "numpy", "scipy")),
+        (["rfm"], (*HEAVY_FOR_COMMANDS, "scipy", "lifetimes")),
+        (["forecast", "--holdout-days", "90"], (*HEAVY_FOR_COMMANDS, "lifetimes")),
+    ],
+    ids=["help", "rfm", "forecast"],
+)
+def test_a_command_imports_only_what_it_uses(command, forbidden, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from clvcast.data import load_cdnow_master
+
+    args = list(command)
+    if command != ["--help"]:
+        raw = load_cdnow_master()
+        raw[raw["contact_id"] <= "02000"].to_csv(tmp_path / "orders.csv", index=False)
+        args += ["--transactions", "orders.csv", "--date-format", "%Y%m%d", "--as-of"]
+        args += ["1998-06-30", "--output", "out.parquet", "-q"]
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_CHECK, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0, done.stderr
+    imported = set(result["modules"]) & set(forbidden)
+    assert not imported, f"clvcast {command[0]} imports {sorted(imported)}"

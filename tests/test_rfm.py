@@ -165,7 +165,8 @@ def test_segment_table_matches_docs():
 
 def test_scorer_follows_sklearn_conventions(cdnow_summary):
     from sklearn.base import clone
-    from sklearn.exceptions import NotFittedError
+
+    from clvcast.errors import NotFittedError
 
     scorer = RFMScorer(monetary_basis="average")
     assert scorer.fit(cdnow_summary) is scorer

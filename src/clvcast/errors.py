@@ -24,6 +24,11 @@ class ModelError(ClvcastError):
     """A model cannot be fitted or used on the data it was given."""
 
 
+class NotFittedError(ClvcastError, ValueError, AttributeError):
+    """An estimator was used before ``fit`` (the same bases as scikit-learn's, so code that
+    catches ValueError or AttributeError for it keeps working)."""
+
+
 class RFMWarning(UserWarning):
     """RFM scores had to deviate from five equal bins (too few distinct values)."""
 

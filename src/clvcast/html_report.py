@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.validation import check_is_fitted
 
 from clvcast import __version__, plots
 from clvcast.atomic import atomic_path
 from clvcast.churn.evaluation import ChurnEvaluation
 from clvcast.errors import InputError
+from clvcast.estimator import check_fitted
 from clvcast.figures import FigureInputs, model_figure
 from clvcast.models.evaluation import HoldoutEvaluation
 from clvcast.models.forecast import prediction_columns
@@ -231,7 +231,7 @@ def _check_inputs(
         raise InputError(
             f"pipeline is a {type(pipeline).__name__}; pass a fitted clvcast CLVPipeline."
         )
-    check_is_fitted(pipeline, "forecaster_")
+    check_fitted(pipeline, "forecaster_")
     if not isinstance(scored, pd.DataFrame):
         raise InputError(f"scored is a {type(scored).__name__}; pass the scored contact table.")
     missing = [c for c in _REQUIRED if c not in scored.columns]

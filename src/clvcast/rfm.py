@@ -32,17 +32,18 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from clvcast.atomic import write_text_atomic
 from clvcast.errors import InputError, RFMWarning
+from clvcast.estimator import Estimator, check_fitted
 
 MonetaryBasis = Literal["total", "average"]
 
 SCORE_COLUMNS = ("r_score", "f_score", "m_score", "rfm_cell", "rfm_group", "rfm_segment")
 BOUNDARIES_FORMAT = "clvcast.rfm-boundaries/1"
 
+# High-value contacts: M score 4-5 (the top two quintiles of spend).
+HIGH_VALUE_M_SCORES = (4, 5)
 PROSPECT = "prospect"
 FIRST_TIME_BUYER = "first-time buyer"
 RECURRING = "recurring"
@@ -342,7 +343,7 @@ def fit_bins(
     )
 
 
-class RFMScorer(BaseEstimator):
+class RFMScorer(Estimator):
     """Learn RFM bins on a customer summary, then score any summary with the same bins.
 
     Parameters
@@ -388,7 +389,7 @@ class RFMScorer(BaseEstimator):
 
     def transform(self, summary: pd.DataFrame) -> pd.DataFrame:
         """Scores, cell, group and segment for every contact of ``summary`` (same index)."""
-        check_is_fitted(self, "bins_")
+        check_fitted(self, "bins_")
         _check_summary(summary)
         r = self.bins_["recency"].score(measure_values(summary, "days_since_last_purchase"))
         f = self.bins_["frequency"].score(measure_values(summary, "orders"))
@@ -431,7 +432,7 @@ class RFMScorer(BaseEstimator):
         From the frozen recency bins: the first day on which the days since the last
         purchase reach the next bin edge. Empty (NaT) for contacts in the lowest R band.
         """
-        check_is_fitted(self, "bins_")
+        check_fitted(self, "bins_")
         _check_summary(summary)
         if "last_purchase" not in summary.columns:
             raise InputError("r_drop_dates needs the last_purchase column of the summary.")
@@ -450,12 +451,12 @@ class RFMScorer(BaseEstimator):
 
     def boundaries(self) -> pd.DataFrame:
         """All bins in human units, R first then F and M, best score first."""
-        check_is_fitted(self, "bins_")
+        check_fitted(self, "bins_")
         return pd.concat([bins.describe() for bins in self.bins_.values()], ignore_index=True)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form of the fitted boundaries (see :meth:`from_dict`)."""
-        check_is_fitted(self, "bins_")
+        check_fitted(self, "bins_")
         return {
             "format": BOUNDARIES_FORMAT,
             "monetary_basis": self.monetary_basis,

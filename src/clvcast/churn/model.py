@@ -63,7 +63,6 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from clvcast.churn.features import (
@@ -75,12 +74,13 @@ from clvcast.churn.features import (
 )
 from clvcast.data import parse_as_of
 from clvcast.errors import InputError, ModelError
+from clvcast.estimator import check_fitted
+from clvcast.rfm import HIGH_VALUE_M_SCORES
 from clvcast.summary import purchases_frame
 
 RISK_BANDS = (("low", 0.0), ("medium", 0.5), ("high", 0.8))
 SCORERS = ("bgnbd", "logistic", "booster")
 BASELINE = "bgnbd"
-HIGH_VALUE_M_SCORES = (4, 5)
 DRIFT_LIMIT_DAYS = 730
 MIN_TRAINING_ROWS = 200
 # Measured with benchmarks/bench_churn_threads.py (README): on a quiet 2-core machine two
@@ -521,7 +521,7 @@ class ChurnModel(BaseEstimator):
 
     def predict_risk(self, features: pd.DataFrame) -> pd.Series:
         """P(no purchase in the horizon) from the chosen scorer, for rows of snapshot features."""
-        check_is_fitted(self, "scorer_")
+        check_fitted(self, "scorer_")
         values = self._risk(self.scorer_, self.estimator_, features)
         if np.isnan(values).any() and self.scorer_ != "booster":
             raise ModelError(
@@ -545,7 +545,7 @@ class ChurnModel(BaseEstimator):
         ``context`` the snapshot's RFM bins and BG/NBD model when ``purchases`` is one chunk
         of a larger log (see :class:`~clvcast.churn.features.SnapshotContext`).
         """
-        check_is_fitted(self, "scorer_")
+        check_fitted(self, "scorer_")
         day = parse_as_of(as_of)
         purchases = purchases_frame(purchases)
         features, bgnbd = snapshot_features(

@@ -117,7 +117,7 @@ def _contacts(
     """The contacts table, read like the transactions (separator, encoding, id case)."""
     if contacts is None:
         return None
-    from clvcast.pipeline import check_contact_attributes
+    from clvcast.contact_table import check_contact_attributes
 
     table = read_contacts(
         contacts,

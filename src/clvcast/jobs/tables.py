@@ -124,7 +124,7 @@ def rfm(
     ``boundaries`` applies RFM boundaries saved earlier (JSON) instead of learning them;
     ``save_boundaries`` writes the ones used.
     """
-    from clvcast.pipeline import build_contact_table
+    from clvcast.contact_table import build_contact_table
 
     def build(log, scorer, contacts_table, day):
         made = build_contact_table(
@@ -171,8 +171,8 @@ def forecast(
     ``holdout_days`` evaluates the forecast first (``result.evaluation``), on a copy fitted
     up to ``as_of - holdout_days``; ``plots`` is a folder for the figures as PNG files.
     """
+    from clvcast.contact_table import build_contact_table
     from clvcast.models import CLVForecaster, evaluate_holdout
-    from clvcast.pipeline import build_contact_table
 
     check_limits(
         horizon_days=horizon_days,
@@ -252,7 +252,7 @@ def churn(
     """
     from clvcast.churn import ChurnModel, evaluate_churn
     from clvcast.churn.features import SnapshotSeries
-    from clvcast.pipeline import build_contact_table
+    from clvcast.contact_table import build_contact_table
 
     check_limits(
         churn_horizon_days=horizon_days,

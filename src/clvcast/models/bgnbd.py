@@ -17,9 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.special import expit, hyp2f1
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
+from clvcast.estimator import Estimator, check_fitted
 from clvcast.models.checks import (
     check_purchase_data,
     require_columns,
@@ -114,7 +113,7 @@ def expected_purchases_new_contact(
     return (a + b - 1) / (a - 1) * (1 - hyp * (alpha / (alpha + t)) ** r)
 
 
-class BetaGeoModel(BaseEstimator):
+class BetaGeoModel(Estimator):
     """BG/NBD model of repeat purchases, fitted by maximum likelihood.
 
     Parameters
@@ -191,7 +190,7 @@ class BetaGeoModel(BaseEstimator):
 
     def params_tuple(self) -> tuple[float, float, float, float]:
         """(r, alpha, a, b) as floats, for the module-level formulas."""
-        check_is_fitted(self, "params_")
+        check_fitted(self, "params_")
         return tuple(float(v) for v in self.params_[list(PARAMS)])  # type: ignore[return-value]
 
     def _columns(self, summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -204,7 +203,7 @@ class BetaGeoModel(BaseEstimator):
 
     def to_model_time(self, days: float) -> float:
         """Convert a number of days to the model's time unit."""
-        check_is_fitted(self, "params_")
+        check_fitted(self, "params_")
         return float(days) / self.time_unit_days_
 
     def expected_purchases(self, horizon_days: float, summary: pd.DataFrame) -> pd.Series:
@@ -232,7 +231,7 @@ class BetaGeoModel(BaseEstimator):
     @property
     def summary(self) -> pd.DataFrame:
         """Parameters with standard errors and 95% intervals, as lifetimes shows them."""
-        check_is_fitted(self, "params_")
+        check_fitted(self, "params_")
         return parameter_table(self.params_, self.standard_errors_)
 
     def to_lifetimes(self, summary: pd.DataFrame | None = None):

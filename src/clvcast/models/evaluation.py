@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
 from clvcast.data import parse_as_of
+from clvcast.estimator import clone
 from clvcast.models.bgnbd import expected_purchases_new_contact
 from clvcast.models.fitting import compress_rows
 from clvcast.models.forecast import CLVForecaster

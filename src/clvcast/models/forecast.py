@@ -16,10 +16,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from clvcast.errors import InputError
+from clvcast.estimator import Estimator, check_fitted
 from clvcast.models.bgnbd import BetaGeoModel, history_factor, horizon_term, probability_alive
 from clvcast.models.fitting import compress_rows
 from clvcast.models.gamma_gamma import GammaGammaModel
@@ -65,7 +64,7 @@ def discounted_expected_purchases(
     return factor * previous[pair], factor * discounted[pair]
 
 
-class CLVForecaster(BaseEstimator):
+class CLVForecaster(Estimator):
     """BG/NBD + Gamma-Gamma: predicted purchases, P(alive), order value and CLV per contact.
 
     Parameters
@@ -127,7 +126,7 @@ class CLVForecaster(BaseEstimator):
 
     def predict(self, summary: pd.DataFrame) -> pd.DataFrame:
         """Forecast columns for every contact of ``summary`` (same index)."""
-        check_is_fitted(self, "bgnbd_")
+        check_fitted(self, "bgnbd_")
         self._check_settings()
         model = self.bgnbd_
         params = model.params_tuple()

@@ -20,10 +20,9 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from clvcast.errors import DataQualityWarning, InputError, ModelError
+from clvcast.estimator import Estimator, check_fitted
 from clvcast.models.checks import MIN_REPEAT_BUYERS, require_columns
 from clvcast.models.fitting import minimize_with_retries, parameter_table, standard_errors
 from clvcast.models.likelihood import gamma_gamma_objective, prepare_gamma_gamma_data
@@ -43,7 +42,7 @@ def expected_order_value(
     return (1 - weight) * population_mean + weight * np.asarray(m, dtype=float)
 
 
-class GammaGammaModel(BaseEstimator):
+class GammaGammaModel(Estimator):
     """Gamma-Gamma model of order value, fitted on the repeat buyers of a summary.
 
     Parameters
@@ -139,7 +138,7 @@ class GammaGammaModel(BaseEstimator):
 
     def expected_order_value(self, summary: pd.DataFrame) -> pd.Series:
         """Expected value of each contact's future orders (population mean for x = 0)."""
-        check_is_fitted(self, "params_")
+        check_fitted(self, "params_")
         require_columns(summary, ("frequency", "monetary_value"), model="Gamma-Gamma")
         x = summary["frequency"].to_numpy(dtype=float)
         m = np.where(x > 0, summary["monetary_value"].to_numpy(dtype=float), 0.0)
@@ -150,7 +149,7 @@ class GammaGammaModel(BaseEstimator):
     @property
     def summary(self) -> pd.DataFrame:
         """Parameters with standard errors and 95% intervals."""
-        check_is_fitted(self, "params_")
+        check_fitted(self, "params_")
         return parameter_table(self.params_, self.standard_errors_)
 
     def to_lifetimes(self, summary: pd.DataFrame | None = None):

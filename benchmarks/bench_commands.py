@@ -1,0 +1,341 @@
+"""Benchmark: whole commands, clvcast against the lifetimes script a user would write instead.
+
+A user times the command they run, from file to file, start-up included. Each case here runs
+two fresh processes on the same input file, in one run of this script:
+
+- **clvcast**: the ``clvcast`` command (``rfm``, ``forecast``, ``--help``);
+- **lifetimes**: a plain Python script doing the same work with pandas and lifetimes (the
+  scripts are below, in :data:`SCRIPTS`): read the file, ``summary_data_from_transaction_data``,
+  quintile scores with ``pd.qcut`` or BG/NBD + Gamma-Gamma with 12-month CLV, write Parquet.
+
+For each process it prints wall seconds (a monotonic clock around the child), CPU seconds
+(user + system of the child, from ``os.wait4``) and peak RSS (the child's ``ru_maxrss``), and
+the lifetimes / clvcast ratios (above 1: clvcast is faster or smaller). The inputs are
+generated here (seeded): purchase logs with string ids and timestamps (as
+``bench_summary.py`` makes them), CDNOW as lifetimes ships it, and a line-item export shaped
+like UCI Online Retail (``clvcast.data.simulate.online_retail_lines``).
+
+Run from the repository root with the project's virtualenv::
+
+    python benchmarks/bench_commands.py                 # start-up, CDNOW, 400k lines, 5M, 1M contacts
+    python benchmarks/bench_commands.py --cases rfm-20m  # the larger ones by name
+    python benchmarks/bench_commands.py --list
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+AS_OF = "2024-06-30"
+MB = 1024 * 1024
+
+# The lifetimes scripts: what a user writes with lifetimes and pandas for the same outputs.
+SCRIPTS = {
+    "import": "import lifetimes  # the floor of any lifetimes script\n",
+    "rfm": """
+import sys
+import pandas as pd
+from lifetimes.utils import summary_data_from_transaction_data
+
+source, as_of, output = sys.argv[1:4]
+date_format = sys.argv[4] if len(sys.argv) > 4 else None
+if source.endswith(".parquet"):
+    log = pd.read_parquet(source)
+else:
+    log = pd.read_csv(source, dtype={"contact_id": str, "date": str})
+log["date"] = pd.to_datetime(log["date"], format=date_format)
+log = log[log["amount"] > 0]
+summary = summary_data_from_transaction_data(
+    log, "contact_id", "date", monetary_value_col="amount", observation_period_end=as_of, freq="D"
+)
+spend = log[log["date"] <= as_of].groupby("contact_id")["amount"].sum()
+summary["total_spend"] = spend
+summary["r_score"] = pd.qcut(-summary["recency"].rank(method="first"), 5, labels=False) + 1
+summary["f_score"] = pd.qcut(summary["frequency"].rank(method="first"), 5, labels=False) + 1
+summary["m_score"] = pd.qcut(summary["total_spend"].rank(method="first"), 5, labels=False) + 1
+summary.reset_index().to_parquet(output)
+""",
+    "forecast": """
+import sys
+import pandas as pd
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import summary_data_from_transaction_data
+
+source, as_of, output = sys.argv[1:4]
+date_format = sys.argv[4] if len(sys.argv) > 4 else None
+log = pd.read_parquet(source) if source.endswith(".parquet") else pd.read_csv(source)
+log["date"] = pd.to_datetime(log["date"], format=date_format)
+log = log[log["amount"] > 0]
+summary = summary_data_from_transaction_data(
+    log, "contact_id", "date", monetary_value_col="amount", observation_period_end=as_of, freq="D"
+)
+bgf = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+repeat = summary[summary["frequency"] > 0]
+ggf = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"])
+summary["predicted_purchases_12m"] = bgf.conditional_expected_number_of_purchases_up_to_time(
+    365, summary["frequency"], summary["recency"], summary["T"]
+)
+summary["p_alive"] = bgf.conditional_probability_alive(
+    summary["frequency"], summary["recency"], summary["T"]
+)
+summary["clv_12m"] = ggf.customer_lifetime_value(
+    bgf, summary["frequency"], summary["recency"], summary["T"], summary["monetary_value"],
+    time=12, discount_rate=0.01, freq="D",
+)
+summary.reset_index().to_parquet(output)
+""",
+    "online-retail": """
+import sys
+import pandas as pd
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import summary_data_from_transaction_data
+
+source, as_of, output = sys.argv[1:4]
+lines = pd.read_csv(source, dtype={"InvoiceNo": str}, encoding="utf-8")
+lines = lines.dropna(subset=["CustomerID"])
+lines = lines[~lines["InvoiceNo"].str.startswith("C") & (lines["Quantity"] > 0)]
+lines["contact_id"] = lines["CustomerID"].astype(int).astype(str)
+lines["date"] = pd.to_datetime(lines["InvoiceDate"], format="%m/%d/%Y %H:%M")
+lines["amount"] = lines["Quantity"] * lines["UnitPrice"]
+summary = summary_data_from_transaction_data(
+    lines, "contact_id", "date", monetary_value_col="amount", observation_period_end=as_of,
+    freq="D",
+)
+bgf = BetaGeoFitter(penalizer_coef=0.001).fit(summary["frequency"], summary["recency"], summary["T"])
+repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+ggf = GammaGammaFitter(penalizer_coef=0.001).fit(repeat["frequency"], repeat["monetary_value"])
+summary["predicted_purchases_12m"] = bgf.conditional_expected_number_of_purchases_up_to_time(
+    365, summary["frequency"], summary["recency"], summary["T"]
+)
+summary["p_alive"] = bgf.conditional_probability_alive(
+    summary["frequency"], summary["recency"], summary["T"]
+)
+summary["clv_12m"] = ggf.customer_lifetime_value(
+    bgf, summary["frequency"], summary["recency"], summary["T"],
+    summary["monetary_value"].clip(lower=0.01), time=12, discount_rate=0.01, freq="D",
+)
+summary.reset_index().to_parquet(output)
+""",
+}
+
+
+@dataclass
+class Case:
+    """One comparison: the input it needs and the two commands, built in ``folder``."""
+
+    name: str
+    what: str
+    make_input: object  # (folder) -> path of the input file
+    clvcast: object  # (folder, input) -> argv
+    lifetimes: object  # (folder, input) -> argv
+
+
+def _clvcast() -> list[str]:
+    return [sys.executable, "-m", "clvcast"]
+
+
+def _script(folder: Path, name: str) -> str:
+    path = folder / f"lifetimes_{name.replace('-', '_')}.py"
+    path.write_text(SCRIPTS[name])
+    return str(path)
+
+
+def _log(rows: int, contacts: int):
+    def make(folder: Path) -> Path:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_summary import generate  # the same synthetic purchase logs
+
+        path = folder / f"log_{rows}_{contacts}.parquet"
+        if not path.exists():
+            generate(rows, contacts, path)
+        return path
+
+    return make
+
+
+def _cdnow(folder: Path) -> Path:
+    from clvcast.data import load_cdnow_master
+
+    path = folder / "cdnow.csv"
+    load_cdnow_master()[["contact_id", "date", "amount"]].to_csv(path, index=False)
+    return path
+
+
+def _online_retail(folder: Path) -> Path:
+    import pandas as pd
+
+    from clvcast.data.simulate import ONLINE_RETAIL_DATE_FORMAT, online_retail_lines
+
+    export = online_retail_lines(100_000, n_customers=4_400, seed=1)
+    lines = export.lines.copy()
+    lines["InvoiceDate"] = pd.to_datetime(lines["InvoiceDate"], format=ONLINE_RETAIL_DATE_FORMAT)
+    lines["InvoiceDate"] = lines["InvoiceDate"].dt.strftime(ONLINE_RETAIL_DATE_FORMAT)
+    path = folder / "online_retail.csv"
+    lines.to_csv(path, index=False)
+    return path
+
+
+RETAIL_OPTIONS = [
+    "--contact-col", "CustomerID", "--date-col", "InvoiceDate", "--quantity-col", "Quantity",
+    "--price-col", "UnitPrice", "--order-col", "InvoiceNo", "--date-format", "%m/%d/%Y %H:%M",
+]  # fmt: skip
+
+
+def _table_case(name: str, what: str, make, command: str, script: str, as_of: str, fmt=None):
+    extra = ["--date-format", fmt] if fmt else []
+
+    def ours(folder: Path, source: Path) -> list[str]:
+        return [*_clvcast(), command, "--transactions", str(source), "--as-of", as_of, *extra,
+                "--output", str(folder / f"{name}_clvcast.parquet"), "--quiet"]  # fmt: skip
+
+    def theirs(folder: Path, source: Path) -> list[str]:
+        argv = [sys.executable, _script(folder, script), str(source), as_of]
+        return [*argv, str(folder / f"{name}_lifetimes.parquet"), *([fmt] if fmt else [])]
+
+    return Case(name, what, make, ours, theirs)
+
+
+CASES = {
+    "help": Case(
+        "help",
+        "start-up: clvcast --help vs import lifetimes",
+        lambda folder: folder,
+        lambda folder, _: [*_clvcast(), "--help"],
+        lambda folder, _: [sys.executable, _script(folder, "import")],
+    ),
+    "rfm-cdnow": _table_case(
+        "rfm-cdnow",
+        "rfm, CDNOW master CSV (69,659 rows)",
+        _cdnow,
+        "rfm",
+        "rfm",
+        "1998-06-30",
+        "%Y%m%d",
+    ),  # fmt: skip
+    "forecast-retail": Case(
+        "forecast-retail",
+        "forecast, UCI-shaped line-item export (about 400k lines)",
+        _online_retail,
+        lambda folder, source: [
+            *_clvcast(),
+            "forecast",
+            "--transactions",
+            str(source),
+            *RETAIL_OPTIONS,
+            "--as-of",
+            "2012-12-31",
+            "--output",
+            str(folder / "retail_clvcast.parquet"),
+            "-q",
+        ],  # fmt: skip
+        lambda folder, source: [
+            sys.executable,
+            _script(folder, "online-retail"),
+            str(source),
+            "2012-12-31",
+            str(folder / "retail_lifetimes.parquet"),
+        ],  # fmt: skip
+    ),
+    "rfm-5m": _table_case(
+        "rfm-5m", "rfm, 5M rows / 500k contacts", _log(5_000_000, 500_000), "rfm", "rfm", AS_OF
+    ),
+    "forecast-1m": _table_case(
+        "forecast-1m",
+        "forecast, 2.6M rows / 1M contacts",
+        _log(2_600_000, 1_000_000),
+        "forecast",
+        "forecast",
+        AS_OF,
+    ),
+    "rfm-20m": _table_case(
+        "rfm-20m", "rfm, 20M rows / 2M contacts", _log(20_000_000, 2_000_000), "rfm", "rfm", AS_OF
+    ),
+}
+DEFAULT_CASES = ["help", "rfm-cdnow", "forecast-retail", "rfm-5m", "forecast-1m"]
+
+
+def make_input(key: str, folder: Path) -> Path:
+    """The case's input file, made in a child process: this process stays small, because
+    Linux keeps a process's peak RSS across exec, so a child forked from a large parent would
+    report the parent's memory as its own peak."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--make", key, str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+def run_process(argv: list[str], cwd: Path) -> dict[str, float]:
+    """Run ``argv`` to its end: wall and CPU seconds and peak RSS of that process."""
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    error = child.stderr.read().decode(errors="replace")
+    child.stderr.close()
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({child.returncode}):\n{error[-2000:]}")
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "peak_mb": usage.ru_maxrss * 1024 / MB,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, choices=list(CASES))
+    parser.add_argument("--list", action="store_true", help="list the cases and stop")
+    parser.add_argument("--work-dir", default=None, help="folder for the inputs and outputs")
+    parser.add_argument("--make", nargs=2, metavar=("CASE", "FOLDER"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.make:
+        print(CASES[args.make[0]].make_input(Path(args.make[1])))
+        return 0
+    if args.list:
+        for case in CASES.values():
+            print(f"{case.name:<16} {case.what}")
+        return 0
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}")
+    header = (
+        f"{'case':<16} {'side':<10} {'wall s':>8} {'cpu s':>8} {'peak MB':>8}   "
+        f"lifetimes/clvcast: wall  cpu  peak"
+    )
+    print(header)
+    with tempfile.TemporaryDirectory(prefix="clvcast-bench-", dir=args.work_dir) as name:
+        folder = Path(name)
+        for key in args.cases:
+            case = CASES[key]
+            source = make_input(key, folder)
+            ours = run_process(case.clvcast(folder, source), folder)
+            theirs = run_process(case.lifetimes(folder, source), folder)
+            for side, row in (("clvcast", ours), ("lifetimes", theirs)):
+                print(
+                    f"{case.name:<16} {side:<10} {row['wall']:>8.2f} {row['cpu']:>8.2f} "
+                    f"{row['peak_mb']:>8.0f}",
+                    end="",
+                )
+                if side == "lifetimes":
+                    print(
+                        f"   {theirs['wall'] / ours['wall']:>22.2f}x "
+                        f"{theirs['cpu'] / ours['cpu']:.2f}x "
+                        f"{theirs['peak_mb'] / ours['peak_mb']:.2f}x",
+                        end="",
+                    )
+                print(flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -42,12 +42,30 @@ if [ "$action" = stop ]; then
   exit 0
 fi
 
+port_taken() {  # something listens on 127.0.0.1:$1
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 if [ ! -f "$data/PG_VERSION" ]; then
   mkdir -p "$data"
   [ "$(id -u)" = 0 ] && chown postgres "$data"
   as_owner "$bin/initdb" -D "$data" -U clvcast -A trust --no-sync >&2
 fi
-if ! as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+if as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  # Our server is already running: use the port it listens on (line 4 of postmaster.pid).
+  port=$(sed -n 4p "$data/postmaster.pid")
+else
+  if port_taken "$port"; then
+    wanted=$port
+    for candidate in $(seq $((port + 1)) $((port + 200))); do
+      if ! port_taken "$candidate"; then port=$candidate; break; fi
+    done
+    if [ "$port" = "$wanted" ]; then
+      echo "postgres.sh: port $wanted and the 200 after it are taken; set CLVCAST_PG_PORT" >&2
+      exit 1
+    fi
+    echo "postgres.sh: port $wanted is taken by another program; using port $port" >&2
+  fi
   as_owner "$bin/pg_ctl" -D "$data" -w -l "$data/server.log" \
     -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off" start >&2
 fi

@@ -156,3 +156,18 @@ def test_summary_invariants(rows, as_of_day):
     assert ((summary["frequency"] == 0) == (summary["monetary_value"] == 0)).all()
     np.testing.assert_allclose(summary["total_spend"].sum(), visible["amount"].sum(), rtol=1e-9)
     assert_same(summary, lifetimes_summary(data, as_of), LIFETIMES_COLUMNS)
+
+
+def test_the_summary_where_duckdb_read_the_input_equals_summarize(cdnow_raw):
+    """clvcast rfm and forecast summarise in the ingestion's own DuckDB (no purchase log
+    fetched to pandas): the same summary as summarize on the fetched log."""
+    from clvcast.data import ReadOptions, read_transactions
+    from clvcast.data.ingest import ingested
+    from clvcast.summary import summarize_view
+
+    options = ReadOptions(date_format="%Y%m%d", as_of="1998-03-31")
+    with ingested(cdnow_raw, options) as (connection, _):
+        in_place = summarize_view(connection, "1998-03-31")
+    log = read_transactions(cdnow_raw, date_format="%Y%m%d", as_of="1998-03-31")
+    pd.testing.assert_frame_equal(in_place, summarize(log.purchases, "1998-03-31"))
+    assert in_place.attrs == {"time_unit_days": 1.0}

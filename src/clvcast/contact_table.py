@@ -68,6 +68,7 @@ def build_contact_table(
     forecaster: CLVForecaster | None = None,
     churn_model: ChurnModel | None = None,
     churn_context: SnapshotContext | None = None,
+    summary: pd.DataFrame | None = None,
 ) -> ContactTable:
     """Summary, RFM scores and segments, and optionally forecasts, one row per contact.
 
@@ -94,6 +95,10 @@ def build_contact_table(
     churn_context
         The churn snapshot's population-level parts, when ``purchases`` is one chunk of a
         larger log (see :class:`~clvcast.churn.features.SnapshotContext`).
+    summary
+        The summary of ``purchases`` at ``as_of`` when already computed
+        (:func:`clvcast.summary.summarize_view`); ``purchases`` may then be None unless a
+        churn model needs them.
 
     Every table also has ``high_value`` (M score 4-5) and ``r_drop_date`` (the day the R
     score falls a band without a new purchase, from the frozen boundaries).
@@ -101,7 +106,8 @@ def build_contact_table(
     day = parse_as_of(as_of)
     if contacts is not None:
         check_contact_attributes(contacts)
-    summary = summarize(purchases_frame(purchases), day)
+    if summary is None:
+        summary = summarize(purchases_frame(purchases), day)
     if scorer is None:
         scorer = RFMScorer(monetary_basis=monetary_basis).fit(summary)
     scores = scorer.transform(summary)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import tempfile
 
+import duckdb
 import pandas as pd
 
 from clvcast.data import ChunkedPurchaseLog, PurchaseLog, parse_as_of
@@ -170,9 +171,31 @@ def summarize(
     columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
     _check_input(purchases, columns)
     end = parse_as_of(as_of)
+    sql, params = _summary_query(columns, end)
+    return _finished(_run(sql, purchases, params), end)
+
+
+def summarize_view(
+    connection: duckdb.DuckDBPyConnection, as_of: str | pd.Timestamp
+) -> pd.DataFrame:
+    """:func:`summarize` of the purchase log in ``connection``'s view ``purchases``, as
+    :func:`clvcast.data.ingest.ingested` leaves it: computed where the log lies, so the
+    purchase log never goes to pandas and back (a command that needs only the summary, such
+    as ``clvcast rfm``, reads the input once and fetches one row per contact)."""
+    end = parse_as_of(as_of)
+    sql, params = _summary_query({"contact": "contact_id", "date": "date", "amount": "amount"}, end)
+    return _finished(connection.sql(sql, params=params).to_arrow_table().to_pandas(), end)
+
+
+def _summary_query(columns: dict[str, str], end: pd.Timestamp) -> tuple[str, dict[str, object]]:
     daily = _DAILY.format(**{key: _quote(value) for key, value in columns.items()})
-    sql = f"WITH daily AS ({daily}) {_SUMMARY}"
-    result = _run(sql, purchases, {"end": end.date(), "start": pd.Timestamp.min.date()})
+    return f"WITH daily AS ({daily}) {_SUMMARY}", {
+        "end": end.date(),
+        "start": pd.Timestamp.min.date(),
+    }
+
+
+def _finished(result: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
     if result.empty:
         raise InputError(
             f"no purchase on or before the as-of date {end.date()}; "

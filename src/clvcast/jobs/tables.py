@@ -56,12 +56,20 @@ def _table_job(
     plots: str | os.PathLike[str] | None,
     monetary_basis: str,
     figure_group: str = "forecast",
-    build: Callable[[Any, Any, pd.DataFrame | None, Any], tuple[Any, Any]],
+    needs_purchases: bool = True,
+    build: Callable[..., tuple[Any, Any]],
 ) -> TableResult:
-    """Shared shape of rfm/forecast/churn: preflight, read, build, write."""
+    """Shared shape of rfm/forecast/churn: preflight, read, build, write.
+
+    ``build(log, summary, scorer, contacts, as_of)`` makes the table. A job that needs only
+    the summary (``needs_purchases=False``) gets it computed where DuckDB read the input
+    (:func:`clvcast.summary.summarize_view`) and ``log=None``: the purchase log never goes
+    to pandas and back."""
     from clvcast.data import read_transactions
+    from clvcast.data.ingest import ingested
     from clvcast.output import write_table
     from clvcast.rfm import RFMScorer
+    from clvcast.summary import summarize_view
 
     read = with_as_of(read, as_of)
     inputs = {"transactions": transactions, "contacts": contacts, "boundaries": boundaries}
@@ -75,13 +83,19 @@ def _table_job(
     _check_plots_folder(plots)
     if monetary_basis not in {"total", "average"}:
         raise InputError(f"monetary_basis={monetary_basis!r}: use 'total' or 'average'.")
-    purchase_log = read_transactions(transactions, **asdict(read))
+    if needs_purchases:
+        purchase_log = read_transactions(transactions, **asdict(read))
+        summary, report = None, purchase_log.report
+    else:
+        purchase_log = None
+        with ingested(transactions, read) as (connection, report):
+            summary = summarize_view(connection, read.as_of)
     table_contacts = _contacts(contacts, read, contacts_id_col)
     scorer = RFMScorer.load(boundaries) if boundaries else None
-    result, extra = build(purchase_log, scorer, table_contacts, read.as_of)
+    result, extra = build(purchase_log, summary, scorer, table_contacts, read.as_of)
     done = TableResult(
         table=result.table,
-        report=purchase_log.report,
+        report=report,
         scorer=result.scorer,
         forecaster=result.forecaster,
         churn_model=result.churn_model,
@@ -126,9 +140,14 @@ def rfm(
     """
     from clvcast.contact_table import build_contact_table
 
-    def build(log, scorer, contacts_table, day):
+    def build(log, summary, scorer, contacts_table, day):
         made = build_contact_table(
-            log, day, contacts=contacts_table, scorer=scorer, monetary_basis=monetary_basis
+            log,
+            day,
+            contacts=contacts_table,
+            scorer=scorer,
+            monetary_basis=monetary_basis,
+            summary=summary,
         )
         return made, None
 
@@ -143,6 +162,7 @@ def rfm(
         save_boundaries=save_boundaries,
         plots=None,
         monetary_basis=monetary_basis,
+        needs_purchases=False,
         build=build,
     )
 
@@ -182,7 +202,7 @@ def forecast(
     )
     steps = _Steps(progress)
 
-    def build(log, scorer, contacts_table, day):
+    def build(log, summary, scorer, contacts_table, day):
         forecaster = CLVForecaster(
             horizon_days=horizon_days,
             discount_rate_monthly=discount_rate_monthly,
@@ -207,6 +227,7 @@ def forecast(
                 scorer=scorer,
                 monetary_basis=monetary_basis,
                 forecaster=forecaster,
+                summary=summary,
             )
         return made, evaluation
 
@@ -222,6 +243,7 @@ def forecast(
         plots=plots,
         monetary_basis=monetary_basis,
         figure_group="forecast",
+        needs_purchases=bool(holdout_days),  # the holdout reads the purchases themselves
         build=build,
     )
 
@@ -262,7 +284,7 @@ def churn(
     )
     steps = _Steps(progress)
 
-    def build(log, scorer, contacts_table, day):
+    def build(log, summary, scorer, contacts_table, day):
         day = parse_as_of(day)
         model = ChurnModel(
             horizon_days=horizon_days,

@@ -160,7 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from clvcast.jobs import TrainConfig, train
 
     inputs = _inputs(args)
-    inputs.pop("contacts"), inputs.pop("contacts_id_col")  # training uses purchases only
+    del inputs["contacts"], inputs["contacts_id_col"]  # training uses purchases only
     result = train(
         args.transactions,
         **inputs,

@@ -34,6 +34,12 @@ SHARED: dict[str, dict[str, Any]] = {
         "help": "forecast horizon in days; columns are named by it, e.g. clv_180d "
         "(default: %(default)g = 12 months)",
     },
+    "--churn-horizon-days": {
+        "type": int,
+        "default": 90,
+        "metavar": "DAYS",
+        "help": "churn = no purchase in this many days (default: %(default)s)",
+    },
     "--discount-rate-monthly": {
         "type": float,
         "default": 0.01,
@@ -335,13 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_transaction_options(churn)
     _add_table_options(churn)
+    # In the churn command, the churn horizon is *the* horizon: --horizon-days.
     churn.add_argument(
-        "--horizon-days",
-        dest="churn_horizon_days",
-        type=int,
-        default=90,
-        metavar="DAYS",
-        help="churn = no purchase in this many days (default: %(default)s)",
+        "--horizon-days", dest="churn_horizon_days", **SHARED["--churn-horizon-days"]
     )
     churn.add_argument(
         "--cutoffs", type=int, default=12, metavar="N", help="training snapshots (default: 12)"
@@ -383,13 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate on the last N days first (the champion rule needs it)",
     )
     _add(train, "--horizon-days", "--discount-rate-monthly")
-    train.add_argument(
-        "--churn-horizon-days",
-        type=int,
-        default=90,
-        metavar="DAYS",
-        help="churn = no purchase in this many days (default: %(default)s)",
-    )
+    _add(train, "--churn-horizon-days")
     train.add_argument(
         "--experiment",
         default="clvcast",

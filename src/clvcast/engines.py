@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from clvcast.data import ChunkedPurchaseLog, IngestionReport, sample_contacts
+from clvcast.data import ChunkedPurchaseLog, IngestionReport, parse_as_of, sample_contacts
 from clvcast.data.chunks import read_transactions_in_chunks
 from clvcast.data.ingest import ReadOptions
 from clvcast.errors import InputError
@@ -105,7 +105,7 @@ def training_data(
 ) -> Iterator[TrainingData]:
     """The summary at ``read.as_of`` and the churn sample (at most about ``sample_size``
     contacts), read by the engine of ``settings``."""
-    day = pd.Timestamp(read.as_of)
+    day = parse_as_of(read.as_of)
     if settings.engine == "spark":
         from clvcast.spark.engine import training_data_spark
         from clvcast.spark.session import job_session
@@ -122,7 +122,8 @@ def training_data(
         with step("summarising the purchase log"):
             summary = summarize(log, day)
             sample, size = sample_contacts(log, sample_size)
-        yield TrainingData(log.report, summary, sample.loc[sample["date"] <= day], size)
+        # Ingestion at read.as_of dropped (and counted) every later row already.
+        yield TrainingData(log.report, summary, sample, size)
 
 
 @contextlib.contextmanager
@@ -142,7 +143,7 @@ def scored_tables(
     ``settings.work_dir``; they are streamed from there, so every output kind and the atomic
     write work as with the local engine.
     """
-    as_of = pd.Timestamp(read.as_of)
+    as_of = parse_as_of(read.as_of)
     if settings.engine == "spark":
         yield from _spark_scored(pipeline, transactions, read, settings, contacts, step)
         return

@@ -24,6 +24,7 @@ missing instead of disappearing.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import math
@@ -196,20 +197,24 @@ class _Context:
     currency: str | None
     figures: _Figures
 
-    def figure(self, name: str) -> object:
-        """One of the model's named figures (:mod:`clvcast.figures`), as --plots and the
-        MLflow run draw it."""
+    @functools.cached_property
+    def figure_inputs(self) -> FigureInputs:
+        """What the named figures are drawn from (the summary columns of the buyers)."""
         summary = None
         if {"frequency", "recency", "T"} <= set(self.buyers.columns):
             summary = self.buyers[["frequency", "recency", "T"]].astype(float).dropna()
-        inputs = FigureInputs(
+        return FigureInputs(
             table=self.scored,
             forecaster=self.pipeline.forecaster_,
             summary=summary if summary is not None and len(summary) else None,
             holdout=self.holdout,
             churn=self.churn,
         )
-        return model_figure(name, inputs)
+
+    def figure(self, name: str) -> object:
+        """One of the model's named figures (:mod:`clvcast.figures`), as --plots and the
+        MLflow run draw it."""
+        return model_figure(name, self.figure_inputs)
 
     @property
     def money(self) -> str:

@@ -255,6 +255,11 @@ _DIMENSIONS = {
 }
 
 
+def check_monetary_basis(basis: str) -> None:
+    """Refuse a monetary basis other than 'total' and 'average' (before any work)."""
+    _monetary_measure(basis)
+
+
 def _monetary_measure(basis: str) -> tuple[str, str]:
     if basis == "total":
         return "total_spend", "total spend {span}"

@@ -207,6 +207,11 @@ class MlflowStore:
     def __repr__(self) -> str:
         return f"MlflowStore({self.uri!r})"
 
+    @classmethod
+    def of(cls, store: MlflowStore | str | None) -> MlflowStore:
+        """``store`` itself, or the store at the tracking URI ``store`` (None: the default)."""
+        return store if isinstance(store, cls) else cls(store)
+
     def log_training(
         self,
         pipeline: CLVPipeline,
@@ -413,12 +418,15 @@ PYFUNC_MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
 def load_model(
-    model: str, tracking_uri: str | None = None, *, trust_model_file: bool = False
+    model: str,
+    tracking_uri: MlflowStore | str | None = None,
+    *,
+    trust_model_file: bool = False,
 ) -> LoadedModel:
     """Load a pipeline from ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/...``
     or a model file. Errors name the model, the alias or version, and what exists.
 
-    From MLflow (the store at ``tracking_uri``, see :class:`MlflowStore`), the logged
+    From MLflow (``tracking_uri``: a :class:`MlflowStore` or its URI), the logged
     model's files are downloaded and its pipeline file is read by :meth:`CLVPipeline.load`,
     never through ``mlflow.pyfunc.load_model`` (which unpickles the wrapper): loading runs no
     code from the artifact store. Models logged by earlier clvcast versions hold a pickle and
@@ -432,7 +440,7 @@ def load_model(
             )
         pipeline = CLVPipeline.load(model, trust_model_file=trust_model_file)
         return LoadedModel(pipeline, Path(model).stem, "file", str(Path(model)))
-    return MlflowStore(tracking_uri).load(model, trust_model_file=trust_model_file)
+    return MlflowStore.of(tracking_uri).load(model, trust_model_file=trust_model_file)
 
 
 def _resolve_version(client: MlflowClient, model: str) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from clvcast.data import ReadOptions, read_contacts
+from clvcast.data import ReadOptions, read_contacts, source_name
 from clvcast.data.chunks import DEFAULT_CHURN_SAMPLE_CONTACTS
 from clvcast.engines import EngineSettings
 from clvcast.errors import InputError
@@ -23,9 +23,6 @@ Transactions = str | os.PathLike[str] | pd.DataFrame
 
 DEFAULT_EXPERIMENT = "clvcast"
 DEFAULT_MODEL_NAME = "clvcast"
-
-
-# --- progress -------------------------------------------------------------------------------
 
 
 class _Steps:
@@ -46,9 +43,6 @@ class _Steps:
         self.note(f"{message}: done in {time.perf_counter() - started:.1f} s")
 
 
-# --- settings -------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """What to train: the pipeline's settings, the holdout and the churn sample.
@@ -67,6 +61,8 @@ class TrainConfig:
     churn_sample_contacts: int = DEFAULT_CHURN_SAMPLE_CONTACTS
 
     def check(self) -> None:
+        from clvcast.rfm import check_monetary_basis
+
         check_limits(
             horizon_days=self.horizon_days,
             discount_rate_monthly=self.discount_rate_monthly,
@@ -75,8 +71,7 @@ class TrainConfig:
             holdout_days=self.holdout_days,
             churn_sample_contacts=self.churn_sample_contacts,
         )
-        if self.monetary_basis not in {"total", "average"}:
-            raise InputError(f"monetary_basis={self.monetary_basis!r}: use 'total' or 'average'.")
+        check_monetary_basis(self.monetary_basis)
 
     def pipeline(self) -> Any:
         """A new, unfitted :class:`~clvcast.pipeline.CLVPipeline` with these settings."""
@@ -105,12 +100,6 @@ def _engine(
     return settings
 
 
-def _store(store: Any) -> Any:
-    from clvcast.tracking import MlflowStore
-
-    return store if isinstance(store, MlflowStore) else MlflowStore(store)
-
-
 def _contacts(
     contacts: Transactions | None, read: ReadOptions, id_col: str | None
 ) -> pd.DataFrame | None:
@@ -128,9 +117,6 @@ def _contacts(
     )
     check_contact_attributes(table)
     return table
-
-
-# --- preflight of outputs -------------------------------------------------------------------
 
 
 def check_not_an_input(output: str | os.PathLike[str], inputs: dict[str, object]) -> None:
@@ -190,9 +176,7 @@ def _source_name(transactions: Transactions, read: ReadOptions | None = None) ->
     """The input's name for run parameters and tags: the file name, or ``read.name``."""
     if read is not None and read.name:
         return read.name
-    if isinstance(transactions, pd.DataFrame):
-        return "DataFrame"
-    return Path(transactions).name
+    return source_name(transactions)
 
 
 def load(model: Any, store: Any = None, *, trust_model_file: bool = False) -> Any:
@@ -205,9 +189,6 @@ def load(model: Any, store: Any = None, *, trust_model_file: bool = False) -> An
         return model
     if isinstance(model, CLVPipeline):
         return LoadedModel(model, "pipeline", "memory", "in memory")
-    text = str(model)
-    if text.startswith(("models:/", "runs:/")):
-        return _store(store).load(text, trust_model_file=trust_model_file)
     from clvcast.tracking import load_model
 
-    return load_model(text, trust_model_file=trust_model_file)
+    return load_model(str(model), store, trust_model_file=trust_model_file)

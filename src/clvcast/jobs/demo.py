@@ -43,7 +43,7 @@ def demo(
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    mlflow_store = store if isinstance(store, MlflowStore) else MlflowStore(store)
+    mlflow_store = MlflowStore.of(store)
     transactions = load_cdnow_master()
     read = ReadOptions(date_format="%Y%m%d", name="CDNOW_master.txt")
     save = Path("models") / "clvcast.model" if Path("models").is_dir() else None

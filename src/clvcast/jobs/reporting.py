@@ -23,8 +23,6 @@ from clvcast.jobs.common import (
 )
 from clvcast.limits import check_limits
 
-# --- report ---------------------------------------------------------------------------------
-
 
 @dataclass
 class ReportResult:

@@ -23,8 +23,6 @@ from clvcast.jobs.common import (
     load,
 )
 
-# --- predict --------------------------------------------------------------------------------
-
 
 @dataclass
 class PredictResult:

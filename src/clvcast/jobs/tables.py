@@ -12,7 +12,6 @@ import pandas as pd
 
 from clvcast.data import IngestionReport, ReadOptions, parse_as_of
 from clvcast.engines import with_as_of
-from clvcast.errors import InputError
 from clvcast.jobs.common import (
     Progress,
     Transactions,
@@ -24,8 +23,6 @@ from clvcast.jobs.common import (
     save_figures,
 )
 from clvcast.limits import check_limits
-
-# --- rfm, forecast, churn: contact tables ---------------------------------------------------
 
 
 @dataclass
@@ -68,7 +65,7 @@ def _table_job(
     from clvcast.data import read_transactions
     from clvcast.data.ingest import ingested
     from clvcast.output import write_table
-    from clvcast.rfm import RFMScorer
+    from clvcast.rfm import RFMScorer, check_monetary_basis
     from clvcast.summary import summarize_view
 
     read = with_as_of(read, as_of)
@@ -81,8 +78,7 @@ def _table_job(
         check_not_an_input(save_boundaries, inputs)
         check_writable(save_boundaries)
     _check_plots_folder(plots)
-    if monetary_basis not in {"total", "average"}:
-        raise InputError(f"monetary_basis={monetary_basis!r}: use 'total' or 'average'.")
+    check_monetary_basis(monetary_basis)
     if needs_purchases:
         purchase_log = read_transactions(transactions, **asdict(read))
         summary, report = None, purchase_log.report

@@ -22,11 +22,8 @@ from clvcast.jobs.common import (
     _engine,
     _source_name,
     _Steps,
-    _store,
     check_not_an_input,
 )
-
-# --- train ----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -109,6 +106,8 @@ def train(
     progress
         Called with one line of text at the start and end of each long step.
     """
+    from clvcast.tracking import MlflowStore
+
     config = config or TrainConfig()
     config.check()
     settings = _engine(engine, spark_master, chunk_contacts, work_dir)
@@ -116,7 +115,7 @@ def train(
     day = parse_as_of(as_of)
     if save is not None:
         _prepare_save(save, {"transactions": transactions})
-    mlflow_store = _store(store)
+    mlflow_store = MlflowStore.of(store)
     steps = _Steps(progress)
     pipeline = config.pipeline()
     with training_data(

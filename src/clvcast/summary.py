@@ -63,6 +63,14 @@ _DAILY = """
     GROUP BY contact_id, day
 """
 
+# The same days when the log already has one row per contact and day (as the view that
+# clvcast.data.ingest.ingested leaves): no second grouping of millions of rows.
+_DAYS = """
+    SELECT contact_id, CAST(date AS DATE) AS day, CAST(amount AS DECIMAL(38, 10)) AS amount
+    FROM purchases
+    WHERE CAST(date AS DATE) <= $end
+"""
+
 _SUMMARY = """
     SELECT contact_id,
            COUNT(*) - 1 AS frequency,
@@ -181,10 +189,12 @@ def summarize_view(
     """:func:`summarize` of the purchase log in ``connection``'s view ``purchases``, as
     :func:`clvcast.data.ingest.ingested` leaves it: computed where the log lies, so the
     purchase log never goes to pandas and back (a command that needs only the summary, such
-    as ``clvcast rfm``, reads the input once and fetches one row per contact)."""
+    as ``clvcast rfm``, reads the input once and fetches one row per contact). That view
+    has one row per contact and day, so the days are not grouped again."""
     end = parse_as_of(as_of)
-    sql, params = _summary_query({"contact": "contact_id", "date": "date", "amount": "amount"}, end)
-    return _finished(connection.sql(sql, params=params).to_arrow_table().to_pandas(), end)
+    sql = f"WITH daily AS ({_DAYS}) {_SUMMARY}"
+    result = connection.sql(sql, params={"end": end.date()}).to_arrow_table().to_pandas()
+    return _finished(result, end)
 
 
 def _summary_query(columns: dict[str, str], end: pd.Timestamp) -> tuple[str, dict[str, object]]:

@@ -121,16 +121,26 @@ class _Columns:
 
     def problem(self) -> str:
         """The row's problem code: 0 = usable, else 1 + the index in ``rules.PROBLEMS``."""
-        checks = (
-            f"{self.contact} IS NULL",
-            self.date_blank,
-            f"{self.timestamp} IS NULL",
-            self.amount_blank,
-            f"{self.amount} IS NULL OR isnan({self.amount})",
-            f"NOT isfinite({self.amount}) OR abs({self.amount}) >= {AMOUNT_LIMIT}",
+        return _problem_code(
+            self.contact, self.date_blank, self.timestamp, self.amount_blank, self.amount
         )
-        cases = " ".join(f"WHEN {check} THEN {code}" for code, check in enumerate(checks, 1))
-        return f"CASE {cases} ELSE 0 END"
+
+
+def _problem_code(
+    contact: str, date_blank: str, timestamp: str, amount_blank: str, amount: str
+) -> str:
+    """SQL of a row's problem code from its typed parts: 0 = usable, else 1 + the index in
+    ``rules.PROBLEMS``."""
+    checks = (
+        f"{contact} IS NULL",
+        date_blank,
+        f"{timestamp} IS NULL",
+        amount_blank,
+        f"{amount} IS NULL OR isnan({amount})",
+        f"NOT isfinite({amount}) OR abs({amount}) >= {AMOUNT_LIMIT}",
+    )
+    cases = " ".join(f"WHEN {check} THEN {code}" for code, check in enumerate(checks, 1))
+    return f"CASE {cases} ELSE 0 END"
 
 
 def _contact_sql(
@@ -162,13 +172,13 @@ def _normalise_ids(
     Text ids that are all whole numbers, some written with '.0' ("12346.0", as spreadsheets
     export them), lose the '.0', so a customer has the same id from CSV, Parquet and
     DataFrames. Ids that differ only in upper/lower case get a warning (``id_case="keep"``).
-    One scan counts the ids and sees whether any has a '.' or an upper-case letter; most
-    id columns have neither and need nothing more.
+    One grouping (parallel, unlike ``COUNT(DISTINCT)``) counts the ids and sees whether any
+    has a '.' or an upper-case letter; most id columns have neither and need nothing more.
     """
     contacts, dotted, upper = connection.execute(
-        """SELECT COUNT(DISTINCT contact_id), bool_or(contains(contact_id, '.')),
+        """SELECT COUNT(contact_id), bool_or(contains(contact_id, '.')),
                   bool_or(contact_id <> lower(contact_id))
-           FROM typed"""
+           FROM (SELECT contact_id FROM typed GROUP BY contact_id)"""
     ).fetchall()[0]
     if not dotted and not (upper and id_case != "lower"):
         return int(contacts)
@@ -686,22 +696,39 @@ def _ingest(
         join=join,
     )
     # One row per distinct input row, with its multiplicity: exact duplicates are counted
-    # here, and every check below runs once per distinct row.
+    # here, and every check below runs once per distinct row. Each typed part is computed
+    # once, and the problem code is read from the typed parts.
+    order_column = ", order_id" if options.order_col is not None else ""
+    problem = _problem_code("contact_id", "date_blank", "stamp", "amount_blank", "amount")
     connection.execute(
         f"""
         CREATE TEMP TABLE typed AS
-        SELECT {typed.contact} AS contact_id, CAST({typed.timestamp} AS DATE) AS day,
-               {typed.amount} AS amount, {order} AS order_id, {typed.problem()} AS problem,
-               source.{_ROWS} AS n
-        FROM (SELECT *, COUNT(*) AS {_ROWS} FROM source GROUP BY ALL) AS source {typed.join}
+        SELECT contact_id, CAST(stamp AS DATE) AS day, amount{order_column},
+               {problem} AS problem, n
+        FROM (SELECT {typed.contact} AS contact_id, {typed.timestamp} AS stamp,
+                     {typed.date_blank} AS date_blank, {typed.amount} AS amount,
+                     {typed.amount_blank} AS amount_blank, {order} AS order_id,
+                     source.{_ROWS} AS n
+              FROM (SELECT *, COUNT(*) AS {_ROWS} FROM source GROUP BY ALL) AS source
+              {typed.join})
         """
     )
     all_contacts = _normalise_ids(connection, name, contact_col, options.id_case)
-    # Rows by problem code, and the exact duplicates among the usable ones, in one pass.
+    # Per problem code, in one pass: rows, exact duplicates, and for the usable rows the
+    # implausible and future dates and the refunds, by rows and by distinct rows.
+    last_year = None if as_of_day is None else as_of_day.year + 1
+    late_day = _literal(f"{last_year or 9999}-12-31")
+    future = "FALSE" if as_of_day is None else f"day > {_literal(str(as_of_day.date()))}"
     by_problem = connection.execute(
-        "SELECT problem, SUM(n), SUM(n - 1) FROM typed GROUP BY ALL"
+        f"""SELECT problem, SUM(n), SUM(n - 1),
+                   SUM(n) FILTER (WHERE day < DATE '{rules.EARLIEST_PLAUSIBLE}'), MIN(day),
+                   SUM(n) FILTER (WHERE day > DATE {late_day}), MAX(day),
+                   SUM(n) FILTER (WHERE {future}), COUNT(*) FILTER (WHERE {future}),
+                   SUM(n) FILTER (WHERE amount <= 0), COUNT(*) FILTER (WHERE amount <= 0)
+            FROM typed GROUP BY ALL"""
     ).fetchall()
-    counts = {code: int(rows) for code, rows, _ in by_problem}
+    counts = {row[0]: int(row[1]) for row in by_problem}
+    usable_stats = next((row[2:] for row in by_problem if row[0] == 0), (0,) * 9)
     rows_read = sum(counts.values())
     if rows_read == 0:
         raise rules.no_rows(name)
@@ -733,14 +760,8 @@ def _ingest(
     if found and invalid == "error":
         raise rules.invalid_rows(name, found)
 
-    n_dup = sum(int(extra) for code, _, extra in by_problem if code == 0)
-    last_year = None if as_of_day is None else as_of_day.year + 1
-    late_day = _literal(f"{last_year or 9999}-12-31")
-    early, earliest, late, latest = connection.execute(
-        f"""SELECT SUM(n) FILTER (WHERE day < DATE '{rules.EARLIEST_PLAUSIBLE}'), MIN(day),
-                   SUM(n) FILTER (WHERE day > DATE {late_day}), MAX(day)
-            FROM typed WHERE problem = 0"""
-    ).fetchall()[0]
+    n_dup, early, earliest, late, latest, *weighted = usable_stats
+    n_dup = int(n_dup or 0)
     rules.implausible_dates(report, int(early or 0), earliest, int(late or 0), latest, last_year)
     weight = "n"
     if n_dup and duplicates == "error":
@@ -760,14 +781,12 @@ def _ingest(
     elif n_dup:
         report.notes.append(rules.duplicates_kept_note(n_dup))
 
+    # (rows after as_of, rows with amount <= 0), each counted by rows or by distinct rows
+    future_rows, future_distinct, refund_rows, refund_distinct = (int(v or 0) for v in weighted)
+    by_weight = weight == "n"
     usable = "problem = 0"
     if nonpositive == "error":
-        count = int(
-            _scalar(
-                connection,
-                f"SELECT COALESCE(SUM({weight}), 0) FROM typed WHERE {usable} AND amount <= 0",
-            )
-        )
+        count = refund_rows if by_weight else refund_distinct
         if count:
             examples = _examples_of(
                 connection,
@@ -777,20 +796,15 @@ def _ingest(
             )
             raise rules.nonpositive_rows(name, count, options.amount_label, examples)
     if as_of_day is not None:
-        future = f"{usable} AND day > $as_of"
-        params = {"as_of": as_of_day.date()}
-        count = int(
-            _scalar(
-                connection, f"SELECT COALESCE(SUM({weight}), 0) FROM typed WHERE {future}", params
-            )
-        )
+        count = future_rows if by_weight else future_distinct
         if count:
             report.dropped[REASON_AFTER_AS_OF] = count
             usable += f" AND day <= {_literal(str(as_of_day.date()))}"
 
+    order_id = "order_id" if options.order_col is not None else "CAST(NULL AS VARCHAR)"
     connection.execute(
         f"""CREATE TEMP VIEW lines AS
-            SELECT contact_id, day, amount, order_id, CAST({weight} AS BIGINT) AS w
+            SELECT contact_id, day, amount, {order_id} AS order_id, CAST({weight} AS BIGINT) AS w
             FROM typed WHERE {usable}"""
     )
     purchase_days(

@@ -237,7 +237,9 @@ def test_predict_with_contacts_previous_and_sqlite(trained, workdir):
     table = pd.read_sql_table("contacts_scored", engine)
     assert len(table) == 23_503  # every buyer and the one prospect
     prospect = table.set_index("contact_id").loc["99999"]
-    assert prospect["rfm_segment"] == "prospect" and pd.isna(prospect["clv_12m"])
+    assert prospect["rfm_segment"] == "prospect" and pd.isna(prospect["p_alive"])
+    # a prospect's forecast is 0, so "clv_12m < 100" includes it (docs/scored-table.md)
+    assert prospect["clv_12m"] == 0 and prospect["predicted_purchases_12m"] == 0
     assert table.set_index("contact_id").loc["00003", "email"] == "c@x.org"
     migrations = pd.read_sql_table("contacts_scored_migrations", engine)
     engine.dispose()

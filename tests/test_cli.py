@@ -286,7 +286,7 @@ def test_forecast_on_raw_cdnow_master_with_holdout(tmp_path):
     assert table["p_alive"].max() <= 1.0
 
 
-def test_forecast_prospects_have_empty_forecasts(files, tmp_path):
+def test_forecast_prospects_have_zero_forecasts(files, tmp_path):
     transactions, contacts = files
     out = tmp_path / "f.parquet"
     result = clvcast(
@@ -302,7 +302,10 @@ def test_forecast_prospects_have_empty_forecasts(files, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     table = pd.read_parquet(out).set_index("contact_id")
-    assert pd.isna(table.loc["never-bought", "clv_12m"])
+    # 0, not empty: "clv_12m < 100" includes prospects (docs/scored-table.md)
+    assert table.loc["never-bought", "clv_12m"] == 0
+    assert table.loc["never-bought", "predicted_purchases_12m"] == 0
+    assert pd.isna(table.loc["never-bought", "p_alive"])
     assert table.loc["id-00000", "clv_12m"] >= 0
     assert table.columns[-6:].tolist() == [
         "predicted_purchases_12m",

@@ -18,7 +18,10 @@ ALLOWED = {
     "data": {"errors", "data", "limits"},
     "summary": {"errors", "data"},
     "rfm": {"errors", "atomic", "summary", "estimator"},
-    "output": {"errors", "atomic"},
+    "marketing": {"errors"},  # the marketing CSV format
+    "audiences": {"errors"},  # the audience condition language
+    "changes": {"errors"},  # changed rows for syncs
+    "output": {"errors", "atomic", "marketing"},
     "model_file": {"errors", "atomic"},  # rebuilds clvcast's classes by an allow-list
     "models": {"errors", "estimator", "data", "summary", "models"},
     "churn": {"errors", "estimator", "data", "summary", "rfm", "models", "churn"},
@@ -67,6 +70,9 @@ ALLOWED = {
         "pipeline",
         "contact_table",
         "output",
+        "marketing",
+        "audiences",
+        "changes",
         "tracking",
         "figures",
         "html_report",

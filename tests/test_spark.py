@@ -162,6 +162,13 @@ def test_spark_scores_equal_the_local_engine(spark, both):
     assert_same_table(result, expected)
 
 
+def _naive(values: pd.Series) -> pd.Series:
+    """Timestamps in microseconds, zoned ones (scored_at) as naive UTC."""
+    if getattr(values.dtype, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values.astype("datetime64[us]")
+
+
 def assert_same_table(result: pd.DataFrame, expected: pd.DataFrame) -> None:
     """Equal values column by column: numbers to 1e-9 relative, dates and text exactly."""
     assert len(result) == len(expected)
@@ -174,9 +181,7 @@ def assert_same_table(result: pd.DataFrame, expected: pd.DataFrame) -> None:
                 left.astype(float).to_numpy(), right.astype(float).to_numpy(), rtol=1e-9
             )
         elif pd.api.types.is_datetime64_any_dtype(right):
-            assert (
-                pd.to_datetime(left).astype("datetime64[us]").equals(right.astype("datetime64[us]"))
-            ), column
+            assert _naive(pd.to_datetime(left)).equals(_naive(right)), column
         else:
             as_text = [None if pd.isna(v) else str(v) for v in left]
             assert as_text == [None if pd.isna(v) else str(v) for v in right], column

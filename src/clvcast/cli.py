@@ -98,6 +98,7 @@ def cmd_rfm(args: argparse.Namespace) -> int:
         args.transactions,
         **_inputs(args),
         output=args.output,
+        csv_format=args.csv_format,
         monetary_basis=args.monetary_basis,
         boundaries=args.boundaries,
         save_boundaries=args.save_boundaries,
@@ -115,6 +116,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         args.transactions,
         **_inputs(args),
         output=args.output,
+        csv_format=args.csv_format,
         horizon_days=args.horizon_days,
         discount_rate_monthly=args.discount_rate_monthly,
         penalizer=args.penalizer,
@@ -139,6 +141,7 @@ def cmd_churn(args: argparse.Namespace) -> int:
         args.transactions,
         **_inputs(args),
         output=args.output,
+        csv_format=args.csv_format,
         horizon_days=args.churn_horizon_days,
         cutoffs=args.cutoffs,
         spacing_days=args.spacing_days,
@@ -201,6 +204,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         table=args.table,
         previous=args.previous,
         previous_table=args.previous_table,
+        csv_format=args.csv_format,
+        audiences=args.audiences,
+        changed_only=args.changed_only,
+        clv_tolerance=args.clv_tolerance,
         store=args.tracking_uri,
         scored_at=args.scored_at,
         trust_model_file=args.trust_model_file,
@@ -378,11 +385,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # MLflow writes a link to each run of a server store on stdout; the command prints the
     # run itself, and --json must stay JSON.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # A scoring job must not call out to the internet: MLflow's usage telemetry stays off
+    # unless the user turned it on.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose:  # MLflow's own progress chatter; errors still surface as ours
+    if args.verbose:  # clvcast's own debug lines; not every font matplotlib looked at
+        logging.getLogger("clvcast").setLevel(logging.DEBUG)
+        for chatty in ("matplotlib", "PIL"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+    else:  # MLflow's own progress chatter; errors still surface as ours
         for noisy in ("mlflow", "alembic", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
     return run(COMMANDS[args.command], args, parser)

@@ -17,6 +17,14 @@ from clvcast.limits import DEFAULT_CHUNK_CONTACTS, DEFAULT_CHURN_SAMPLE_CONTACTS
 
 # Options several commands take: name -> add_argument keywords.
 SHARED: dict[str, dict[str, Any]] = {
+    "--format": {
+        "dest": "csv_format",
+        "choices": ["default", "marketing"],
+        "default": "default",
+        "help": "CSV files: default (lossless) or marketing (money to cents, probabilities to "
+        "4 decimals, true/false, ISO dates and offsets, UTF-8 with BOM for Excel, no BTYD "
+        "columns; docs/scored-table.md)",
+    },
     "--tracking-uri": {
         "default": None,
         "metavar": "URI",
@@ -219,6 +227,7 @@ def _add_table_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--output", required=True, metavar="PATH", help="contact table to write: .parquet or .csv"
     )
+    _add(group, "--format")
     group.add_argument(
         "--monetary-basis",
         choices=["total", "average"],
@@ -436,7 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
         "or a model file), score every contact of --transactions (and the prospects of "
         "--contacts) at --as-of and write the scored contact table to a .parquet/.csv file "
         "or a SQL table (SQLAlchemy URL + --table), atomically. With --previous, also write "
-        "the RFM migrations.",
+        "the RFM migrations; --audiences and --changed-only write audiences and changes next "
+        "to it.",
     )
     _add_transaction_options(predict)
     _add(predict, "--model", "--trust-model-file")
@@ -462,6 +472,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="table name of a SQL --previous (default: --table)",
+    )
+    _add(predict, "--format")
+    predict.add_argument(
+        "--audiences",
+        default=None,
+        metavar="YAML",
+        help="audience name -> condition over the scored columns and contact attributes: "
+        "write <output>.audiences (members) and, with --previous, <output>.audience_changes "
+        "(entered / left)",
+    )
+    predict.add_argument(
+        "--changed-only",
+        action="store_true",
+        help="with --previous: also write <output>.changes, only the new, changed and removed "
+        "contacts (segment, scores, risk band, CLV beyond --clv-tolerance), for API syncs; "
+        "--output stays the whole table",
+    )
+    predict.add_argument(
+        "--clv-tolerance",
+        type=float,
+        default=0.10,
+        metavar="FRACTION",
+        help="a CLV counts as changed when it moved by more than this share of its previous "
+        "value and more than 1.00 (default: %(default)s)",
     )
     predict.add_argument(
         "--scored-at",

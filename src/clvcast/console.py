@@ -140,11 +140,32 @@ def format_predict(result: Any) -> str:
         f"{result.model_name} version {result.model_version} as of {result.as_of}",
         f"Wrote {result.output}",
     ]
-    if result.migrations_output:
-        lines.append(
-            f"Wrote {result.migration_rows:,} RFM migrations to {result.migrations_output}"
-        )
+    for name, where in result.side_outputs.items():
+        rows = result.side_rows[name]
+        if name == "changes":
+            share = rows / result.contacts if result.contacts else 0.0
+            lines.append(
+                f"Wrote {rows:,} changed rows (new, changed or removed: {share:.1%} of "
+                f"{result.contacts:,}) to {where}"
+            )
+        else:
+            what = {"migrations": "RFM migrations", "audiences": "audience members"}
+            what["audience_changes"] = "audience entries and exits"
+            lines.append(f"Wrote {rows:,} {what.get(name, name)} to {where}")
+    if result.audiences:
+        lines.append("Audiences: members" + (", entered, left" if _has_events(result) else ""))
+        width = max(len(name) for name in result.audiences)
+        for name, counts in result.audiences.items():
+            line = f"  {name:<{width}}  {counts['members']:>9,}"
+            if "entered" in counts:
+                line += f"  +{counts['entered']:,}  -{counts['left']:,}"
+            lines.append(line)
+    lines += [f"Note: {note}" for note in result.notes]
     return "\n".join(lines)
+
+
+def _has_events(result: Any) -> bool:
+    return any("entered" in counts for counts in result.audiences.values())
 
 
 def format_table_job(result: Any, output: str | None, plots: str | None = None) -> str:

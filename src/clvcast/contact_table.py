@@ -81,7 +81,8 @@ def build_contact_table(
     contacts
         Optional contacts table from :func:`clvcast.data.read_contacts`; its attribute
         columns are carried through, and its contacts without purchases appear as
-        prospects (group and segment ``prospect``, no scores, 0 orders, no forecasts).
+        prospects (group and segment ``prospect``, no scores, 0 orders, 0 spend, 0
+        expected purchases and 0 CLV, other model columns empty).
     scorer
         Fitted :class:`~clvcast.rfm.RFMScorer` whose frozen boundaries to apply; when
         omitted, one is fitted on this population (``monetary_basis`` applies).
@@ -179,6 +180,12 @@ def rfm_contact_table(
     return result.table, result.scorer
 
 
+# A prospect has bought nothing yet, and the models forecast from a first purchase on: its
+# expected purchases and CLV are 0 (not empty), so that a numeric filter such as
+# "clv_12m < 100" behaves as marketers expect; its other model columns stay empty.
+PROSPECT_ZERO_PREFIXES = ("predicted_purchases_", "clv_")
+
+
 def _with_contacts(
     table: pd.DataFrame, contacts: pd.DataFrame, forecast_columns: list[str]
 ) -> pd.DataFrame:
@@ -195,6 +202,9 @@ def _with_contacts(
     prospects["total_spend"] = 0.0
     prospects["rfm_group"] = PROSPECT
     prospects["rfm_segment"] = PROSPECT
+    for column in forecast_columns:
+        if column.startswith(PROSPECT_ZERO_PREFIXES):
+            prospects[column] = 0.0
     combined = pd.concat([buyers, prospects], ignore_index=True)
     ordered = ["contact_id", *attributes, *SUMMARY_COLUMNS, *SCORE_COLUMNS, *forecast_columns]
     return combined[ordered]

@@ -52,22 +52,62 @@ def _with_timestamps_as_text(table: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
-def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+# Columns that hold calendar days: Parquet and SQL store them as dates (no time of day).
+DATE_COLUMNS = (
+    "as_of",
+    "first_purchase",
+    "last_purchase",
+    "r_drop_date",
+    "expected_drift_date",
+    "as_of_from",
+    "as_of_to",
+)
+
+
+def _arrow_table(table: pd.DataFrame, schema: pa.Schema | None = None) -> pa.Table:
+    """``table`` as Arrow, its day columns as dates (Parquet DATE, not a timestamp), its
+    time-zone-aware columns (``scored_at``) as timestamps with their zone."""
+    zoned = {c: t.dtype.tz for c, t in table.items() if isinstance(t.dtype, pd.DatetimeTZDtype)}
+    if zoned:  # pyarrow reads zoned columns through Series.values, deprecated in pandas 3.1
+        naive = {c: table[c].dt.tz_convert("UTC").dt.tz_localize(None) for c in zoned}
+        table = table.assign(**naive)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    for column, zone in zoned.items():
+        index = arrow.schema.get_field_index(column)
+        unit = arrow.schema.field(index).type.unit
+        zoned_type = pa.timestamp(unit, tz=str(zone))
+        arrow = arrow.set_column(index, column, arrow.column(index).cast(zoned_type))
+    for column in DATE_COLUMNS:
+        index = arrow.schema.get_field_index(column)
+        if index >= 0 and pa.types.is_timestamp(arrow.schema.field(index).type):
+            arrow = arrow.set_column(index, column, arrow.column(index).cast(pa.date32()))
+    return arrow if schema is None else arrow.cast(schema)
+
+
+def write_table(
+    table: pd.DataFrame, path: str | os.PathLike[str], csv_format: str = "default"
+) -> Path:
     """Write ``table`` (no index) to ``path`` as Parquet or CSV, atomically.
 
-    CSV dates are written as ISO dates (YYYY-MM-DD) and missing values as empty fields.
+    CSV dates are written as ISO dates (YYYY-MM-DD) and missing values as empty fields;
+    ``csv_format="marketing"`` writes the format of :mod:`clvcast.marketing`.
     """
-    write_table_chunks([table], path)
+    write_table_chunks([table], path, csv_format)
     return Path(path)
 
 
-def write_table_chunks(tables: Iterable[pd.DataFrame], path: str | os.PathLike[str]) -> int:
+def write_table_chunks(
+    tables: Iterable[pd.DataFrame], path: str | os.PathLike[str], csv_format: str = "default"
+) -> int:
     """Write a table that arrives in chunks (same columns) to one Parquet or CSV file.
 
     Each chunk is appended as it comes (a Parquet row group, or CSV lines), so memory holds
     one chunk at a time; the file appears, complete, only when the last chunk is written.
     Returns the number of rows written.
     """
+    from clvcast.marketing import MARKETING_ENCODING, check_csv_format, marketing_frame
+
+    check_csv_format(csv_format)
     kind = table_format(path)
     rows = 0
     with atomic_path(path) as temporary:
@@ -76,13 +116,19 @@ def write_table_chunks(tables: Iterable[pd.DataFrame], path: str | os.PathLike[s
             for index, table in enumerate(tables):
                 if kind == "parquet":
                     if writer is None:
-                        arrow = pa.Table.from_pandas(table, preserve_index=False)
+                        arrow = _arrow_table(table)
                         writer = pq.ParquetWriter(temporary, arrow.schema)
                     else:
-                        arrow = pa.Table.from_pandas(
-                            table, schema=writer.schema, preserve_index=False
-                        )
+                        arrow = _arrow_table(table, writer.schema)
                     writer.write_table(arrow)
+                elif csv_format == "marketing":
+                    marketing_frame(table).to_csv(
+                        temporary,
+                        index=False,
+                        mode="w" if index == 0 else "a",
+                        header=index == 0,
+                        encoding=MARKETING_ENCODING if index == 0 else "utf-8",
+                    )
                 else:
                     _with_timestamps_as_text(table).to_csv(
                         temporary,
@@ -228,6 +274,16 @@ def _bulk_insert(engine):
     return insert if dialect in {"postgresql", "sqlite"} else None
 
 
+def _with_dates_as_days(table: pd.DataFrame) -> pd.DataFrame:
+    """Day columns as ``datetime.date`` values, which SQL DATE columns store as days."""
+    days = [c for c in DATE_COLUMNS if c in table.columns]
+    if not days:
+        return table
+    return table.assign(
+        **{c: pd.Series(table[c].dt.date, index=table.index, dtype=object) for c in days}
+    )
+
+
 def write_sql(table: pd.DataFrame, url: str, table_name: str) -> str:
     """Replace table ``table_name`` with ``table`` atomically; returns the URL without password.
 
@@ -255,6 +311,7 @@ def write_sql_chunks(tables: Iterable[pd.DataFrame], url: str, table_name: str) 
     try:
         _drop_stale_staging(engine)
         for index, table in enumerate(tables):
+            table = _with_dates_as_days(table)
             table.to_sql(
                 staging,
                 engine,
@@ -262,6 +319,7 @@ def write_sql_chunks(tables: Iterable[pd.DataFrame], url: str, table_name: str) 
                 if_exists="fail" if index == 0 else "append",
                 chunksize=100_000,
                 method=_bulk_insert(engine),
+                dtype={c: sqlalchemy.Date() for c in DATE_COLUMNS if c in table.columns},
             )
             rows += len(table)
         with engine.begin() as connection:
@@ -291,17 +349,17 @@ def _drop_staging(engine, staging: str) -> None:
         connection.execute(sqlalchemy.text(f'DROP TABLE IF EXISTS "{staging}"'))
 
 
-def check_sql_target(url: str, table_name: str | None, *, migrations: bool = False) -> None:
+def check_sql_target(url: str, table_name: str | None, *, sides: Iterable[str] = ()) -> None:
     """Fail before the work if the database cannot be reached or a name is unusable
-    (the table's, and with ``migrations`` the migrations table's)."""
+    (the table's, and the side tables' of ``sides``, such as ``migrations``)."""
     import sqlalchemy
 
     check_table_name(table_name)
     engine = _engine(url)
     limit = engine.dialect.max_identifier_length or 63
     check_table_name(table_name, limit)
-    if migrations:
-        check_table_name(migrations_target(url, table_name)[1], limit)
+    for side in sides:
+        check_table_name(side_target(url, table_name, side)[1], limit)
     try:
         with engine.connect():
             pass
@@ -313,22 +371,28 @@ def check_sql_target(url: str, table_name: str | None, *, migrations: bool = Fal
         engine.dispose()
 
 
-def write_scored(table: pd.DataFrame, target: str, table_name: str | None = None) -> str:
+def write_scored(
+    table: pd.DataFrame, target: str, table_name: str | None = None, csv_format: str = "default"
+) -> str:
     """Write a scored table to a .parquet/.csv path or a SQL table; returns where."""
-    return write_scored_chunks([table], target, table_name)[0]
+    return write_scored_chunks([table], target, table_name, csv_format)[0]
 
 
 def write_scored_chunks(
-    tables: Iterable[pd.DataFrame], target: str, table_name: str | None = None
+    tables: Iterable[pd.DataFrame],
+    target: str,
+    table_name: str | None = None,
+    csv_format: str = "default",
 ) -> tuple[str, int]:
     """Write a scored table arriving in chunks to a path or a SQL table, atomically.
 
-    Returns where it went and the number of rows.
+    ``csv_format`` applies to CSV files (see :mod:`clvcast.marketing`). Returns where it
+    went and the number of rows.
     """
     if is_sql_url(target):
         shown, rows = write_sql_chunks(tables, target, check_table_name(table_name))
         return f"{shown} table {table_name}", rows
-    rows = write_table_chunks(tables, target)
+    rows = write_table_chunks(tables, target, csv_format)
     return str(target), rows
 
 
@@ -348,13 +412,25 @@ def read_scored(source: str, table_name: str | None = None) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"previous scored table not found: {path}.")
     if table_format(path) == "parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, dtype={"contact_id": str}, parse_dates=["as_of"])
+        table = pd.read_parquet(path)
+    else:
+        table = pd.read_csv(path, dtype={"contact_id": str}, encoding="utf-8-sig")
+    for column in DATE_COLUMNS:  # dates, as Parquet DATE, SQL DATE or ISO text
+        if column in table.columns:
+            table[column] = pd.to_datetime(table[column]).astype("datetime64[ns]")
+    return table
+
+
+def side_target(target: str, table_name: str | None, side: str) -> tuple[str, str | None]:
+    """Where a side table of an output goes (``side`` = migrations, changes, audiences,
+    audience_changes): ``<output>.<side>.<ext>`` next to a file, or table
+    ``<table>_<side>`` next to a SQL table."""
+    if is_sql_url(target):
+        return target, f"{table_name}_{side}"
+    path = Path(target)
+    return str(path.with_name(f"{path.stem}.{side}{path.suffix}")), None
 
 
 def migrations_target(target: str, table_name: str | None) -> tuple[str, str | None]:
     """Where the migrations go: ``<output>.migrations.<ext>`` or table ``<table>_migrations``."""
-    if is_sql_url(target):
-        return target, f"{table_name}_migrations"
-    path = Path(target)
-    return str(path.with_name(f"{path.stem}.migrations{path.suffix}")), None
+    return side_target(target, table_name, "migrations")

@@ -641,6 +641,8 @@ def segment_values(table: pd.DataFrame, value: str | None = "clv_12m") -> pd.Dat
     order = ["contacts"]
     if value is not None:
         values = table[value].astype(float)
+        if "rfm_group" in table.columns:  # a prospect's 0 is "nothing yet", not a forecast
+            values = values.where(table["rfm_group"] != "prospect")
         by_segment = values.groupby(table["rfm_segment"], sort=False, observed=True)
         frame["value_total"] = by_segment.sum(min_count=1)
         frame["value_share"] = frame["value_total"] / values.sum()

@@ -564,8 +564,10 @@ def rfm_migrations(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFram
     """Contacts whose RFM scores, cell, group or segment changed between two scored tables.
 
     One row per such contact with ``<field>_from`` and ``<field>_to`` columns, the two
-    as-of dates, ``high_value`` (now) and ``change``: ``changed``, ``new`` (not in the
-    previous table) or ``gone`` (not in the current one). The classic trigger
+    as-of dates, the other columns of ``current`` as they are now (``high_value``, and in
+    ``clvcast predict`` the contact attributes, ``clv_*`` and ``churn_risk``: what a trigger
+    needs without a join) and ``change``: ``changed``, ``new`` (not in the previous table)
+    or ``gone`` (not in the current one; its current values are empty). The classic trigger
     "M 4-5 and R fell from 5 to 4" is then
     ``m_score_to.isin([4, 5]) & (r_score_from == 5) & (r_score_to == 4)``.
     """
@@ -573,11 +575,8 @@ def rfm_migrations(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFram
     for name, frame in (("previous", previous), ("current", current)):
         check_scored_table(frame, name)
     left = previous[needed].copy()
-    right = (
-        current[[*needed, "high_value"]].copy()
-        if "high_value" in current
-        else current[needed].copy()
-    )
+    context = [c for c in current.columns if c not in needed]  # attributes, CLV, risk, ...
+    right = current[[*needed, *context]].copy()
     for frame in (left, right):
         frame["contact_id"] = frame["contact_id"].astype(str)
         for column in ("r_score", "f_score", "m_score"):
@@ -597,5 +596,5 @@ def rfm_migrations(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFram
     ordered = ["contact_id", "as_of_from", "as_of_to"]
     for column in MIGRATION_FIELDS:
         ordered += [f"{column}_from", f"{column}_to"]
-    ordered += [c for c in ("high_value", "change") if c in result.columns]
+    ordered += [*context, "change"]
     return result[ordered].sort_values("contact_id", kind="stable").reset_index(drop=True)

@@ -78,7 +78,9 @@ def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
         return experiment.experiment_id
     location = None
     if uri.startswith("sqlite:///"):
-        location = (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").as_uri()
+        # a relative database path (sqlite:///mlruns.db) is relative to the working directory
+        database = Path(uri.removeprefix("sqlite:///")).resolve()
+        location = (database.parent / "artifacts").as_uri()
     return client.create_experiment(name, artifact_location=location)
 
 

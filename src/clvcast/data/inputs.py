@@ -227,7 +227,8 @@ def read_contacts(
     """Read a contacts table: one row per contact, any attribute columns carried through.
 
     Returns a DataFrame whose first column is ``contact_id`` (str). Contacts without
-    purchases become prospects in the scored table. ``sep``, ``encoding`` and ``id_case``
+    purchases become prospects in the scored table. A text column holding only true and
+    false (as CRMs export opt-in flags) becomes a boolean column. ``sep``, ``encoding`` and ``id_case``
     as for :func:`~clvcast.data.read_transactions`, so ids match the purchase log's.
     """
     if id_case not in {"keep", "lower"}:
@@ -251,8 +252,25 @@ def read_contacts(
     clash = [c for c in attributes.columns if c == "contact_id"]
     if clash:
         attributes = attributes.drop(columns=clash)
+    for column in attributes.columns:
+        attributes[column] = _booleans_from_text(attributes[column])
     result = pd.concat([pd.Series(ids, name="contact_id"), attributes], axis=1)
     return result
+
+
+def _booleans_from_text(values: pd.Series) -> pd.Series:
+    """A text column whose every value is true or false (any case; empty = missing) as a
+    boolean column, so Parquet and SQL outputs store a boolean and audiences can test it;
+    any other column as it is."""
+    if pd.api.types.is_bool_dtype(values) or not (
+        pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+    ):
+        return values
+    text = values.astype("string").str.strip().str.lower().replace("", pd.NA)
+    present = text.dropna()
+    if present.empty or not present.isin(["true", "false"]).all():
+        return values
+    return text.map({"true": True, "false": False}).astype("boolean")
 
 
 def source_name(source: object) -> str:

@@ -48,6 +48,7 @@ def _table_job(
     contacts_id_col: str | None,
     read: ReadOptions | None,
     output: str | os.PathLike[str] | None,
+    csv_format: str,
     boundaries: str | os.PathLike[str] | None,
     save_boundaries: str | os.PathLike[str] | None,
     plots: str | os.PathLike[str] | None,
@@ -56,7 +57,8 @@ def _table_job(
     needs_purchases: bool = True,
     build: Callable[..., tuple[Any, Any]],
 ) -> TableResult:
-    """Shared shape of rfm/forecast/churn: preflight, read, build, write.
+    """Shared shape of rfm/forecast/churn: preflight, read, build, write (a CSV in
+    ``csv_format``, ``default`` or ``marketing``: :mod:`clvcast.marketing`).
 
     ``build(log, summary, scorer, contacts, as_of)`` makes the table. A job that needs only
     the summary (``needs_purchases=False``) gets it computed where DuckDB read the input
@@ -64,12 +66,14 @@ def _table_job(
     to pandas and back."""
     from clvcast.data import read_transactions
     from clvcast.data.ingest import ingested
+    from clvcast.marketing import check_csv_format
     from clvcast.output import write_table
     from clvcast.rfm import RFMScorer, check_monetary_basis
     from clvcast.summary import summarize_view
 
     read = with_as_of(read, as_of)
     inputs = {"transactions": transactions, "contacts": contacts, "boundaries": boundaries}
+    check_csv_format(csv_format)
     if output is not None:
         check_output_file(output, inputs)
     if save_boundaries is not None:
@@ -98,7 +102,7 @@ def _table_job(
         evaluation=extra,
     )
     if output is not None:
-        write_table(result.table, output)
+        write_table(result.table, output, csv_format)
         done.output = str(output)
     if save_boundaries is not None:
         result.scorer.save(save_boundaries)
@@ -125,6 +129,7 @@ def rfm(
     contacts_id_col: str | None = None,
     read: ReadOptions | None = None,
     output: str | os.PathLike[str] | None = None,
+    csv_format: str = "default",
     monetary_basis: str = "total",
     boundaries: str | os.PathLike[str] | None = None,
     save_boundaries: str | os.PathLike[str] | None = None,
@@ -154,6 +159,7 @@ def rfm(
         contacts_id_col=contacts_id_col,
         read=read,
         output=output,
+        csv_format=csv_format,
         boundaries=boundaries,
         save_boundaries=save_boundaries,
         plots=None,
@@ -171,6 +177,7 @@ def forecast(
     contacts_id_col: str | None = None,
     read: ReadOptions | None = None,
     output: str | os.PathLike[str] | None = None,
+    csv_format: str = "default",
     horizon_days: float = 365.0,
     discount_rate_monthly: float = 0.01,
     penalizer: float = 0.0,
@@ -234,6 +241,7 @@ def forecast(
         contacts_id_col=contacts_id_col,
         read=read,
         output=output,
+        csv_format=csv_format,
         boundaries=boundaries,
         save_boundaries=save_boundaries,
         plots=plots,
@@ -252,6 +260,7 @@ def churn(
     contacts_id_col: str | None = None,
     read: ReadOptions | None = None,
     output: str | os.PathLike[str] | None = None,
+    csv_format: str = "default",
     horizon_days: int = 90,
     cutoffs: int = 12,
     spacing_days: int = 14,
@@ -314,6 +323,7 @@ def churn(
         contacts_id_col=contacts_id_col,
         read=read,
         output=output,
+        csv_format=csv_format,
         boundaries=boundaries,
         save_boundaries=save_boundaries,
         plots=plots,

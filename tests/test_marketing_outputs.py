@@ -1,0 +1,306 @@
+"""Scored tables for marketing tools: the marketing CSV, typed Parquet and SQL, prospects,
+audiences with entered/left, changed rows only and migrations with context (CDNOW)."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy
+
+import clvcast
+from clvcast.audiences import kinds_of, load_audiences, parse_condition
+from clvcast.changes import CLV_FLOOR, COMPARED_COLUMNS, DEFAULT_CLV_TOLERANCE
+from clvcast.data import ReadOptions, load_cdnow_master, read_transactions
+from clvcast.errors import InputError
+from clvcast.output import read_scored, write_scored, write_table
+from clvcast.pipeline import CLVPipeline
+from conftest import run_inprocess
+
+READ = ReadOptions(date_format="%Y%m%d")
+MAY, JUNE = "1998-05-31", "1998-06-30"
+AUDIENCES = """\
+at_risk_vip: high_value and churn_risk_band == "high"
+cheap_subscribers: newsletter == "subscribed" and clv_12m < 100 and predicted_purchases_12m < 1
+vip_fading: m_score >= 4 and r_score_from == 5 and r_score_to == 4
+opted_in_champions: opted_in and rfm_segment in ["champions", "loyal customers"]
+"""
+BTYD = ("frequency", "recency", "T", "monetary_value")
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """CDNOW, a contacts table (accents, opt-in flags as text, two prospects), a pipeline
+    fitted at the end of April 1998 and two predict runs a month apart."""
+    folder = tmp_path_factory.mktemp("marketing")
+    raw = load_cdnow_master()
+    raw.to_parquet(folder / "cdnow.parquet", index=False)
+    ids = sorted(raw["contact_id"].unique())
+    contacts = pd.DataFrame(
+        {
+            "contact_id": [*ids, "P0001", "P0002"],
+            "first_name": ["José" if i % 7 == 0 else "Ana" for i in range(len(ids) + 2)],
+            "newsletter": np.where(np.arange(len(ids) + 2) % 3 == 0, "unsubscribed", "subscribed"),
+            "opted_in": np.where(np.arange(len(ids) + 2) % 2 == 0, "true", "false"),
+        }
+    )
+    contacts.to_csv(folder / "contacts.csv", index=False, encoding="utf-8")
+    (folder / "audiences.yaml").write_text(AUDIENCES, encoding="utf-8")
+    log = read_transactions(folder / "cdnow.parquet", date_format="%Y%m%d")
+    pipeline = CLVPipeline().fit(log, "1998-04-30")
+    common = {
+        "contacts": folder / "contacts.csv",
+        "read": READ,
+        "audiences": folder / "audiences.yaml",
+        "scored_at": "2024-07-01T06:00:00",
+    }
+    may = clvcast.predict(
+        pipeline, folder / "cdnow.parquet", as_of=MAY, output=folder / "may.parquet", **common
+    )
+    june = clvcast.predict(
+        pipeline,
+        folder / "cdnow.parquet",
+        as_of=JUNE,
+        output=folder / "june.parquet",
+        previous=folder / "may.parquet",
+        changed_only=True,
+        **common,
+    )
+    return {"folder": folder, "pipeline": pipeline, "may": may, "june": june}
+
+
+def _scored(folder, name: str) -> pd.DataFrame:
+    return read_scored(str(folder / name))
+
+
+def test_parquet_and_sqlite_keep_types(shop, tmp_path):
+    schema = pq.read_schema(shop["folder"] / "june.parquet")
+    assert str(schema.field("as_of").type) == "date32[day]"
+    assert str(schema.field("r_drop_date").type) == "date32[day]"
+    assert str(schema.field("scored_at").type).endswith("tz=UTC]")  # a timestamp with zone
+    assert str(schema.field("high_value").type) == "bool"
+    assert str(schema.field("opted_in").type) == "bool"  # "true"/"false" text in the CRM export
+    table = _scored(shop["folder"], "june.parquet")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    write_scored(table.head(50), url, "scores")
+    engine = sqlalchemy.create_engine(url)
+    columns = {c["name"]: c["type"] for c in sqlalchemy.inspect(engine).get_columns("scores")}
+    engine.dispose()
+    assert isinstance(columns["as_of"], sqlalchemy.DATE)
+    assert isinstance(columns["high_value"], sqlalchemy.BOOLEAN)
+
+
+def test_prospects_have_zero_forecasts_so_numeric_filters_include_them(shop):
+    table = _scored(shop["folder"], "june.parquet").set_index("contact_id")
+    prospects = table.loc[["P0001", "P0002"]]
+    assert (prospects["rfm_group"] == "prospect").all()
+    assert (prospects["clv_12m"] == 0).all() and (prospects["predicted_purchases_12m"] == 0).all()
+    assert prospects["p_alive"].isna().all() and prospects["churn_risk"].isna().all()
+    cheap = table[(table["newsletter"] == "subscribed") & (table["clv_12m"] < 100)]
+    assert "P0001" in cheap.index or "P0002" in cheap.index
+
+
+def test_marketing_csv_follows_every_format_rule(shop, tmp_path):
+    target = tmp_path / "scores.csv"
+    clvcast.predict(
+        shop["pipeline"],
+        shop["folder"] / "cdnow.parquet",
+        as_of=JUNE,
+        contacts=shop["folder"] / "contacts.csv",
+        read=READ,
+        output=target,
+        csv_format="marketing",
+        scored_at="2024-07-01T06:00:00",
+    )
+    raw = target.read_bytes()
+    assert raw.startswith(codecs.BOM_UTF8)  # Excel reads the file as UTF-8
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    header = list(rows[0])
+    assert not set(BTYD) & set(header)
+    assert {"orders", "days_since_last_purchase", "total_spend", "clv_12m"} <= set(header)
+    money = re.compile(r"^-?\d+\.\d{2}$")
+    probability = re.compile(r"^[01]\.\d{4}$")
+    integer = re.compile(r"^\d+$")
+    day = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+    rules = {
+        **dict.fromkeys(("total_spend", "expected_order_value", "clv_12m"), money),
+        "predicted_purchases_12m": money,
+        **dict.fromkeys(("p_alive", "churn_risk"), probability),
+        **dict.fromkeys(("orders", "days_since_last_purchase", "r_score", "f_score"), integer),
+        "m_score": integer,
+        **dict.fromkeys(("as_of", "first_purchase", "last_purchase", "r_drop_date"), day),
+        "expected_drift_date": day,
+        **dict.fromkeys(("high_value", "opted_in"), re.compile(r"^(true|false)$")),
+        "scored_at": re.compile(r"^2024-07-01T06:00:00\+00:00$"),
+    }
+    for column, rule in rules.items():
+        values = [row[column] for row in rows if row[column] != ""]
+        assert values, column
+        bad = [v for v in values if not rule.match(v)]
+        assert not bad, (column, bad[:3])
+    by_id = {row["contact_id"]: row for row in rows}
+    assert by_id["P0001"]["clv_12m"] == "0.00" and by_id["P0001"]["rfm_group"] == "prospect"
+    assert by_id["P0001"]["p_alive"] == ""  # no model value: an empty field
+    names = {row["first_name"] for row in rows}
+    assert "José" in names  # the accent survives
+    default = tmp_path / "default.csv"
+    write_table(_scored(shop["folder"], "june.parquet").head(5), default)
+    assert not default.read_bytes().startswith(codecs.BOM_UTF8)  # default stays as it was
+    assert "frequency" in default.read_text().splitlines()[0]
+
+
+def _pandas_members(june: pd.DataFrame, may: pd.DataFrame) -> dict[str, set[str]]:
+    merged = june.merge(
+        may[["contact_id", "r_score"]], on="contact_id", how="left", suffixes=("", "_may")
+    )
+    return {
+        "at_risk_vip": set(june.loc[june["high_value"] & (june["churn_risk_band"] == "high"),
+                                    "contact_id"]),
+        "cheap_subscribers": set(
+            june.loc[
+                (june["newsletter"] == "subscribed")
+                & (june["clv_12m"] < 100)
+                & (june["predicted_purchases_12m"] < 1),
+                "contact_id",
+            ]
+        ),
+        "vip_fading": set(
+            merged.loc[
+                (merged["m_score"] >= 4) & (merged["r_score_may"] == 5) & (merged["r_score"] == 4),
+                "contact_id",
+            ]
+        ),
+        "opted_in_champions": set(
+            june.loc[
+                june["opted_in"].fillna(False).astype(bool)
+                & june["rfm_segment"].isin(["champions", "loyal customers"]),
+                "contact_id",
+            ]
+        ),
+    }  # fmt: skip
+
+
+def test_audiences_members_entered_and_left_match_pandas(shop):
+    folder = shop["folder"]
+    may, june = _scored(folder, "may.parquet"), _scored(folder, "june.parquet")
+    expected_june = _pandas_members(june, may)
+    expected_may = _pandas_members(may, may.assign(r_score=pd.NA))  # no run before May
+    members = pd.read_parquet(folder / "june.audiences.parquet")
+    assert list(members.columns[:2]) == ["audience", "contact_id"]
+    assert "first_name" in members.columns  # attributes, to match members in a tool
+    for name, ids in expected_june.items():
+        assert set(members.loc[members["audience"] == name, "contact_id"]) == ids, name
+    assert len(expected_june["vip_fading"]) > 0 and len(expected_june["at_risk_vip"]) > 0
+    events = pd.read_parquet(folder / "june.audience_changes.parquet")
+    for name in expected_june:
+        got = events[events["audience"] == name]
+        entered = set(got.loc[got["event"] == "entered", "contact_id"])
+        left = set(got.loc[got["event"] == "left", "contact_id"])
+        assert entered == expected_june[name] - expected_may[name], name
+        assert left == expected_may[name] - expected_june[name], name
+    assert (events["event"] == "left").any() and (events["event"] == "entered").any()
+    assert shop["may"].notes and "vip_fading" in shop["may"].notes[0]  # said, not silent
+
+
+def test_changed_only_equals_the_pandas_diff_and_is_small(shop):
+    folder = shop["folder"]
+    may, june = _scored(folder, "may.parquet"), _scored(folder, "june.parquet")
+    changes = pd.read_parquet(folder / "june.changes.parquet")
+    merged = june.merge(may, on="contact_id", how="outer", suffixes=("", "_before"), indicator=True)
+    both = merged["_merge"] == "both"
+    differs = pd.Series(False, index=merged.index)
+    for column in COMPARED_COLUMNS:
+        now, before = merged[column].astype("string"), merged[f"{column}_before"].astype("string")
+        differs |= (now != before).fillna(now.isna() != before.isna())
+    old, new = merged["clv_12m_before"], merged["clv_12m"]
+    differs |= (new - old).abs() > np.maximum(DEFAULT_CLV_TOLERANCE * old.abs(), CLV_FLOOR)
+    differs |= old.isna() != new.isna()
+    expected = {
+        **dict.fromkeys(merged.loc[both & differs, "contact_id"], "changed"),
+        **dict.fromkeys(merged.loc[merged["_merge"] == "left_only", "contact_id"], "new"),
+        **dict.fromkeys(merged.loc[merged["_merge"] == "right_only", "contact_id"], "removed"),
+    }
+    got = dict(zip(changes["contact_id"], changes["change"], strict=True))
+    assert got == expected
+    assert shop["june"].side_rows["changes"] == len(changes)
+    # much smaller than the full table (the CLI prints the count)
+    assert 0 < len(changes) < 0.5 * len(june), f"{len(changes):,} of {len(june):,} rows"
+    assert list(changes.columns) == [*june.columns, "change"]
+
+
+def test_migrations_carry_attributes_and_current_values(shop):
+    migrations = pd.read_parquet(shop["folder"] / "june.migrations.parquet")
+    for column in ("first_name", "newsletter", "opted_in", "clv_12m", "churn_risk", "high_value"):
+        assert column in migrations.columns, column
+    june = _scored(shop["folder"], "june.parquet").set_index("contact_id")
+    changed = migrations[migrations["change"] == "changed"].set_index("contact_id")
+    np.testing.assert_allclose(changed["clv_12m"], june.loc[changed.index, "clv_12m"])
+    trigger = migrations[
+        (migrations["m_score_to"] >= 4)
+        & (migrations["r_score_from"] == 5)
+        & (migrations["r_score_to"] == 4)
+    ]
+    assert len(trigger) > 0 and trigger["first_name"].notna().all()
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "__import__('os').system('echo hi')",
+        "contact_id.__class__",
+        "clv_12m.__class__.__bases__",
+        "open('x')",
+        "(lambda: 1)()",
+        "clv_12m * 2 > 10",
+        "rfm_segment[0] == 'c'",
+        "[c for c in ()]",
+        "clv_12m > 'ten'",
+    ],
+)
+def test_malicious_or_wrong_conditions_are_refused(condition):
+    kinds = {"clv_12m": "number", "rfm_segment": "text", "contact_id": "text"}
+    with pytest.raises(InputError, match="audience 'x'"):
+        parse_condition("x", condition, kinds)
+
+
+def test_three_valued_logic_like_sql():
+    frame = pd.DataFrame(
+        {"contact_id": ["a", "b", "c"], "band": ["high", None, "low"], "clv": [5.0, None, 500.0]}
+    )
+    audiences = load_audiences(
+        {"not_high": "not band == 'high'", "small": "clv < 100", "either": "clv < 100 or band == 'low'"},
+        kinds_of(frame),
+    )  # fmt: skip
+    found = {a.name: set(frame.loc[a.members(frame), "contact_id"]) for a in audiences}
+    assert found == {"not_high": {"c"}, "small": {"a"}, "either": {"a", "c"}}
+
+
+def test_bad_audience_is_one_line_before_anything_is_written(shop, tmp_path):
+    folder = shop["folder"]
+    model = tmp_path / "m.model"
+    shop["pipeline"].save(model)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('vip: high_value and newsletr == "subscribed"\n')
+    result = run_inprocess(
+        "predict", "--model", model, "--transactions", folder / "cdnow.parquet",
+        "--date-format", "%Y%m%d", "--as-of", JUNE, "--contacts", folder / "contacts.csv",
+        "--output", tmp_path / "out.csv", "--audiences", bad, "--format", "marketing",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown column 'newsletr'" in lines[0], result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["bad.yaml", "m.model"]  # nothing written
+    without = run_inprocess(
+        "predict", "--model", model, "--transactions", folder / "cdnow.parquet",
+        "--date-format", "%Y%m%d", "--as-of", JUNE, "--output", tmp_path / "out.csv",
+        "--changed-only", cwd=tmp_path,
+    )  # fmt: skip
+    assert without.returncode == 2 and "--changed-only needs --previous" in without.stderr

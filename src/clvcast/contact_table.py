@@ -108,7 +108,7 @@ def build_contact_table(
     if contacts is not None:
         check_contact_attributes(contacts)
     if summary is None:
-        summary = summarize(purchases_frame(purchases), day)
+        summary = summarize(purchases, day)  # a PurchaseLog is not grouped into days again
     if scorer is None:
         scorer = RFMScorer(monetary_basis=monetary_basis).fit(summary)
     scores = scorer.transform(summary)

@@ -209,6 +209,7 @@ class CLVPipeline(Estimator):
         *,
         contacts: pd.DataFrame | None = None,
         context: SnapshotContext | None = None,
+        summary: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """The scored rows of the contacts in ``purchases`` (and the prospects of
         ``contacts``) with the frozen parts: the one scoring function behind :meth:`score`,
@@ -216,6 +217,7 @@ class CLVPipeline(Estimator):
 
         ``context`` (:meth:`partition_context` of the whole population) makes a part's rows
         equal those of scoring every contact at once; without it the part is the population.
+        ``summary`` is the summary of ``purchases`` at ``as_of`` when the caller has it.
         """
         check_fitted(self, "forecaster_")
         return build_contact_table(
@@ -226,6 +228,7 @@ class CLVPipeline(Estimator):
             forecaster=self.forecaster_,
             churn_model=self.churn_model_,
             churn_context=context,
+            summary=summary,
         ).table
 
     def score_in_chunks(
@@ -250,11 +253,13 @@ class CLVPipeline(Estimator):
         context = self.partition_context(summarize(purchases, day))
         groups = _contacts_by_chunk(contacts, purchases.n_chunks)
         for index in range(purchases.n_chunks):
+            chunk = purchases.chunk(index)
             yield self.score_partition(
-                purchases.chunk(index),
+                chunk,
                 day,
                 contacts=None if contacts is None else groups[index],
                 context=context,
+                summary=summarize(chunk, day, one_row_per_day=True),  # a chunk file's days
             )
 
     def score(

@@ -297,10 +297,10 @@ def run_main(args: argparse.Namespace, folder: Path, report: dict[str, object]) 
     print_run("train", trained, rows)
     print_run("predict", scored, rows)
     print(_line("train + predict", total, rows, peak))
-    met = total < 600 and peak < 12 * 1024
+    met = total < 300 and peak < 8 * 1024
     verdict = ("yes" if met else "no") if rows >= 95_000_000 else "not this size"
     print(
-        f"bar: 100M transactions / 10M contacts under 10 minutes with peak under 12 GB: "
+        f"bar: 100M transactions / 10M contacts under 5 minutes with peak under 8 GB: "
         f"{verdict} ({total / 60:.1f} min, {peak / 1024:.1f} GB for {rows:,} rows)"
     )
     metrics = trained["summary"].get("metrics", {})

@@ -107,8 +107,9 @@ def test_prospects_have_zero_forecasts_so_numeric_filters_include_them(shop):
     assert "P0001" in cheap.index or "P0002" in cheap.index
 
 
-def test_marketing_csv_follows_every_format_rule(shop, tmp_path):
-    target = tmp_path / "scores.csv"
+@pytest.fixture(scope="module")
+def marketing_csv(shop):
+    target = shop["folder"] / "scores.csv"
     clvcast.predict(
         shop["pipeline"],
         shop["folder"] / "cdnow.parquet",
@@ -119,9 +120,11 @@ def test_marketing_csv_follows_every_format_rule(shop, tmp_path):
         csv_format="marketing",
         scored_at="2024-07-01T06:00:00",
     )
-    raw = target.read_bytes()
-    assert raw.startswith(codecs.BOM_UTF8)  # Excel reads the file as UTF-8
-    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    return target
+
+
+def test_marketing_csv_follows_every_format_rule(marketing_csv, shop, tmp_path):
+    rows = list(csv.DictReader(io.StringIO(marketing_csv.read_bytes().decode("utf-8-sig"))))
     header = list(rows[0])
     assert not set(BTYD) & set(header)
     assert {"orders", "days_since_last_purchase", "total_spend", "clv_12m"} <= set(header)
@@ -148,12 +151,31 @@ def test_marketing_csv_follows_every_format_rule(shop, tmp_path):
     by_id = {row["contact_id"]: row for row in rows}
     assert by_id["P0001"]["clv_12m"] == "0.00" and by_id["P0001"]["rfm_group"] == "prospect"
     assert by_id["P0001"]["p_alive"] == ""  # no model value: an empty field
-    names = {row["first_name"] for row in rows}
-    assert "José" in names  # the accent survives
+    scored = _scored(shop["folder"], "june.parquet").set_index("contact_id")
+    assert float(by_id["00003"]["clv_12m"]) == pytest.approx(
+        scored.loc["00003", "clv_12m"], abs=0.005
+    )
     default = tmp_path / "default.csv"
-    write_table(_scored(shop["folder"], "june.parquet").head(5), default)
+    write_table(scored.reset_index().head(5), default)
     assert not default.read_bytes().startswith(codecs.BOM_UTF8)  # default stays as it was
     assert "frequency" in default.read_text().splitlines()[0]
+
+
+def _as_excel_reads(raw: bytes) -> str:
+    """Excel takes a CSV as UTF-8 only when it starts with a byte-order mark; otherwise it
+    uses the system code page (Windows-1252 in Western Europe and the Americas)."""
+    if raw.startswith(codecs.BOM_UTF8):
+        return raw[len(codecs.BOM_UTF8) :].decode("utf-8")
+    return raw.decode("cp1252", errors="replace")
+
+
+def test_marketing_csv_opens_in_excel_with_its_accents(marketing_csv, shop):
+    text = _as_excel_reads(marketing_csv.read_bytes())
+    names = {row["first_name"] for row in csv.DictReader(io.StringIO(text))}
+    assert "José" in names
+    plain = shop["folder"] / "plain.csv"  # without the mark, Excel garbles the name
+    plain.write_bytes(marketing_csv.read_bytes()[len(codecs.BOM_UTF8) :])
+    assert "JosÃ©" in _as_excel_reads(plain.read_bytes())
 
 
 def _pandas_members(june: pd.DataFrame, may: pd.DataFrame) -> dict[str, set[str]]:
@@ -195,6 +217,8 @@ def test_audiences_members_entered_and_left_match_pandas(shop):
     members = pd.read_parquet(folder / "june.audiences.parquet")
     assert list(members.columns[:2]) == ["audience", "contact_id"]
     assert "first_name" in members.columns  # attributes, to match members in a tool
+    first_run = pd.read_parquet(folder / "may.audiences.parquet")
+    assert {"first_name", "opted_in"} <= set(first_run.columns)  # also without --previous
     for name, ids in expected_june.items():
         assert set(members.loc[members["audience"] == name, "contact_id"]) == ids, name
     assert len(expected_june["vip_fading"]) > 0 and len(expected_june["at_risk_vip"]) > 0

@@ -105,7 +105,12 @@ class SideTables:
             self._seen.update(part["contact_id"].astype(str))
             self._changed.append(changed_rows(self.previous, part, self.clv_tolerance))
         if self.audiences:
-            self._members.append(membership(self.audiences, self._audience_frame(part)))
+            members = membership(self.audiences, self._audience_frame(part))
+            if self.attributes:  # so that a tool can match members by e-mail or phone
+                known = part[["contact_id", *self.attributes]]
+                known = known.assign(contact_id=known["contact_id"].astype(str))
+                members = members.merge(known, on="contact_id", how="left")
+            self._members.append(members)
 
     def _audience_frame(self, part: pd.DataFrame) -> pd.DataFrame:
         """The chunk, with the previous values as ``<field>_from`` and the current ones as
@@ -137,7 +142,7 @@ class SideTables:
         if self.audiences:
             members = pd.concat(self._members, ignore_index=True)
             members = members.sort_values(["audience", "contact_id"], kind="stable")
-            tables["audiences"] = self._with_attributes(members.reset_index(drop=True))
+            tables["audiences"] = members.reset_index(drop=True)
             events = None
             if self.previous_members is not None:
                 events = entered_and_left(self.previous_members, members)
@@ -154,8 +159,8 @@ class SideTables:
         return table[[*self._columns, "change"]]
 
     def _with_attributes(self, table: pd.DataFrame) -> pd.DataFrame:
-        """``table`` with the contacts' attributes (current, else previous), so a tool can
-        match members by e-mail or phone."""
+        """``table`` (audience events) with the contacts' attributes, current or else from
+        the previous table (a contact that left may be gone), so a tool can match them."""
         if not self.attributes:
             return table
         sources = [pd.concat(self._slim, ignore_index=True)] if self._slim else []

@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).parents[1] / "src" / "clvcast"
 # module -> clvcast modules it may import (errors and atomic are leaves anyone may use).
 ALLOWED = {
     "errors": set(),
+    "text_ids": set(),  # membership of text ids in Arrow
     "limits": {"errors"},
     "estimator": {"errors"},
     "atomic": {"errors"},
@@ -20,13 +21,22 @@ ALLOWED = {
     "rfm": {"errors", "atomic", "summary", "estimator"},
     "marketing": {"errors"},  # the marketing CSV format
     "audiences": {"errors"},  # the audience condition language
-    "changes": {"errors"},  # changed rows for syncs
+    "changes": {"errors", "text_ids"},  # changed rows for syncs
     "output": {"errors", "atomic", "marketing"},
     "model_file": {"errors", "atomic"},  # rebuilds clvcast's classes by an allow-list
-    "models": {"errors", "estimator", "data", "summary", "models"},
-    "churn": {"errors", "estimator", "data", "summary", "rfm", "models", "churn"},
+    "models": {"errors", "estimator", "data", "summary", "models", "text_ids"},
+    "churn": {"errors", "estimator", "data", "summary", "rfm", "models", "churn", "text_ids"},
     # the table builder; churn only when a churn model is given (imported in the function)
-    "contact_table": {"errors", "estimator", "data", "summary", "rfm", "models", "churn"},
+    "contact_table": {
+        "errors",
+        "estimator",
+        "data",
+        "summary",
+        "rfm",
+        "models",
+        "churn",
+        "text_ids",
+    },
     "plots": {"errors", "summary", "rfm", "models", "churn", "plots"},
     "pipeline": {
         "errors",
@@ -73,6 +83,7 @@ ALLOWED = {
         "marketing",
         "audiences",
         "changes",
+        "text_ids",
         "tracking",
         "figures",
         "html_report",

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from clvcast.errors import InputError
+from clvcast.text_ids import isin_ids
 
 COMPARED_COLUMNS = (
     "r_score",
@@ -65,7 +66,7 @@ def changed_rows(
     against ``previous`` (see the module docstring), with a ``change`` column."""
     ids = current["contact_id"].astype(str)
     before = previous.assign(contact_id=previous["contact_id"].astype(str)).set_index("contact_id")
-    known = ids.isin(before.index).to_numpy()
+    known = isin_ids(ids, before.index)
     aligned = before.reindex(ids.to_numpy())
     changed = np.zeros(len(current), dtype=bool)
     for column in COMPARED_COLUMNS:
@@ -90,7 +91,7 @@ def removed_rows(previous: pd.DataFrame, seen: set[str], columns: list[str]) -> 
     """The contacts of ``previous`` that are not in ``seen``: their id, ``change =
     "removed"`` and empty values in the other ``columns``."""
     ids = previous["contact_id"].astype(str)
-    gone = ids[~ids.isin(seen)].sort_values(kind="stable").to_numpy()
+    gone = ids[~isin_ids(ids, seen)].sort_values(kind="stable").to_numpy()
     result = pd.DataFrame({"contact_id": gone}).reindex(columns=[*columns, "change"])
     result["contact_id"] = gone
     result["change"] = "removed"

@@ -19,6 +19,7 @@ from clvcast.errors import InputError, NotFittedError
 from clvcast.estimator import check_fitted
 from clvcast.rfm import HIGH_VALUE_M_SCORES, PROSPECT, SCORE_COLUMNS, RFMScorer
 from clvcast.summary import SUMMARY_COLUMNS, purchases_frame, summarize
+from clvcast.text_ids import isin_ids
 
 if TYPE_CHECKING:  # churn imports scikit-learn, models SciPy: only type names here
     from clvcast.churn.features import SnapshotContext
@@ -196,7 +197,7 @@ def _with_contacts(
         contacts = contacts.rename(columns={c: f"contact_{c}" for c in clashes})
         attributes = [c for c in contacts.columns if c != "contact_id"]
     buyers = table.merge(contacts, on="contact_id", how="left")
-    prospects = contacts.loc[~contacts["contact_id"].isin(table["contact_id"])].copy()
+    prospects = contacts.loc[~isin_ids(contacts["contact_id"], table["contact_id"])].copy()
     prospects = prospects.sort_values("contact_id", kind="stable")
     prospects["orders"] = 0
     prospects["total_spend"] = 0.0

@@ -30,6 +30,7 @@ from clvcast.errors import ModelError
 from clvcast.models.bgnbd import BetaGeoModel, probability_alive
 from clvcast.rfm import RFMScorer
 from clvcast.summary import summarize
+from clvcast.text_ids import isin_ids
 
 WINDOW_DAYS = 90
 SHORT_WINDOW_DAYS = 30
@@ -258,7 +259,7 @@ def no_purchase_labels(
     """1 for each contact with no purchase in (cutoff, cutoff + horizon_days], else 0."""
     end = cutoff + pd.Timedelta(days=horizon_days)
     window = purchases[(purchases["date"] > cutoff) & (purchases["date"] <= end)]
-    bought = contacts.isin(window["contact_id"].unique())
+    bought = isin_ids(contacts, window["contact_id"].unique())
     return pd.Series((~bought).astype(int), index=contacts, name="no_purchase")
 
 

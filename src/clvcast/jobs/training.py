@@ -24,6 +24,7 @@ from clvcast.jobs.common import (
     _Steps,
     check_not_an_input,
 )
+from clvcast.text_ids import isin_ids
 
 
 @dataclass
@@ -255,7 +256,10 @@ def _example(sample: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.DataFrame, p
     """The purchases of 20 contacts and their scored rows: the pyfunc model's example
     (scored with the whole sample: 20 contacts alone are too few for the churn snapshot)."""
     ids = sample["contact_id"].drop_duplicates().head(20)
-    return sample[sample["contact_id"].isin(ids)], table[table["contact_id"].isin(ids)]
+    return (
+        sample[isin_ids(sample["contact_id"], ids)],
+        table[isin_ids(table["contact_id"], ids)],
+    )
 
 
 def _run_artifacts(

@@ -25,6 +25,7 @@ from clvcast.models.bgnbd import expected_purchases_new_contact
 from clvcast.models.fitting import compress_rows
 from clvcast.models.forecast import CLVForecaster
 from clvcast.summary import calibration_holdout, purchases_frame
+from clvcast.text_ids import isin_ids
 
 FREQUENCY_BUCKETS = ("0", "1", "2", "3", "4", "5", "6", "7+")
 
@@ -223,7 +224,7 @@ def tracking_table(
     first = log.groupby("contact_id")["date"].transform("min")
     cohort_of = log.groupby("contact_id")["date"].min()
     cohort_of = cohort_of[cohort_of <= calibration_end]
-    repeat = log[(log["date"] > first) & log["contact_id"].isin(cohort_of.index)]
+    repeat = log[(log["date"] > first) & isin_ids(log["contact_id"], cohort_of.index)]
     days = pd.date_range(cohort_of.min(), observation_end, freq="D")
     actual = repeat.groupby("date").size().reindex(days, fill_value=0).to_numpy(dtype=float)
     cohorts = cohort_of.value_counts()

@@ -18,7 +18,7 @@ ALLOWED = {
     "atomic": {"errors"},
     "data": {"errors", "data", "limits"},
     "summary": {"errors", "data"},
-    "rfm": {"errors", "atomic", "summary", "estimator"},
+    "rfm": {"errors", "atomic", "summary", "estimator", "changes"},
     "marketing": {"errors"},  # the marketing CSV format
     "audiences": {"errors"},  # the audience condition language
     "changes": {"errors", "text_ids"},  # changed rows for syncs

@@ -45,7 +45,7 @@ def check_clv_tolerance(value: float) -> float:
     return float(value)
 
 
-def _differs(before: pd.Series, after: pd.Series) -> np.ndarray:
+def values_differ(before: pd.Series, after: pd.Series) -> np.ndarray:
     """Element-wise "not the same value", a missing value differing from a present one.
     Numbers compare as numbers (a score read back from CSV as 5.0 equals 5), the rest as
     text."""
@@ -59,19 +59,25 @@ def _differs(before: pd.Series, after: pd.Series) -> np.ndarray:
     return ~(same | (missing_before & missing_after))
 
 
+def by_contact(previous: pd.DataFrame) -> pd.DataFrame:
+    """A previous scored table indexed by its contact ids as text: what
+    :func:`changed_rows` and :func:`removed_rows` compare against (made once per run)."""
+    return previous.assign(contact_id=previous["contact_id"].astype(str)).set_index("contact_id")
+
+
 def changed_rows(
-    previous: pd.DataFrame, current: pd.DataFrame, clv_tolerance: float = DEFAULT_CLV_TOLERANCE
+    before: pd.DataFrame, current: pd.DataFrame, clv_tolerance: float = DEFAULT_CLV_TOLERANCE
 ) -> pd.DataFrame:
     """The rows of ``current`` (a scored table or one chunk of it) that are new or changed
-    against ``previous`` (see the module docstring), with a ``change`` column."""
+    against ``before`` (the previous table, :func:`by_contact`; see the module docstring),
+    with a ``change`` column."""
     ids = current["contact_id"].astype(str)
-    before = previous.assign(contact_id=previous["contact_id"].astype(str)).set_index("contact_id")
     known = isin_ids(ids, before.index)
     aligned = before.reindex(ids.to_numpy())
     changed = np.zeros(len(current), dtype=bool)
     for column in COMPARED_COLUMNS:
         if column in current.columns and column in aligned.columns:
-            changed |= _differs(
+            changed |= values_differ(
                 aligned[column].reset_index(drop=True), current[column].reset_index(drop=True)
             )
     for column in (c for c in current.columns if str(c).startswith("clv_")):
@@ -87,10 +93,11 @@ def changed_rows(
     return result
 
 
-def removed_rows(previous: pd.DataFrame, seen: set[str], columns: list[str]) -> pd.DataFrame:
-    """The contacts of ``previous`` that are not in ``seen``: their id, ``change =
-    "removed"`` and empty values in the other ``columns``."""
-    ids = previous["contact_id"].astype(str)
+def removed_rows(before: pd.DataFrame, seen: pd.Series, columns: list[str]) -> pd.DataFrame:
+    """The contacts of ``before`` (:func:`by_contact`) that are not in ``seen`` (the ids of
+    the current table): their id, ``change = "removed"`` and empty values in the other
+    ``columns``."""
+    ids = before.index.to_series(index=None)
     gone = ids[~isin_ids(ids, seen)].sort_values(kind="stable").to_numpy()
     result = pd.DataFrame({"contact_id": gone}).reindex(columns=[*columns, "change"])
     result["contact_id"] = gone

@@ -107,11 +107,16 @@ def _text_cell(value: object) -> str:
     return str(value)
 
 
+def has_time_of_day(values: pd.Series) -> bool:
+    """Whether a datetime column holds timestamps (some value has a time of day), not
+    calendar days: CSV writes days as YYYY-MM-DD and timestamps in full."""
+    present = values.dropna()
+    return bool((present != present.dt.normalize()).any())
+
+
 def _datetimes(values: pd.Series) -> np.ndarray:
     """Dates as YYYY-MM-DD; timestamps with a time of day (or a zone) as ISO 8601."""
-    present = values.dropna()
     zoned = getattr(values.dtype, "tz", None) is not None
-    timed = zoned or bool((present != present.dt.normalize()).any())
-    if not timed:
+    if not (zoned or has_time_of_day(values)):
         return values.dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
     return values.map(lambda v: v.isoformat(), na_action="ignore").to_numpy(dtype=object)

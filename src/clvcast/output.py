@@ -22,6 +22,12 @@ import pyarrow.parquet as pq
 
 from clvcast.atomic import atomic_path
 from clvcast.errors import InputError, OutputWarning
+from clvcast.marketing import (
+    MARKETING_ENCODING,
+    check_csv_format,
+    has_time_of_day,
+    marketing_frame,
+)
 
 TABLE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -41,8 +47,7 @@ def _with_timestamps_as_text(table: pd.DataFrame) -> pd.DataFrame:
     timed = [
         column
         for column in table.columns
-        if pd.api.types.is_datetime64_any_dtype(table[column])
-        and (table[column].dropna() != table[column].dropna().dt.normalize()).any()
+        if pd.api.types.is_datetime64_any_dtype(table[column]) and has_time_of_day(table[column])
     ]
     if not timed:
         return table
@@ -105,8 +110,6 @@ def write_table_chunks(
     one chunk at a time; the file appears, complete, only when the last chunk is written.
     Returns the number of rows written.
     """
-    from clvcast.marketing import MARKETING_ENCODING, check_csv_format, marketing_frame
-
     check_csv_format(csv_format)
     kind = table_format(path)
     rows = 0

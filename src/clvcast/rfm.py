@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from clvcast.atomic import write_text_atomic
+from clvcast.changes import values_differ
 from clvcast.errors import InputError, RFMWarning
 from clvcast.estimator import Estimator, check_fitted
 
@@ -584,12 +585,9 @@ def rfm_migrations(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFram
     merged = left.merge(
         right, on="contact_id", how="outer", suffixes=("_from", "_to"), indicator=True
     )
-    differs = pd.Series(False, index=merged.index)
+    differs = np.zeros(len(merged), dtype=bool)
     for column in MIGRATION_FIELDS:
-        before, after = merged[f"{column}_from"], merged[f"{column}_to"]
-        differs |= (before.astype("string") != after.astype("string")).fillna(
-            before.isna() != after.isna()
-        )
+        differs |= values_differ(merged[f"{column}_from"], merged[f"{column}_to"])
     change = merged["_merge"].map({"both": "changed", "left_only": "gone", "right_only": "new"})
     merged["change"] = change.astype(str)
     result = merged[differs | (merged["_merge"] != "both")].drop(columns="_merge")

@@ -189,11 +189,7 @@ def summarize(
     columns = {"contact": contact_col, "date": date_col, "amount": amount_col}
     _check_input(purchases, columns)
     end = parse_as_of(as_of)
-    if one_row_per_day:
-        days = _DAYS.format(**{key: _quote(value) for key, value in columns.items()})
-        sql, params = f"WITH daily AS ({days}) {_SUMMARY}", {"end": end.date()}
-    else:
-        sql, params = _summary_query(columns, end)
+    sql, params = _summary_query(columns, end, one_row_per_day=one_row_per_day)
     return _finished(_run(sql, purchases, params), end)
 
 
@@ -206,15 +202,21 @@ def summarize_view(
     as ``clvcast rfm``, reads the input once and fetches one row per contact). That view
     has one row per contact and day, so the days are not grouped again."""
     end = parse_as_of(as_of)
-    days = _DAYS.format(contact="contact_id", date="date", amount="amount")
-    sql = f"WITH daily AS ({days}) {_SUMMARY}"
-    result = connection.sql(sql, params={"end": end.date()}).to_arrow_table().to_pandas()
+    columns = {"contact": "contact_id", "date": "date", "amount": "amount"}
+    sql, params = _summary_query(columns, end, one_row_per_day=True)
+    result = connection.sql(sql, params=params).to_arrow_table().to_pandas()
     return _finished(result, end)
 
 
-def _summary_query(columns: dict[str, str], end: pd.Timestamp) -> tuple[str, dict[str, object]]:
-    daily = _DAILY.format(**{key: _quote(value) for key, value in columns.items()})
-    return f"WITH daily AS ({daily}) {_SUMMARY}", {
+def _summary_query(
+    columns: dict[str, str], end: pd.Timestamp, *, one_row_per_day: bool
+) -> tuple[str, dict[str, object]]:
+    """The summary SQL over the view ``purchases`` and its parameters; the rows are grouped
+    into days first unless the log has ``one_row_per_day`` already."""
+    quoted = {key: _quote(value) for key, value in columns.items()}
+    if one_row_per_day:
+        return f"WITH daily AS ({_DAYS.format(**quoted)}) {_SUMMARY}", {"end": end.date()}
+    return f"WITH daily AS ({_DAILY.format(**quoted)}) {_SUMMARY}", {
         "end": end.date(),
         "start": pd.Timestamp.min.date(),
     }

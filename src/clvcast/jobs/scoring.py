@@ -216,21 +216,26 @@ def predict(
         loaded = load(model, store, trust_model_file=trust_model_file)
     table_contacts = _contacts(contacts, read, contacts_id_col)
     attributes = [] if table_contacts is None else [str(c) for c in table_contacts.columns[1:]]
+    notes: list[str] = []
+    checked, previous_members = [], None
+    if audiences is not None:
+        horizon = prediction_columns(loaded.pipeline.horizon_days)
+        checked = load_checked_audiences(
+            audiences, horizon, table_contacts, previous_frame is not None, notes
+        )
+        if previous_frame is not None:
+            previous_members = previous_membership(
+                checked, previous_frame, previous, previous_table or table, notes
+            )
     side = SideTables(
         previous=previous_frame,
         attributes=attributes,
         changed_only=changed_only,
         clv_tolerance=clv_tolerance,
+        audiences=checked,
+        previous_members=previous_members,
+        notes=notes,
     )
-    if audiences is not None:
-        horizon = prediction_columns(loaded.pipeline.horizon_days)
-        side.audiences = load_checked_audiences(
-            audiences, horizon, table_contacts, previous_frame is not None, side.notes
-        )
-        if previous_frame is not None:
-            side.previous_members = previous_membership(
-                side.audiences, previous_frame, previous, previous_table or table, side.notes
-            )
     counts = {"contacts": 0, "prospects": 0}
     kept: list[pd.DataFrame] = []  # the whole table, when it is returned
 

@@ -29,10 +29,10 @@ from clvcast.audiences import (
     load_audiences,
     membership,
 )
-from clvcast.changes import DEFAULT_CLV_TOLERANCE, changed_rows, removed_rows
+from clvcast.changes import DEFAULT_CLV_TOLERANCE, by_contact, changed_rows, removed_rows
 from clvcast.contact_table import BATCH_COLUMNS, SCORED_COLUMNS
 from clvcast.errors import InputError
-from clvcast.output import DATE_COLUMNS, side_target
+from clvcast.output import DATE_COLUMNS, is_sql_url, read_scored, side_target
 from clvcast.rfm import MIGRATION_FIELDS, MIGRATION_INPUT_COLUMNS, rfm_migrations
 
 _TEXT_COLUMNS = {"contact_id", "rfm_cell", "rfm_group", "rfm_segment", "churn_risk_band"}
@@ -67,9 +67,8 @@ def expected_kinds(
     return kinds
 
 
-def migration_columns() -> list[str]:
-    """The ``<field>_from`` / ``<field>_to`` columns a condition may use with a previous table."""
-    return [f"{name}_{end}" for name in MIGRATION_FIELDS for end in ("from", "to")]
+# The ``<field>_from`` / ``<field>_to`` columns a condition may use with a previous table.
+MIGRATION_COLUMNS = tuple(f"{name}_{end}" for name in MIGRATION_FIELDS for end in ("from", "to"))
 
 
 @dataclass
@@ -88,9 +87,13 @@ class SideTables:
     _slim: list[pd.DataFrame] = field(default_factory=list)
     _changed: list[pd.DataFrame] = field(default_factory=list)
     _members: list[pd.DataFrame] = field(default_factory=list)
-    _seen: set[str] = field(default_factory=set)
+    _seen: list[pd.Series] = field(default_factory=list)
     _columns: list[str] = field(default_factory=list)
     _bools: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # the previous table by contact id, made once: every chunk is compared against it
+        self._before = None if self.previous is None else by_contact(self.previous)
 
     def observe(self, part: pd.DataFrame) -> None:
         """Keep what the side tables need from one chunk of the scored table."""
@@ -101,9 +104,9 @@ class SideTables:
             context = [c for c in part.columns if str(c).startswith("clv_")]
             context += [c for c in MIGRATION_CONTEXT if c in part.columns]
             self._slim.append(part[[*MIGRATION_INPUT_COLUMNS, *self.attributes, *context]])
-        if self.changed_only and self.previous is not None:
-            self._seen.update(part["contact_id"].astype(str))
-            self._changed.append(changed_rows(self.previous, part, self.clv_tolerance))
+        if self.changed_only and self._before is not None:
+            self._seen.append(part["contact_id"].astype(str))
+            self._changed.append(changed_rows(self._before, part, self.clv_tolerance))
         if self.audiences:
             members = membership(self.audiences, self._audience_frame(part))
             if self.attributes:  # so that a tool can match members by e-mail or phone
@@ -115,18 +118,13 @@ class SideTables:
     def _audience_frame(self, part: pd.DataFrame) -> pd.DataFrame:
         """The chunk, with the previous values as ``<field>_from`` and the current ones as
         ``<field>_to`` when a condition reads them."""
-        wanted = migration_columns()
-        if not any(audience.uses_any(wanted) for audience in self.audiences):
+        if not any(audience.uses_any(MIGRATION_COLUMNS) for audience in self.audiences):
             return part
-        if self.previous is None:  # no earlier run: no change to see, every value unknown
-            empty = {f"{name}_{end}": pd.NA for name in MIGRATION_FIELDS for end in ("from", "to")}
-            return part.assign(**empty)
-        before = self.previous[["contact_id", *MIGRATION_FIELDS]].rename(
-            columns={name: f"{name}_from" for name in MIGRATION_FIELDS}
-        )
-        before = before.assign(contact_id=before["contact_id"].astype(str))
+        if self._before is None:  # no earlier run: no change to see, every value unknown
+            return part.assign(**dict.fromkeys(MIGRATION_COLUMNS, pd.NA))
+        before = self._before[list(MIGRATION_FIELDS)].add_suffix("_from")
         frame = part.assign(contact_id=part["contact_id"].astype(str))
-        frame = frame.merge(before, on="contact_id", how="left")
+        frame = frame.join(before, on="contact_id")
         for name in MIGRATION_FIELDS:
             frame[f"{name}_to"] = frame[name]
         return frame
@@ -134,10 +132,10 @@ class SideTables:
     def finish(self) -> dict[str, pd.DataFrame]:
         """The side tables, by name (only those asked for)."""
         tables: dict[str, pd.DataFrame] = {}
+        current = pd.concat(self._slim, ignore_index=True) if self._slim else None
         if self.previous is not None:
-            current = pd.concat(self._slim, ignore_index=True) if self._slim else None
             tables["migrations"] = rfm_migrations(self.previous, current)
-        if self.changed_only and self.previous is not None:
+        if self.changed_only and self._before is not None:
             tables["changes"] = self._changes()
         if self.audiences:
             members = pd.concat(self._members, ignore_index=True)
@@ -146,26 +144,26 @@ class SideTables:
             events = None
             if self.previous_members is not None:
                 events = entered_and_left(self.previous_members, members)
-                tables["audience_changes"] = self._with_attributes(events)
+                tables["audience_changes"] = self._with_attributes(events, current)
             self.counts = _audience_counts(self.audiences, members, events)
         return tables
 
     def _changes(self) -> pd.DataFrame:
         changed = [part for part in self._changed if len(part)]
-        removed = removed_rows(self.previous, self._seen, self._columns)
+        seen = pd.concat(self._seen, ignore_index=True) if self._seen else pd.Series([], dtype=str)
+        removed = removed_rows(self._before, seen, self._columns)
         table = pd.concat([*changed, removed], ignore_index=True) if changed else removed
         for column in self._bools:  # booleans stay booleans, empty for removed contacts
             table[column] = table[column].astype("boolean")
         return table[[*self._columns, "change"]]
 
-    def _with_attributes(self, table: pd.DataFrame) -> pd.DataFrame:
-        """``table`` (audience events) with the contacts' attributes, current or else from
-        the previous table (a contact that left may be gone), so a tool can match them."""
+    def _with_attributes(self, table: pd.DataFrame, current: pd.DataFrame | None) -> pd.DataFrame:
+        """``table`` (audience events) with the contacts' attributes, from ``current`` (the
+        kept columns of this run) or else from the previous table (a contact that left may
+        be gone), so a tool can match them."""
         if not self.attributes:
             return table
-        sources = [pd.concat(self._slim, ignore_index=True)] if self._slim else []
-        if self.previous is not None:
-            sources.append(self.previous)
+        sources = [s for s in (current, self.previous) if s is not None]
         known = [
             s[["contact_id", *self.attributes]]
             for s in sources
@@ -212,15 +210,14 @@ def previous_membership(
         found = found[["audience", "contact_id"]].assign(contact_id=found["contact_id"].astype(str))
         return found[found["audience"].isin([a.name for a in audiences])]
     parts = [membership([], previous)]
-    wanted = migration_columns()
     for audience in audiences:
-        missing = sorted(audience.columns - set(previous.columns) - set(wanted))
+        missing = sorted(audience.columns - set(previous.columns) - set(MIGRATION_COLUMNS))
         if missing:
             notes.append(
                 f"audience {audience.name}: the previous table has no column(s) {missing}, so "
                 "every member counts as entered"
             )
-        elif audience.uses_any(wanted):
+        elif audience.uses_any(MIGRATION_COLUMNS):
             notes.append(
                 f"audience {audience.name}: no audiences table next to the previous table, so "
                 "every member counts as entered"
@@ -232,8 +229,6 @@ def previous_membership(
 
 def _previous_audiences(source: Any, table_name: str | None) -> pd.DataFrame | None:
     """The audiences table the previous run wrote next to ``source``, if there is one."""
-    from clvcast.output import is_sql_url, read_scored
-
     if not isinstance(source, str | Path):
         return None
     target, side_table = side_target(str(source), table_name, "audiences")
@@ -258,7 +253,7 @@ def load_checked_audiences(
     audiences = load_audiences(source, kinds)
     if not has_previous:
         for audience in audiences:
-            if audience.uses_any(migration_columns()):
+            if audience.uses_any(MIGRATION_COLUMNS):
                 notes.append(
                     f"audience {audience.name} reads the change since the previous run and "
                     "there is no --previous: it has no members this time"

@@ -326,6 +326,30 @@ def test_choice_needs_a_sure_gain_in_log_loss_and_ranking():
     assert Model._decide(compare_scorers(worse))[0] == "bgnbd"
 
 
+def test_bootstrap_auc_equals_the_auc_of_the_resampled_rows():
+    # The bootstrap counts draws instead of copying rows; with tied scores, NaN and one-class
+    # resamples it must give what ranking the resampled rows gives (and sklearn agrees).
+    from sklearn.metrics import roc_auc_score
+
+    from clvcast.churn.model import _auc, _BootstrapAuc, _resamples
+
+    rng = np.random.default_rng(3)
+    n = 2_000
+    labels = (rng.uniform(size=n) < 0.3).astype(int)
+    scores = np.round(rng.uniform(size=n) + 0.4 * labels, 1)  # few distinct values: many ties
+    auc = _BootstrapAuc(labels, scores)
+    draws = np.random.default_rng(7)
+    for counts in _resamples(n, 20, 7):
+        rows = draws.integers(0, n, n)
+        assert np.array_equal(np.bincount(rows, minlength=n), counts)
+        assert auc(counts) == pytest.approx(_auc(labels[rows], scores[rows]), abs=1e-12)
+        assert auc(counts) == pytest.approx(roc_auc_score(labels[rows], scores[rows]), abs=1e-12)
+    assert auc(np.ones(n, dtype=int)) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    only_negatives = np.where(labels == 0, 1, 0)
+    assert np.isnan(auc(only_negatives))
+    assert np.isnan(_BootstrapAuc(labels, np.where(labels == 1, np.nan, scores))(counts))
+
+
 def test_short_history_keeps_bgnbd_and_says_why(cdnow_log):
     # CDNOW starts on 1997-01-01. Trained at 1997-06-15, the training snapshots (from
     # 1997-02-17) exist, but the validation models would need snapshots before 1996-12-18.

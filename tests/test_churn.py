@@ -359,18 +359,36 @@ def test_short_history_keeps_bgnbd_and_says_why(cdnow_log):
     assert "too short" in model.selection_reason_
 
 
-def test_shared_snapshots_give_the_same_model(cdnow_part):
+def test_shared_snapshots_give_the_same_model(cdnow_part, monkeypatch):
     purchases = cdnow_part
     day = pd.Timestamp("1998-03-31")
-    series = SnapshotSeries(purchases[purchases["date"] <= day], 90)
+    trainings = []
+    train = ChurnModel._train
+
+    def counted(self, name, features, labels):
+        trainings.append(name)
+        return train(self, name, features, labels)
+
+    monkeypatch.setattr(ChurnModel, "_train", counted)
+    # The CDNOW log is ingested: one row per contact and day, so its snapshots need not
+    # group the days again.
+    series = SnapshotSeries(purchases[purchases["date"] <= day], 90, one_row_per_day=True)
     evaluation = evaluate_churn(purchases, day, ChurnModel(n_cutoffs=4), snapshots=series)
     shared = ChurnModel(n_cutoffs=4).fit(purchases, day, snapshots=series)
+    shared_trainings = len(trainings)
+    alone_evaluation = evaluate_churn(purchases, day, ChurnModel(n_cutoffs=4))
     alone = ChurnModel(n_cutoffs=4).fit(purchases, day)
+    # The evaluation's final candidates are the fitted model's validation candidates: with
+    # shared snapshots they are trained once, not twice.
+    assert shared_trainings < len(trainings) - shared_trainings
     assert shared.scorer_ == alone.scorer_
     pd.testing.assert_frame_equal(shared.selection_, alone.selection_)
     features, _ = series.features(pd.Timestamp("1998-01-01"))
     np.testing.assert_array_equal(shared.predict_risk(features), alone.predict_risk(features))
+    pd.testing.assert_frame_equal(evaluation.metrics, alone_evaluation.metrics)
     assert evaluation.scorer in {"bgnbd", "logistic", "booster"}
+    grouped = SnapshotSeries(purchases[purchases["date"] <= day], 90)
+    pd.testing.assert_frame_equal(grouped.features(day)[0], series.features(day)[0])
 
 
 # --- drift dates agree with the risk ---------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from clvcast.churn.evaluation import ChurnEvaluation
-from clvcast.churn.features import SnapshotContext, snapshot_context
+from clvcast.churn.features import SnapshotContext, SnapshotSeries, snapshot_context
 from clvcast.churn.model import ChurnModel
 from clvcast.contact_table import (  # noqa: F401  (the table's names, importable from here)
     BATCH_COLUMNS,
@@ -159,17 +159,20 @@ class CLVPipeline(Estimator):
         as_of: str | pd.Timestamp,
         *,
         churn_contacts: int,
+        snapshots: SnapshotSeries | None = None,
     ) -> CLVPipeline:
         """Fit from the customer summary at ``as_of`` and the churn sample's purchases.
 
         :meth:`fit` computes both and calls this; an engine that computes them elsewhere
         (Spark) calls it directly, so the fitting is the same code on every engine.
+        ``snapshots`` (:meth:`churn_snapshots` of ``churn_log``) shares the churn snapshots
+        with an :meth:`evaluate` of the same log.
         """
         check_limits(churn_sample_contacts=self.churn_sample_contacts)
         day = parse_as_of(as_of)
         self.scorer_ = clone(self._part("scorer")).fit(summary)
         self.forecaster_ = self._forecaster().fit(summary)
-        self.churn_model_ = self._churn_model().fit(churn_log, day)
+        self.churn_model_ = self._churn_model().fit(churn_log, day, snapshots=snapshots)
         self.as_of_ = day
         first = summary["first_purchase"].min()
         self.training_ = {
@@ -195,6 +198,18 @@ class CLVPipeline(Estimator):
             source = source.loc[source["date"] <= day]
         sample, contacts = sample_contacts(source, self.churn_sample_contacts)
         return sample.loc[sample["date"] <= day], contacts
+
+    def churn_snapshots(
+        self, churn_log: pd.DataFrame, as_of: str | pd.Timestamp, *, one_row_per_day: bool = False
+    ) -> SnapshotSeries:
+        """The churn snapshots of ``churn_log`` up to ``as_of``, to pass to both
+        :meth:`evaluate` and :meth:`fit_summary`: with a holdout as long as the churn horizon
+        they share most snapshots and one trained candidate, computed once.
+        ``one_row_per_day``: the log has one row per contact and day (ingestion's)."""
+        day = parse_as_of(as_of)
+        log = churn_log.loc[churn_log["date"] <= day]
+        horizon = self._part("churn_model").horizon_days
+        return SnapshotSeries(log, horizon, one_row_per_day=one_row_per_day)
 
     def partition_context(self, summary: pd.DataFrame) -> SnapshotContext:
         """The population-level parts of the churn snapshot (RFM bins and BG/NBD of its
@@ -276,6 +291,8 @@ class CLVPipeline(Estimator):
         purchases: PurchaseLog | pd.DataFrame,
         as_of: str | pd.Timestamp,
         holdout_days: int,
+        *,
+        snapshots: SnapshotSeries | None = None,
     ) -> PipelineEvaluation:
         """Holdout evaluation of copies of this pipeline's models (not of the fitted parts).
 
@@ -285,6 +302,7 @@ class CLVPipeline(Estimator):
         ``churn_roc_auc_high_value``...). Both run on the churn sample of contacts
         (``churn_sample_contacts``; every contact when there are no more), the data the
         churn classifier trains on. Works before :meth:`fit` too: nothing is stored.
+        ``snapshots``: :meth:`churn_snapshots` of the same sample, shared with the fit.
         """
         if not isinstance(holdout_days, int | np.integer) or holdout_days < 1:
             raise InputError(f"holdout_days={holdout_days!r}: use a whole number of days >= 1.")
@@ -296,7 +314,7 @@ class CLVPipeline(Estimator):
         holdout = evaluate_holdout(
             log, day - pd.Timedelta(days=holdout_days), day, forecaster=self._forecaster()
         )
-        churn = evaluate_churn(log, day, self._churn_model())
+        churn = evaluate_churn(log, day, self._churn_model(), snapshots=snapshots)
         metrics = {f"holdout_{key}": float(value) for key, value in holdout.metrics.items()}
         for (population, score), row in churn.metrics.iterrows():
             suffix = "" if population == "all" else "_high_value"

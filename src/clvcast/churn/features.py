@@ -21,6 +21,7 @@ Features (all in days or the input currency):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,19 +167,22 @@ def snapshot_features(
     horizon_days: float,
     context: SnapshotContext | None = None,
     summary: pd.DataFrame | None = None,
+    one_row_per_day: bool = False,
 ) -> tuple[pd.DataFrame, BetaGeoModel | None]:
     """Features of every contact who bought on or before ``cutoff`` (index: contact_id).
 
     ``purchases`` is a purchase log (one row per contact-day); rows after ``cutoff`` are
     ignored. The RFM bins and the BG/NBD model of the snapshot are fitted on this log unless
     ``context`` gives them (a chunk of a larger log); ``summary`` may pass the summary of this
-    log at ``cutoff`` when the caller has it already. Returns the features and the BG/NBD
+    log at ``cutoff`` when the caller has it already, and ``one_row_per_day`` says the log
+    has one row per contact and day (as ingestion makes it), so the summary does not group
+    the days again (see :func:`~clvcast.summary.summarize`). Returns the features and the BG/NBD
     model used (None if it could not be fitted; its three features are then missing, which
     the classifier tolerates).
     """
     log = purchases.loc[purchases["date"] <= cutoff, ["contact_id", "date", "amount"]]
     if summary is None:
-        summary = summarize(log, cutoff)
+        summary = summarize(log, cutoff, one_row_per_day=one_row_per_day)
     features = summary.copy()
     features["average_order_value"] = summary["total_spend"] / summary["orders"]
     context = context or snapshot_context(summary)
@@ -271,12 +275,29 @@ class SnapshotSeries:
     snapshot (features, labels, BG/NBD model) once. A snapshot at ``c`` reads the purchases up
     to ``c`` for its features and those in ``(c, c + horizon_days]`` for its labels; callers
     ask only for cutoffs whose label window ends by their own as-of date.
+
+    The candidates trained on these snapshots are kept too (:meth:`trained`): with a holdout
+    as long as the churn horizon, the evaluation's final training set is the validation
+    training set of the model fitted at the as-of date, and the same settings on the same
+    rows train the same estimator. ``one_row_per_day`` says ``purchases`` has one row per
+    contact and day, as ingestion makes it (see :func:`snapshot_features`).
     """
 
-    def __init__(self, purchases: pd.DataFrame, horizon_days: int) -> None:
+    def __init__(
+        self, purchases: pd.DataFrame, horizon_days: int, *, one_row_per_day: bool = False
+    ) -> None:
         self.purchases = purchases
         self.horizon_days = horizon_days
+        self.one_row_per_day = one_row_per_day
         self._snapshots: dict[pd.Timestamp, tuple[pd.DataFrame, pd.Series, object]] = {}
+        self._trained: dict[Hashable, object] = {}
+
+    def trained(self, key: Hashable, train: Callable[[], object]) -> object:
+        """The estimator ``train()`` returns, trained once per ``key`` (which must name the
+        candidate, its settings and its training cutoffs)."""
+        if key not in self._trained:
+            self._trained[key] = train()
+        return self._trained[key]
 
     def features(self, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, BetaGeoModel | None]:
         """Features of the snapshot at ``cutoff`` and its BG/NBD model."""
@@ -290,7 +311,10 @@ class SnapshotSeries:
     def _get(self, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series, object]:
         if cutoff not in self._snapshots:
             features, model = snapshot_features(
-                self.purchases, cutoff, horizon_days=self.horizon_days
+                self.purchases,
+                cutoff,
+                horizon_days=self.horizon_days,
+                one_row_per_day=self.one_row_per_day,
             )
             labels = no_purchase_labels(self.purchases, features.index, cutoff, self.horizon_days)
             self._snapshots[cutoff] = (features, labels, model)

@@ -423,6 +423,21 @@ class ChurnModel(BaseEstimator):
         with threadpool_limits(limits=self._threads(len(labels)), user_api="openmp"):
             return booster.fit(features[list(FEATURE_COLUMNS)].to_numpy(), labels)
 
+    def _train_once(
+        self,
+        snapshots: SnapshotSeries,
+        name: str,
+        cutoffs: list[pd.Timestamp],
+        features: pd.DataFrame,
+        labels: np.ndarray,
+    ):
+        """:meth:`_train`, done once per candidate, settings and cutoffs of ``snapshots``: an
+        evaluation one horizon earlier trains exactly the validation candidates of the model
+        at the as-of date."""
+        settings = tuple(sorted((key, repr(value)) for key, value in self.get_params().items()))
+        key = (name, tuple(cutoffs), settings)
+        return snapshots.trained(key, lambda: self._train(name, features, labels))
+
     def _threads(self, rows: int) -> int:
         return booster_threads(rows, self.n_threads)
 
@@ -478,7 +493,7 @@ class ChurnModel(BaseEstimator):
         self.selection_, self.scorer_, self.selection_reason_, self.validation_cutoff_ = (
             self._choose(snapshots, day, available)
         )
-        self.estimator_ = self._train(self.scorer_, features, y)
+        self.estimator_ = self._train_once(snapshots, self.scorer_, cutoffs, features, y)
         self.n_threads_ = self._threads(len(y)) if self.scorer_ == "booster" else 1
         self.cutoffs_ = cutoffs
         self.n_training_rows_ = int(len(y))
@@ -533,7 +548,11 @@ class ChurnModel(BaseEstimator):
                 None,
             )
         y = labels.to_numpy()
-        risks = {name: self._risk(name, self._train(name, features, y), held) for name in usable}
+        cutoffs = self._cutoffs(validation_cutoff)
+        risks = {
+            name: self._risk(name, self._train_once(snapshots, name, cutoffs, features, y), held)
+            for name in usable
+        }
         high_value = held["m_score"].isin(HIGH_VALUE_M_SCORES).to_numpy()
         table = compare_scorers(_Validation(held_labels, high_value, risks))
         return (table, *self._decide(table), validation_cutoff)

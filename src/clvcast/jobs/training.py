@@ -128,13 +128,24 @@ def train(
     ) as data:
         evaluation = None
         metrics: dict[str, float] = {}
+        # One set of churn snapshots for the evaluation and the fit. The local engine's
+        # sample comes from ingestion: one row per contact and day.
+        snapshots = pipeline.churn_snapshots(
+            data.sample, day, one_row_per_day=settings.engine == "local"
+        )
         if config.holdout_days:
             with steps(f"evaluating on a {config.holdout_days}-day holdout"):
-                evaluation = pipeline.evaluate(data.sample, day, config.holdout_days)
+                evaluation = pipeline.evaluate(
+                    data.sample, day, config.holdout_days, snapshots=snapshots
+                )
                 metrics.update(evaluation.metrics)
         with steps("fitting RFM bins, BG/NBD, Gamma-Gamma and the churn classifier"):
             pipeline.fit_summary(
-                data.summary, data.sample, day, churn_contacts=data.sample_contacts
+                data.summary,
+                data.sample,
+                day,
+                churn_contacts=data.sample_contacts,
+                snapshots=snapshots,
             )
         # A large log is shown through the churn sample: the figures need one table.
         with steps("scoring the training contacts for the run's figures"):

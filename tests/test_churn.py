@@ -441,5 +441,9 @@ def test_booster_threads_follow_size_setting_and_environment(monkeypatch):
     assert booster_threads(THREADS_MIN_ROWS - 1) == 1
     assert booster_threads(THREADS_MIN_ROWS) >= 1
     assert booster_threads(10, n_threads=3) == 3
+    from clvcast.churn.model import usable_cores
+
+    assert booster_threads(THREADS_MIN_ROWS - 1, min_rows=THREADS_MIN_ROWS // 4) == usable_cores()
+    assert booster_threads(THREADS_MIN_ROWS // 4 - 1, min_rows=THREADS_MIN_ROWS // 4) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert booster_threads(10, n_threads=3) == 2

@@ -124,6 +124,10 @@ def read_transactions_in_chunks(
             "CREATE TEMP TABLE keyed AS "
             "SELECT p.*, c.chunk FROM purchases AS p JOIN contact_chunks AS c USING (contact_id)"
         )
+        # The purchase days are in ``keyed`` now: free their first copy for the sorts below.
+        connection.execute("DROP VIEW purchases")
+        connection.execute("DROP TABLE daily")
+        connection.execute("DROP TABLE contact_chunks")
         files = []
         for index in range(n_chunks):
             path = folder / f"chunk-{index:05d}.parquet"

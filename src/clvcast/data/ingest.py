@@ -825,9 +825,22 @@ def _ingest(
         first=first,
         last=last,
     )
+    _drop_all_but(connection, "daily")
     connection.execute(
         """CREATE VIEW purchases AS
            SELECT contact_id, CAST(day AS TIMESTAMP) AS date, CAST(amount AS DOUBLE) AS amount
            FROM daily"""
     )
     return report
+
+
+def _drop_all_but(connection: duckdb.DuckDBPyConnection, keep: str) -> None:
+    """Drop the view ``lines`` and every temporary table but ``keep``: the distinct rows
+    and the steps to the purchase days are no longer needed, and at 100M rows they hold
+    gigabytes that would push the chunk files' join and sorts past DuckDB's memory budget,
+    to disk."""
+    connection.execute("DROP VIEW lines")
+    tables = connection.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    for (table,) in tables:
+        if table != keep:
+            connection.execute(f"DROP TABLE {_quote(table)}")

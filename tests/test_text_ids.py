@@ -1,11 +1,12 @@
-"""isin_ids answers as pandas' isin does, on Arrow-backed and plain text ids."""
+"""isin_ids answers as pandas' isin does, and contact_codes as pandas' factorize, on
+Arrow-backed and plain text ids."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from clvcast.text_ids import isin_ids
+from clvcast.text_ids import contact_codes, isin_ids
 
 
 def test_isin_ids_equals_pandas_isin():
@@ -20,3 +21,23 @@ def test_isin_ids_equals_pandas_isin():
     np.testing.assert_array_equal(isin_ids(pd.Index(ids), candidates.to_numpy()), expected)
     assert not isin_ids(ids, []).any()
     assert isin_ids(pd.Series([], dtype="str"), candidates).shape == (0,)
+
+
+def test_contact_codes_equal_pandas_factorize():
+    # CDNOW-like ids: runs of purchase days per contact, sorted as ingestion writes them
+    # (the change-point path), then shuffled, with a missing id and as objects (factorized).
+    rng = np.random.default_rng(9)
+    runs = rng.integers(1, 6, 3_000)
+    ids = pd.Series(np.repeat([f"{i:05d}" for i in range(3_000)], runs), dtype="str")
+    for case in (ids, ids.sample(frac=1, random_state=1), ids.astype(object), ids[:1]):
+        codes, uniques = contact_codes(case)
+        expected_codes, expected_uniques = pd.factorize(case, sort=False)
+        np.testing.assert_array_equal(codes, expected_codes)
+        assert list(uniques) == list(expected_uniques)
+    codes, uniques = contact_codes(ids)
+    assert codes[-1] == 2_999 and len(uniques) == 3_000
+    with_missing = ids.copy()
+    with_missing[10] = None
+    codes, _ = contact_codes(with_missing)
+    np.testing.assert_array_equal(codes, pd.factorize(with_missing, sort=False)[0])
+    assert codes[10] == -1

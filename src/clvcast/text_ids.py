@@ -34,3 +34,26 @@ def isin_ids(
     as ``values.isin(candidates)`` would say."""
     found = pc.is_in(_as_text(values), value_set=_as_text(candidates))
     return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def contact_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of ``ids`` in order of appearance and the distinct ids, as
+    ``pd.factorize(ids, sort=False)`` gives them.
+
+    Ingestion's purchase logs and chunk files are sorted by contact, and then each run of
+    equal neighbours is one contact: the codes are the running count of changes between
+    neighbours, found in Arrow without hashing a string (0.2 s instead of 1.2 s for a
+    chunk of 9.8M purchase days). Ids in any other order, or with missing values, are
+    factorized.
+    """
+    if len(ids) > 1 and isinstance(ids.dtype, pd.StringDtype) and not ids.hasnans:
+        array = _as_text(ids)
+        before, after = array.slice(0, len(array) - 1), array.slice(1)
+        if pc.all(pc.less_equal(before, after)).as_py():
+            change = pc.not_equal(before, after).to_numpy(zero_copy_only=False)
+            codes = np.zeros(len(array), dtype=np.int64)
+            np.cumsum(change, dtype=np.int64, out=codes[1:])
+            starts = np.flatnonzero(np.concatenate(([True], change)))
+            return codes, pd.Index(ids.take(starts).array)
+    codes, uniques = pd.factorize(ids, sort=False)
+    return codes, pd.Index(uniques)

@@ -31,7 +31,7 @@ from clvcast.errors import ModelError
 from clvcast.models.bgnbd import BetaGeoModel, probability_alive
 from clvcast.rfm import RFMScorer
 from clvcast.summary import summarize
-from clvcast.text_ids import isin_ids
+from clvcast.text_ids import contact_codes, isin_ids
 
 WINDOW_DAYS = 90
 SHORT_WINDOW_DAYS = 30
@@ -92,7 +92,7 @@ def _history_statistics(log: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame
     per-contact sum is a ``np.bincount`` over integer contact codes: no Python-level groupby,
     which matters at tens of millions of rows.
     """
-    codes, contacts = pd.factorize(log["contact_id"], sort=False)
+    codes, contacts = contact_codes(log["contact_id"])
     day = log["date"].to_numpy().astype("datetime64[D]")
     days = (day - np.datetime64(cutoff.date(), "D")).astype(np.int64)  # <= 0
     amounts = log["amount"].to_numpy(dtype=float)

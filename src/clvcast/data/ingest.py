@@ -545,7 +545,10 @@ def duckdb_connection(spill: str | os.PathLike[str]) -> duckdb.DuckDBPyConnectio
     return connection
 
 
-DUCKDB_MEMORY_SHARE = 0.35
+# 30%: ingesting 100M rows on a 24 GB machine then peaks at 7.4 GB for the whole process
+# (8.8 GB at 35%) and takes no longer. With the distinct rows dropped once used, DuckDB
+# needs no more at that size: 60% was not faster, and 28% began to spill.
+DUCKDB_MEMORY_SHARE = 0.30
 
 
 def _memory_budget_mb() -> int:

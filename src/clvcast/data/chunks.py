@@ -117,8 +117,7 @@ def read_transactions_in_chunks(
         # hash, and there are far fewer contacts than purchase days), then joined.
         connection.execute(
             f"""CREATE TEMP TABLE contact_chunks AS
-                SELECT contact_id, {partition_sql(n_chunks)} AS chunk
-                FROM (SELECT contact_id FROM purchases GROUP BY contact_id)"""
+                SELECT contact_id, {partition_sql(n_chunks)} AS chunk FROM contacts"""
         )
         connection.execute(
             "CREATE TEMP TABLE keyed AS "
@@ -128,6 +127,7 @@ def read_transactions_in_chunks(
         connection.execute("DROP VIEW purchases")
         connection.execute("DROP TABLE daily")
         connection.execute("DROP TABLE contact_chunks")
+        connection.execute("DROP TABLE contacts")
         files = []
         for index in range(n_chunks):
             path = folder / f"chunk-{index:05d}.parquet"

@@ -203,8 +203,9 @@ class CLVPipeline(Estimator):
         self, churn_log: pd.DataFrame, as_of: str | pd.Timestamp, *, one_row_per_day: bool = False
     ) -> SnapshotSeries:
         """The churn snapshots of ``churn_log`` up to ``as_of``, to pass to both
-        :meth:`evaluate` and :meth:`fit_summary`: with a holdout as long as the churn horizon
-        they share most snapshots and one trained candidate, computed once.
+        :meth:`evaluate` and :meth:`fit_summary`: the churn evaluation trains one churn
+        horizon earlier, so the two share most snapshots and one trained candidate, each
+        computed once.
         ``one_row_per_day``: the log has one row per contact and day (ingestion's)."""
         day = parse_as_of(as_of)
         log = churn_log.loc[churn_log["date"] <= day]

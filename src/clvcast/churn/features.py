@@ -276,8 +276,8 @@ class SnapshotSeries:
     to ``c`` for its features and those in ``(c, c + horizon_days]`` for its labels; callers
     ask only for cutoffs whose label window ends by their own as-of date.
 
-    The candidates trained on these snapshots are kept too (:meth:`trained`): with a holdout
-    as long as the churn horizon, the evaluation's final training set is the validation
+    The candidates trained on these snapshots are kept too (:meth:`trained`): an evaluation
+    trains one horizon before the as-of date, so its final training set is the validation
     training set of the model fitted at the as-of date, and the same settings on the same
     rows train the same estimator. ``one_row_per_day`` says ``purchases`` has one row per
     contact and day, as ingestion makes it (see :func:`snapshot_features`).

@@ -300,8 +300,9 @@ def run_main(args: argparse.Namespace, folder: Path, report: dict[str, object]) 
     met = total < 300 and peak < 8 * 1024
     verdict = ("yes" if met else "no") if rows >= 95_000_000 else "not this size"
     print(
-        f"bar: 100M transactions / 10M contacts under 5 minutes with peak under 8 GB: "
-        f"{verdict} ({total / 60:.1f} min, {peak / 1024:.1f} GB for {rows:,} rows)"
+        f"bar: 100M transactions / 10M contacts under 5 minutes with peak under 8 GiB: "
+        f"{verdict} ({total / 60:.1f} min, {peak / 1024:.2f} GiB = "
+        f"{peak * MB / 1e9:.2f} GB for {rows:,} rows)"
     )
     metrics = trained["summary"].get("metrics", {})
     churn = {k: v for k, v in metrics.items() if k.startswith("churn_roc_auc")}

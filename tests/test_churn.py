@@ -328,10 +328,18 @@ def test_choice_needs_a_sure_gain_in_log_loss_and_ranking():
 
 def test_bootstrap_auc_equals_the_auc_of_the_resampled_rows():
     # The bootstrap counts draws instead of copying rows; with tied scores, NaN and one-class
-    # resamples it must give what ranking the resampled rows gives (and sklearn agrees).
+    # resamples it must give what ranking the resampled rows gives, and what sklearn gives.
+    from scipy.stats import rankdata
     from sklearn.metrics import roc_auc_score
 
     from clvcast.churn.model import _auc, _BootstrapAuc, _resamples
+
+    def by_ranks(y, s):
+        positives = int(y.sum())
+        ranks = rankdata(s)
+        return (ranks[y == 1].sum() - positives * (positives + 1) / 2) / (
+            positives * (len(y) - positives)
+        )
 
     rng = np.random.default_rng(3)
     n = 2_000
@@ -342,7 +350,8 @@ def test_bootstrap_auc_equals_the_auc_of_the_resampled_rows():
     for counts in _resamples(n, 20, 7):
         rows = draws.integers(0, n, n)
         assert np.array_equal(np.bincount(rows, minlength=n), counts)
-        assert auc(counts) == pytest.approx(_auc(labels[rows], scores[rows]), abs=1e-12)
+        assert auc(counts) == pytest.approx(by_ranks(labels[rows], scores[rows]), abs=1e-12)
+        assert _auc(labels[rows], scores[rows]) == pytest.approx(auc(counts), abs=1e-12)
         assert auc(counts) == pytest.approx(roc_auc_score(labels[rows], scores[rows]), abs=1e-12)
     assert auc(np.ones(n, dtype=int)) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
     only_negatives = np.where(labels == 0, 1, 0)

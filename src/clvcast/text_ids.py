@@ -1,9 +1,11 @@
-"""Membership tests on text contact ids, in Arrow.
+"""Membership tests and integer codes of text contact ids, in Arrow.
 
 pandas 3.1's ``isin`` on Arrow-backed strings first turns every candidate into a Python
 scalar, one at a time: seconds for a million ids, and a churn model asks it at every
-snapshot. pyarrow's ``is_in`` hashes both sides in C++. Ids are text everywhere in clvcast
-(``contact_id`` is read as text), so that is the only case this module handles.
+snapshot. pyarrow's ``is_in`` hashes both sides in C++ (:func:`isin_ids`). Sorted ids are
+numbered from their change points, without hashing (:func:`contact_codes`). Ids are text
+everywhere in clvcast (``contact_id`` is read as text), so that is the only case this
+module handles.
 """
 
 from __future__ import annotations

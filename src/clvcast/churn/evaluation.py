@@ -160,7 +160,7 @@ def evaluate_churn(
     day = parse_as_of(as_of)
     if snapshots is None or snapshots.horizon_days != template.horizon_days:
         purchases = purchases_frame(purchases)
-        snapshots = SnapshotSeries(purchases.loc[purchases["date"] <= day], template.horizon_days)
+        snapshots = SnapshotSeries.up_to(purchases, day, template.horizon_days)
     log = snapshots.purchases
     cutoff = day - pd.Timedelta(days=template.horizon_days)
     fitted = clone(template).fit(log, cutoff, snapshots=snapshots)

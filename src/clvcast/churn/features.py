@@ -292,6 +292,20 @@ class SnapshotSeries:
         self._snapshots: dict[pd.Timestamp, tuple[pd.DataFrame, pd.Series, object]] = {}
         self._trained: dict[Hashable, object] = {}
 
+    @classmethod
+    def up_to(
+        cls,
+        purchases: pd.DataFrame,
+        as_of: pd.Timestamp,
+        horizon_days: int,
+        *,
+        one_row_per_day: bool = False,
+    ) -> SnapshotSeries:
+        """The snapshots of ``purchases`` up to ``as_of`` (later rows dropped first)."""
+        return cls(
+            purchases.loc[purchases["date"] <= as_of], horizon_days, one_row_per_day=one_row_per_day
+        )
+
     def trained(self, key: Hashable, train: Callable[[], object]) -> object:
         """The estimator ``train()`` returns, trained once per ``key`` (which must name the
         candidate, its settings and its training cutoffs)."""

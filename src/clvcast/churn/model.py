@@ -472,7 +472,7 @@ class ChurnModel(BaseEstimator):
         day = parse_as_of(as_of)
         if snapshots is None or snapshots.horizon_days != self.horizon_days:
             purchases = purchases_frame(purchases)
-            snapshots = SnapshotSeries(purchases.loc[purchases["date"] <= day], self.horizon_days)
+            snapshots = SnapshotSeries.up_to(purchases, day, self.horizon_days)
         cutoffs = self._cutoffs(day)
         features, labels = build_training_set(snapshots, cutoffs, horizon_days=self.horizon_days)
         y = labels.to_numpy()

@@ -299,9 +299,7 @@ def churn(
         )
         history = log.purchases
         # The evaluation (trained one horizon earlier) and the model share most snapshots.
-        snapshots = SnapshotSeries(
-            history.loc[history["date"] <= day], horizon_days, one_row_per_day=True
-        )
+        snapshots = SnapshotSeries.up_to(history, day, horizon_days, one_row_per_day=True)
         evaluation = None
         if evaluate:
             with steps(f"evaluating the churn model on the last {horizon_days} days"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -124,3 +125,48 @@ def test_cli_predict_in_chunks_writes_the_same_table(cdnow_raw, tmp_path, fitted
     many = many.sort_values("contact_id", ignore_index=True)
     pd.testing.assert_frame_equal(many, one)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("clvcast-")] == []
+
+
+def _shop_log(seed: int = 3) -> pd.DataFrame:
+    """A generated log of 3,000 contacts; each case below adds rows that drop a contact."""
+    rng = np.random.default_rng(seed)
+    rows = 12_000
+    return pd.DataFrame(
+        {
+            "contact_id": [f"c{i:04d}" for i in rng.integers(0, 3_000, rows)],
+            "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 150, rows), "D"),
+            "amount": rng.gamma(2.0, 20.0, rows).round(2) + 0.01,
+        }
+    )
+
+
+_LOST_CONTACT_CASES = {
+    "clean": [],
+    "guest checkout": [(None, "2024-02-01", 5.0)],
+    "duplicates": [("c0001", "2024-01-02", 9.5), ("c0001", "2024-01-02", 9.5)],
+    "only after the as-of day": [("late", "2024-07-01", 10.0)],
+    "only refunds": [("refund", "2024-02-01", -10.0)],
+    "only unparseable amounts": [("bad", "2024-02-01", float("nan"))],
+}
+
+
+@pytest.mark.parametrize("case", list(_LOST_CONTACT_CASES))
+def test_contacts_are_those_with_purchases_whatever_was_dropped(case, tmp_path):
+    extra = pd.DataFrame(_LOST_CONTACT_CASES[case], columns=["contact_id", "date", "amount"])
+    extra["date"] = pd.to_datetime(extra["date"])
+    log = pd.concat([_shop_log(), extra], ignore_index=True)
+    chunked = read_transactions_in_chunks(
+        log, tmp_path, chunk_contacts=1_000, as_of="2024-06-30", invalid="drop", duplicates="drop"
+    )
+    purchases = chunked.as_purchase_log().purchases
+    buyers = set(purchases["contact_id"])
+    named = set(log["contact_id"].dropna())
+    assert chunked.report.contacts == len(buyers)
+    assert chunked.report.contacts_without_purchase == len(named - buyers)
+    assert chunked.n_chunks == -(-len(buyers) // 1_000)
+    for index in range(chunked.n_chunks):  # every contact in its own chunk, none missing
+        ids = chunked.chunk(index)["contact_id"]
+        assert (chunk_of(ids, chunked.n_chunks) == index).all()
+    assert sum(chunked.chunk(i)["contact_id"].nunique() for i in range(chunked.n_chunks)) == len(
+        buyers
+    )

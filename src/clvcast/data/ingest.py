@@ -65,6 +65,7 @@ from clvcast.data.report import (
     REASON_AFTER_AS_OF,
     REASON_BAD_AMOUNT,
     REASON_DUPLICATE,
+    REASON_MISSING_CONTACT,
     IngestionReport,
     PurchaseLog,
 )
@@ -93,6 +94,9 @@ _NUMERIC_TYPES += ("USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "DECIMAL") + 
 _AMOUNT_DECIMAL = "DECIMAL(38, 10)"
 AMOUNT_LIMIT = 1e16
 _ROWS = "_clvcast_rows"  # multiplicity of a distinct input row
+# Reasons to drop a row that cannot remove a contact: the row has no contact id, or it
+# repeats a row that is kept.
+_CONTACT_KEEPING_DROPS = {REASON_MISSING_CONTACT, REASON_DUPLICATE}
 _POSITION = "_clvcast_position"  # 0-based position of an input row
 
 
@@ -166,44 +170,50 @@ def _contact_sql(
 
 def _normalise_ids(
     connection: duckdb.DuckDBPyConnection, name: str, column: str, id_case: str
-) -> int:
-    """Finish the contact ids of the ``typed`` table; return how many distinct ids it has.
+) -> tuple[int, bool]:
+    """Finish the contact ids of the ``typed`` table: (how many distinct ids it has, whether
+    the table ``contacts`` holds them, one row per id).
 
     Text ids that are all whole numbers, some written with '.0' ("12346.0", as spreadsheets
     export them), lose the '.0', so a customer has the same id from CSV, Parquet and
     DataFrames. Ids that differ only in upper/lower case get a warning (``id_case="keep"``).
-    One grouping (parallel, unlike ``COUNT(DISTINCT)``) counts the ids and sees whether any
-    has a '.' or an upper-case letter; most id columns have neither and need nothing more.
+    One grouping (parallel, unlike ``COUNT(DISTINCT)``) makes the table ``contacts``, which
+    counts the ids and shows whether any has a '.' or an upper-case letter; most id columns
+    have neither and need nothing more. When the ids change, ``contacts`` is dropped.
     """
+    connection.execute(
+        "CREATE TEMP TABLE contacts AS "
+        "SELECT contact_id FROM typed WHERE contact_id IS NOT NULL GROUP BY contact_id"
+    )
     contacts, dotted, upper = connection.execute(
-        """SELECT COUNT(contact_id), bool_or(contains(contact_id, '.')),
+        """SELECT COUNT(*), bool_or(contains(contact_id, '.')),
                   bool_or(contact_id <> lower(contact_id))
-           FROM (SELECT contact_id FROM typed GROUP BY contact_id)"""
+           FROM contacts"""
     ).fetchall()[0]
     if not dotted and not (upper and id_case != "lower"):
-        return int(contacts)
+        return int(contacts), True
     floats, whole, twins = connection.execute(
         f"""SELECT bool_or(regexp_matches(c, {_literal(FLOAT_ID_PATTERN)})),
                    bool_and(regexp_matches(c, {_literal(WHOLE_ID_PATTERN)})),
                    COUNT(*) - COUNT(DISTINCT lower(c))
-            FROM (SELECT DISTINCT contact_id AS c FROM typed WHERE contact_id IS NOT NULL)"""
+            FROM (SELECT contact_id AS c FROM contacts)"""
     ).fetchall()[0]
     if floats and whole:
         connection.execute(
             "UPDATE typed SET contact_id = regexp_replace(contact_id, '\\.0+$', '') "
             "WHERE contact_id IS NOT NULL"
         )
-        return int(_scalar(connection, "SELECT COUNT(DISTINCT contact_id) FROM typed"))
+        connection.execute("DROP TABLE contacts")
+        return int(_scalar(connection, "SELECT COUNT(DISTINCT contact_id) FROM typed")), False
     if twins and id_case != "lower":
         first, second = connection.execute(
-            """SELECT MIN(c), MAX(c) FROM (SELECT DISTINCT contact_id AS c FROM typed
-               WHERE contact_id IS NOT NULL) GROUP BY lower(c) HAVING COUNT(*) > 1
-               ORDER BY lower(c) LIMIT 1"""
+            """SELECT MIN(c), MAX(c) FROM (SELECT contact_id AS c FROM contacts)
+               GROUP BY lower(c) HAVING COUNT(*) > 1 ORDER BY lower(c) LIMIT 1"""
         ).fetchall()[0]
         warnings.warn(
             rules.case_twins(name, column, int(twins), first, second), DataQualityWarning, 2
         )
-    return int(contacts)
+    return int(contacts), True
 
 
 def _date_sql(
@@ -709,7 +719,7 @@ def _ingest(
         f"""
         CREATE TEMP TABLE typed AS
         SELECT contact_id, CAST(stamp AS DATE) AS day, amount{order_column},
-               {problem} AS problem, n
+               CAST({problem} AS UTINYINT) AS problem, CAST(n AS UINTEGER) AS n
         FROM (SELECT {typed.contact} AS contact_id, {typed.timestamp} AS stamp,
                      {typed.date_blank} AS date_blank, {typed.amount} AS amount,
                      {typed.amount_blank} AS amount_blank, {order} AS order_id,
@@ -718,7 +728,7 @@ def _ingest(
               {typed.join})
         """
     )
-    all_contacts = _normalise_ids(connection, name, contact_col, options.id_case)
+    all_contacts, have_contacts = _normalise_ids(connection, name, contact_col, options.id_case)
     # Per problem code, in one pass: rows, exact duplicates, and for the usable rows the
     # implausible and future dates and the refunds, by rows and by distinct rows.
     last_year = None if as_of_day is None else as_of_day.year + 1
@@ -819,11 +829,15 @@ def _ingest(
         """SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(netted), 0), MIN(day), MAX(day)
            FROM daily"""
     ).fetchall()[0]
-    # The contacts with purchases, grouped on every core (COUNT(DISTINCT) runs on one) and
-    # kept: a chunked log numbers its chunks from them.
-    connection.execute(
-        "CREATE TEMP TABLE contacts AS SELECT contact_id FROM daily GROUP BY contact_id"
-    )
+    # The contacts with purchases, kept: a chunked log numbers its chunks from them. They
+    # are the contacts of every input row unless some contact's rows may all have been
+    # dropped (a row without contact id or a duplicate removes no contact); otherwise
+    # they are grouped again, on every core (COUNT(DISTINCT) runs on one).
+    if not have_contacts or set(report.dropped) - _CONTACT_KEEPING_DROPS:
+        connection.execute("DROP TABLE IF EXISTS contacts")
+        connection.execute(
+            "CREATE TEMP TABLE contacts AS SELECT contact_id FROM daily GROUP BY contact_id"
+        )
     contacts = _scalar(connection, "SELECT COUNT(*) FROM contacts")
     rules.finish_report(
         report,

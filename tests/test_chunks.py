@@ -63,6 +63,15 @@ def test_summaries_read_the_chunk_files_in_place(chunked, whole):
         calibration_holdout(chunked, "1997-09-30", AS_OF),
         calibration_holdout(whole, "1997-09-30", AS_OF),
     )
+    # One chunk's file, read in place, gives that chunk's rows of the whole summary.
+    everyone = summarize(whole, AS_OF)
+    for index in range(chunked.n_chunks):
+        part = summarize(chunked.chunk_log(index), AS_OF)
+        pd.testing.assert_frame_equal(part, summarize(chunked.chunk(index), AS_OF))
+        pd.testing.assert_frame_equal(part, everyone.loc[part.index])
+    assert sum(len(summarize(chunked.chunk_log(i), AS_OF)) for i in range(chunked.n_chunks)) == len(
+        everyone
+    )
 
 
 def test_contact_sample_is_stable_and_keeps_whole_histories(chunked, whole):

@@ -275,7 +275,7 @@ class CLVPipeline(Estimator):
                 day,
                 contacts=None if contacts is None else groups[index],
                 context=context,
-                summary=summarize(chunk, day, one_row_per_day=True),  # a chunk file's days
+                summary=summarize(purchases.chunk_log(index), day),  # the file, in place
             )
 
     def score(

@@ -65,13 +65,11 @@ def test_summaries_read_the_chunk_files_in_place(chunked, whole):
     )
     # One chunk's file, read in place, gives that chunk's rows of the whole summary.
     everyone = summarize(whole, AS_OF)
-    for index in range(chunked.n_chunks):
-        part = summarize(chunked.chunk_log(index), AS_OF)
+    parts = [summarize(chunked.chunk_log(i), AS_OF) for i in range(chunked.n_chunks)]
+    for index, part in enumerate(parts):
         pd.testing.assert_frame_equal(part, summarize(chunked.chunk(index), AS_OF))
         pd.testing.assert_frame_equal(part, everyone.loc[part.index])
-    assert sum(len(summarize(chunked.chunk_log(i), AS_OF)) for i in range(chunked.n_chunks)) == len(
-        everyone
-    )
+    assert sum(len(part) for part in parts) == len(everyone)
 
 
 def test_contact_sample_is_stable_and_keeps_whole_histories(chunked, whole):

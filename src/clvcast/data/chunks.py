@@ -60,8 +60,7 @@ class ChunkedPurchaseLog:
 
     def chunk(self, index: int) -> pd.DataFrame:
         """The purchases of chunk ``index`` (contact_id, date, amount), by contact and date."""
-        if not 0 <= index < self.n_chunks:
-            raise IndexError(f"chunk {index} of a log with {self.n_chunks} chunks")
+        self._check_index(index)
         if self.frame is not None:
             return self.frame
         return pq.read_table(self.files[index]).to_pandas()
@@ -75,11 +74,14 @@ class ChunkedPurchaseLog:
         """Chunk ``index`` alone, as a log whose one file queries read in place (a chunk of
         a log in memory is that log). Summarising a chunk of 1M contacts from its file took
         0.45-0.53 s, from its DataFrame 0.51-0.65 s (six runs each, quiet), equal results."""
-        if not 0 <= index < self.n_chunks:
-            raise IndexError(f"chunk {index} of a log with {self.n_chunks} chunks")
+        self._check_index(index)
         if self.frame is not None:
             return self
         return ChunkedPurchaseLog(report=self.report, n_chunks=1, files=(self.files[index],))
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.n_chunks:
+            raise IndexError(f"chunk {index} of a log with {self.n_chunks} chunks")
 
     def as_purchase_log(self) -> PurchaseLog:
         """The whole log in memory (for a log of one chunk, or for tests on small data)."""

@@ -168,30 +168,36 @@ def _contact_sql(
     return f"lower({text})" if id_case == "lower" else text
 
 
+def _group_contacts(connection: duckdb.DuckDBPyConnection, table: str) -> int:
+    """(Re)make the table ``contacts``: the distinct contact ids of ``table``, grouped on
+    every core (``COUNT(DISTINCT)`` runs on one). Returns how many there are."""
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE contacts AS SELECT contact_id FROM {table} "
+        "WHERE contact_id IS NOT NULL GROUP BY contact_id"
+    )
+    return int(_scalar(connection, "SELECT COUNT(*) FROM contacts"))
+
+
 def _normalise_ids(
     connection: duckdb.DuckDBPyConnection, name: str, column: str, id_case: str
-) -> tuple[int, bool]:
-    """Finish the contact ids of the ``typed`` table: (how many distinct ids it has, whether
-    the table ``contacts`` holds them, one row per id).
+) -> int:
+    """Finish the contact ids of the ``typed`` table; return how many distinct ids it has.
+    The table ``contacts`` then holds them, one row per id.
 
     Text ids that are all whole numbers, some written with '.0' ("12346.0", as spreadsheets
     export them), lose the '.0', so a customer has the same id from CSV, Parquet and
     DataFrames. Ids that differ only in upper/lower case get a warning (``id_case="keep"``).
-    One grouping (parallel, unlike ``COUNT(DISTINCT)``) makes the table ``contacts``, which
-    counts the ids and shows whether any has a '.' or an upper-case letter; most id columns
-    have neither and need nothing more. When the ids change, ``contacts`` is dropped.
+    One grouping makes the table ``contacts``, which shows whether any id has a '.' or an
+    upper-case letter; most id columns have neither and need nothing more. When the ids
+    change, ``contacts`` is grouped again.
     """
-    connection.execute(
-        "CREATE TEMP TABLE contacts AS "
-        "SELECT contact_id FROM typed WHERE contact_id IS NOT NULL GROUP BY contact_id"
-    )
-    contacts, dotted, upper = connection.execute(
-        """SELECT COUNT(*), bool_or(contains(contact_id, '.')),
-                  bool_or(contact_id <> lower(contact_id))
+    contacts = _group_contacts(connection, "typed")
+    dotted, upper = connection.execute(
+        """SELECT bool_or(contains(contact_id, '.')), bool_or(contact_id <> lower(contact_id))
            FROM contacts"""
     ).fetchall()[0]
     if not dotted and not (upper and id_case != "lower"):
-        return int(contacts), True
+        return contacts
     floats, whole, twins = connection.execute(
         f"""SELECT bool_or(regexp_matches(c, {_literal(FLOAT_ID_PATTERN)})),
                    bool_and(regexp_matches(c, {_literal(WHOLE_ID_PATTERN)})),
@@ -203,8 +209,7 @@ def _normalise_ids(
             "UPDATE typed SET contact_id = regexp_replace(contact_id, '\\.0+$', '') "
             "WHERE contact_id IS NOT NULL"
         )
-        connection.execute("DROP TABLE contacts")
-        return int(_scalar(connection, "SELECT COUNT(DISTINCT contact_id) FROM typed")), False
+        return _group_contacts(connection, "typed")
     if twins and id_case != "lower":
         first, second = connection.execute(
             """SELECT MIN(c), MAX(c) FROM (SELECT contact_id AS c FROM contacts)
@@ -213,7 +218,7 @@ def _normalise_ids(
         warnings.warn(
             rules.case_twins(name, column, int(twins), first, second), DataQualityWarning, 2
         )
-    return int(contacts), True
+    return contacts
 
 
 def _date_sql(
@@ -729,7 +734,7 @@ def _ingest(
               {typed.join})
         """
     )
-    all_contacts, have_contacts = _normalise_ids(connection, name, contact_col, options.id_case)
+    all_contacts = _normalise_ids(connection, name, contact_col, options.id_case)
     # Per problem code, in one pass: rows, exact duplicates, and for the usable rows the
     # implausible and future dates and the refunds, by rows and by distinct rows.
     last_year = None if as_of_day is None else as_of_day.year + 1
@@ -832,14 +837,10 @@ def _ingest(
     ).fetchall()[0]
     # The contacts with purchases, kept: a chunked log numbers its chunks from them. They
     # are the contacts of every input row unless some contact's rows may all have been
-    # dropped (a row without contact id or a duplicate removes no contact); otherwise
-    # they are grouped again, on every core (COUNT(DISTINCT) runs on one).
-    if not have_contacts or set(report.dropped) - _CONTACT_KEEPING_DROPS:
-        connection.execute("DROP TABLE IF EXISTS contacts")
-        connection.execute(
-            "CREATE TEMP TABLE contacts AS SELECT contact_id FROM daily GROUP BY contact_id"
-        )
-    contacts = _scalar(connection, "SELECT COUNT(*) FROM contacts")
+    # dropped (a row without contact id or a duplicate removes no contact).
+    contacts = all_contacts
+    if set(report.dropped) - _CONTACT_KEEPING_DROPS:
+        contacts = _group_contacts(connection, "daily")
     rules.finish_report(
         report,
         days=days,

@@ -177,3 +177,28 @@ def test_contacts_are_those_with_purchases_whatever_was_dropped(case, tmp_path):
     assert sum(chunked.chunk(i)["contact_id"].nunique() for i in range(chunked.n_chunks)) == len(
         buyers
     )
+
+
+def test_a_chunk_without_contacts_reads_as_an_empty_log(tmp_path):
+    # 2,001 contacts make three chunks of at most 1,000; all of them hash to the first (with
+    # hundreds of contacts per chunk an empty one is all but impossible; it must still read).
+    candidates = pd.Series([f"shopper-{i}" for i in range(8_000)])
+    first_chunk = candidates[chunk_of(candidates, 3) == 0].head(2_001).tolist()
+    log = pd.DataFrame(
+        {
+            "contact_id": first_chunk * 2,
+            "date": pd.to_datetime(["2024-03-01"] * 2_001 + ["2024-01-05"] * 2_001),
+            "amount": np.arange(1.0, 4_003.0),
+        }
+    )
+    chunked = read_transactions_in_chunks(log, tmp_path, chunk_contacts=1_000, as_of="2024-06-30")
+    assert chunked.n_chunks == 3 and not chunked.in_memory
+    full = chunked.chunk(0)
+    assert set(full["contact_id"]) == set(first_chunk) and len(full) == 4_002
+    assert full.equals(full.sort_values(["contact_id", "date"], ignore_index=True))
+    for index in (1, 2):
+        empty = chunked.chunk(index)
+        assert empty.empty and empty.dtypes.equals(full.dtypes)
+    pd.testing.assert_frame_equal(
+        summarize(chunked, "2024-06-30"), summarize(chunked.chunk_log(0), "2024-06-30")
+    )

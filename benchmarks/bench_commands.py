@@ -96,7 +96,7 @@ summary.reset_index().to_parquet(output)
 import sys
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter
-from lifetimes.utils import summary_data_from_transaction_data
+from lifetimes.utils import ConvergenceError, summary_data_from_transaction_data
 
 source, as_of, output = sys.argv[1:4]
 lines = pd.read_csv(source, dtype={"InvoiceNo": str}, encoding="utf-8")
@@ -109,9 +109,22 @@ summary = summary_data_from_transaction_data(
     lines, "contact_id", "date", monetary_value_col="amount", observation_period_end=as_of,
     freq="D",
 )
-bgf = BetaGeoFitter(penalizer_coef=0.001).fit(summary["frequency"], summary["recency"], summary["T"])
+
+
+def fit(fitter, *columns):
+    # lifetimes raises ConvergenceError when BFGS stops on precision loss (its Gamma-Gamma
+    # does on this export with numpy 2.4 at 0.001); its message says to raise the penalizer.
+    for penalizer in (0.001, 0.01, 0.1):
+        try:
+            return fitter(penalizer_coef=penalizer).fit(*columns)
+        except ConvergenceError:
+            pass
+    raise ConvergenceError("no penalizer worked")
+
+
+bgf = fit(BetaGeoFitter, summary["frequency"], summary["recency"], summary["T"])
 repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
-ggf = GammaGammaFitter(penalizer_coef=0.001).fit(repeat["frequency"], repeat["monetary_value"])
+ggf = fit(GammaGammaFitter, repeat["frequency"], repeat["monetary_value"])
 summary["predicted_purchases_12m"] = bgf.conditional_expected_number_of_purchases_up_to_time(
     365, summary["frequency"], summary["recency"], summary["T"]
 )

@@ -3,6 +3,7 @@ no process-wide MLflow state, horizon-aware figures and columns, and a fresh fol
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -142,6 +143,10 @@ def test_train_with_a_180_day_horizon_names_everything_by_it(cdnow_file, tmp_pat
     files = {a.path for a in client.list_artifacts(run["run_id"])}
     assert {"clv_distribution.png", "frequency_recency_matrix.png", "report.html"} <= files
     html = Path(client.download_artifacts(run["run_id"], "report.html", str(tmp_path))).read_text()
+    # The run's figure files are the pictures the report shows (drawn once, from the data).
+    for name in ("frequency_recency_matrix.png", "churn_roc.png"):
+        png = Path(client.download_artifacts(run["run_id"], name, str(tmp_path))).read_bytes()
+        assert f"data:image/png;base64,{base64.b64encode(png).decode('ascii')}" in html
     assert "180 days" in html and "clv_180d" in html
     assert client.get_model_version("clvcast", run["version"]).tags["horizon_days"] == "180"
     scored = clvcast.predict(

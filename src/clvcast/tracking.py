@@ -233,7 +233,7 @@ class MlflowStore:
         """Log one run: params, metrics, artifacts and the pyfunc model; register and alias it.
 
         ``artifacts`` maps artifact file names to content: a matplotlib Figure (saved as
-        PNG), a DataFrame (CSV), a dict (JSON) or text. ``example`` (a few contacts'
+        PNG), bytes (written as they are), a DataFrame (CSV), a dict (JSON) or text. ``example`` (a few contacts'
         purchases and their scored rows) gives the pyfunc model its signature. The run is named ``run_name``
         (default ``clvcast-<as-of>``); a registered version gets ``version_tags`` and
         ``description``.
@@ -389,7 +389,9 @@ def _save_pyfunc(
 
 
 def _write_artifact(path: Path, content: Any) -> None:
-    if hasattr(content, "savefig"):
+    if isinstance(content, bytes):  # a file's contents as they are (a rendered PNG)
+        path.write_bytes(content)
+    elif hasattr(content, "savefig"):
         content.savefig(path, dpi=110, format="png")
     elif isinstance(content, pd.DataFrame):
         content.to_csv(path)

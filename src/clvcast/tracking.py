@@ -233,10 +233,10 @@ class MlflowStore:
         """Log one run: params, metrics, artifacts and the pyfunc model; register and alias it.
 
         ``artifacts`` maps artifact file names to content: a matplotlib Figure (saved as
-        PNG), bytes (written as they are), a DataFrame (CSV), a dict (JSON) or text. ``example`` (a few contacts'
-        purchases and their scored rows) gives the pyfunc model its signature. The run is named ``run_name``
-        (default ``clvcast-<as-of>``); a registered version gets ``version_tags`` and
-        ``description``.
+        PNG), bytes (written as they are), a DataFrame (CSV), a dict (JSON) or text.
+        ``example`` (a few contacts' purchases and their scored rows) gives the pyfunc model
+        its signature. The run is named ``run_name`` (default ``clvcast-<as-of>``); a
+        registered version gets ``version_tags`` and ``description``.
         """
         client = self.client
         try:

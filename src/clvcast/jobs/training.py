@@ -307,12 +307,9 @@ def _run_artifacts(
     report = render_report(pipeline, table, evaluation=evaluation, model_name=model_name or None)
     drawn = {name: png for name, png in report.figures.items() if name in FIGURE_NAMES}
     others = tuple(name for name in FIGURE_NAMES if name not in drawn)
-    if others:
-        artifacts.update(
-            model_figures(
-                table, forecaster=pipeline.forecaster_, evaluation=evaluation, names=others
-            )
-        )
+    artifacts.update(
+        model_figures(table, forecaster=pipeline.forecaster_, evaluation=evaluation, names=others)
+    )
     artifacts.update(drawn)
     artifacts["report.html"] = report.html
     return artifacts

@@ -284,6 +284,9 @@ def test_forecast_on_raw_cdnow_master_with_holdout(tmp_path):
     for column in ("predicted_purchases_12m", "p_alive", "expected_order_value", "clv_12m"):
         assert table[column].notna().all() and (table[column] >= 0).all()
     assert table["p_alive"].max() <= 1.0
+    ranked = table["clv_12m"].sort_values(ascending=False)
+    top_fifth = ranked.head(len(ranked) // 5).sum() / ranked.sum()
+    assert f"the top 20% of contacts hold {top_fifth:.0%} of the predicted value" in result.stdout
 
 
 def test_forecast_prospects_have_zero_forecasts(files, tmp_path):

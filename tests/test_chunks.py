@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ from clvcast.data import (
 )
 from clvcast.data.chunks import chunk_of
 from clvcast.errors import InputError
-from clvcast.pipeline import CLVPipeline
+from clvcast.pipeline import CLVPipeline, in_order_on_threads
 from clvcast.summary import calibration_holdout, summarize
 from conftest import run_clvcast
 
@@ -98,6 +100,9 @@ def test_pipeline_on_chunks_equals_the_pipeline_in_memory(chunked, whole, fitted
     )
     parts = list(on_chunks.score_in_chunks(chunked, AS_OF, contacts=contacts))
     assert len(parts) == chunked.n_chunks
+    one_by_one = list(on_chunks.score_in_chunks(chunked, AS_OF, contacts=contacts, threads=1))
+    for part, alone in zip(parts, one_by_one, strict=True):  # same parts, same order
+        pd.testing.assert_frame_equal(part, alone)
     scored = pd.concat(parts, ignore_index=True).sort_values("contact_id", ignore_index=True)
     expected = in_memory.score(whole, AS_OF, contacts=contacts)
     expected = expected.sort_values("contact_id", ignore_index=True)
@@ -106,6 +111,29 @@ def test_pipeline_on_chunks_equals_the_pipeline_in_memory(chunked, whole, fitted
         "prospect-1",
         "prospect-2",
     }
+
+
+def test_chunks_are_worked_on_two_threads_and_come_back_in_order():
+    both_running = threading.Barrier(2, timeout=120)  # only to fail, never to time a test
+    started = []
+
+    def work(index: int) -> pd.DataFrame:
+        started.append(index)
+        if index < 2:
+            both_running.wait()  # items 0 and 1 must run at the same time to get past this
+        if index == 3:
+            raise ValueError("chunk 3 is broken")
+        return pd.DataFrame({"index": [index]})
+
+    results = in_order_on_threads(work, 8, threads=2)
+    assert [next(results)["index"].item() for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="chunk 3 is broken"):
+        next(results)
+    assert max(started) <= 4  # never more than two items ahead of the caller
+    plain = in_order_on_threads(lambda index: pd.DataFrame({"index": [index]}), 3, threads=1)
+    assert [frame["index"].item() for frame in plain] == [0, 1, 2]
+    with pytest.raises(InputError, match="threads=0"):
+        next(in_order_on_threads(work, 3, threads=0))
 
 
 def test_work_folder_and_chunk_size_are_checked(cdnow_raw, tmp_path):

@@ -269,8 +269,8 @@ def _add_scale_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_CHUNK_CONTACTS,
         metavar="N",
         help="process the purchase log in chunks of about N contacts, written to Parquet "
-        "files in --work-dir, so memory holds two chunks at a time, one per core being "
-        "scored (default: %(default)s)",
+        "files in --work-dir; two chunks are scored at once, so memory holds about two "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--work-dir",

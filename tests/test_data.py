@@ -127,6 +127,27 @@ def test_rows_without_a_contact_id_are_guest_checkouts_dropped_and_counted():
     assert accounted(log.report)
 
 
+def test_ids_with_spaces_are_one_contact_and_a_blank_id_outranks_a_bad_date():
+    """Text ids are trimmed once per distinct id, after the rows are checked: ' a ' and 'a'
+    are one contact, and a row with a blank id and an unreadable date is a guest checkout
+    (the first problem that applies counts), not a bad date that refuses the input."""
+    data = frame(
+        [
+            ("a", "2024-01-01", 1.0),
+            (" a ", "2024-01-02", 2.0),
+            ("  ", "2024-13-45", 3.0),
+            ("b", "2024-01-03", 4.0),
+        ]
+    )
+    log = read_transactions(data)  # invalid="error" refuses a bad date on a row with an id
+    assert log.report.dropped == {REASON_MISSING_CONTACT: 1}
+    assert log.report.contacts == 2
+    assert log.purchases["contact_id"].tolist() == ["a", "a", "b"]
+    assert accounted(log.report)
+    with pytest.raises(InputError, match=f"1 rows with {REASON_BAD_DATE}"):
+        read_transactions(frame([("a", "2024-01-01", 1.0), ("c", "2024-13-45", 3.0)]))
+
+
 def test_float_contact_ids_lose_their_decimal_point():
     data = frame([(101.0, "2024-01-01", 1.0), (np.nan, "2024-01-02", 1.0)])
     log = read_transactions(data, invalid="drop")

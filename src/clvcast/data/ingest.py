@@ -168,9 +168,9 @@ def _contact_sql(
         text = f"CAST(CAST({q} AS HUGEINT) AS VARCHAR)" if whole else f"CAST({q} AS VARCHAR)"
         number = f"CASE WHEN isnan({q}) THEN NULL ELSE {text} END"
         return number, number
-    if _base_type(duck_type) in _NUMERIC_TYPES:
-        return f"CAST({q} AS VARCHAR)", f"CAST({q} AS VARCHAR)"
     stored = f"CAST({q} AS VARCHAR)"
+    if _base_type(duck_type) in _NUMERIC_TYPES:
+        return stored, stored
     return _normal_id(stored, id_case), stored
 
 
@@ -208,12 +208,12 @@ def _normalise_ids(
     change, ``contacts`` is grouped again.
     """
     contacts = _group_contacts(connection, "typed")
+    normal = _normal_id("contact_id", id_case)
     check = f"""SELECT bool_or(contains(contact_id, '.')), bool_or(contact_id <> lower(contact_id)),
-                      bool_or(contact_id IS DISTINCT FROM {_normal_id("contact_id", id_case)})
+                      bool_or(contact_id IS DISTINCT FROM {normal})
                FROM contacts"""
     dotted, upper, untrimmed = connection.execute(check).fetchall()[0]
     if untrimmed:  # some text ids have spaces around them, are blank or need lower case
-        normal = _normal_id("contact_id", id_case)
         connection.execute(
             f"""UPDATE typed SET contact_id = {normal},
                                  problem = CASE WHEN {normal} IS NULL THEN 1 ELSE problem END

@@ -14,6 +14,8 @@ from clvcast.data import (
     sample_contacts,
 )
 from clvcast.data.chunks import chunk_of
+from clvcast.data.ingest import ReadOptions
+from clvcast.engines import EngineSettings, training_data
 from clvcast.errors import InputError
 from clvcast.pipeline import CLVPipeline, in_order_on_threads
 from clvcast.summary import calibration_holdout, summarize
@@ -83,6 +85,20 @@ def test_contact_sample_is_stable_and_keeps_whole_histories(chunked, whole):
     pd.testing.assert_frame_equal(sample, histories.reset_index(drop=True))
     everything, total = sample_contacts(whole.purchases, 10**6)
     assert total == whole.report.contacts and everything is whole.purchases
+
+
+def test_training_reads_the_summary_and_sample_without_chunk_files(cdnow_raw, whole, tmp_path):
+    read = ReadOptions(date_format="%Y%m%d", as_of=AS_OF, name="CDNOW_master.txt")
+    settings = EngineSettings(chunk_contacts=5000, work_dir=str(tmp_path))
+    for size in (6000, 10**6):
+        with training_data(cdnow_raw, read, settings, sample_size=size) as data:
+            assert list(tmp_path.iterdir()) == []  # no chunk files
+        expected, expected_size = sample_contacts(whole.purchases, size)
+        pd.testing.assert_frame_equal(data.sample, expected)
+        assert data.sample_contacts == expected_size
+        pd.testing.assert_frame_equal(data.summary, summarize(whole, AS_OF))
+        assert data.report.to_dict() == whole.report.to_dict()
+    assert data.sample_contacts == whole.report.contacts  # the last size takes everyone
 
 
 @pytest.fixture(scope="module")

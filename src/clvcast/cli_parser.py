@@ -268,9 +268,9 @@ def _add_scale_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_CHUNK_CONTACTS,
         metavar="N",
-        help="process the purchase log in chunks of about N contacts, written to Parquet "
-        "files in --work-dir; two chunks are scored at once, so memory holds about two "
-        "(default: %(default)s)",
+        help="predict: score the purchase log in chunks of about N contacts, written to "
+        "Parquet files in --work-dir; two chunks are scored at once, so memory holds about "
+        "two (default: %(default)s; train writes no chunks)",
     )
     group.add_argument(
         "--work-dir",

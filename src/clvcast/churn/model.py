@@ -183,9 +183,9 @@ def build_training_set(
     )
     frames, labels = [], []
     first = series.purchases["date"].min() if not series.purchases.empty else None
-    for cutoff in cutoffs:
-        if first is None or first > cutoff:
-            continue
+    usable = [cutoff for cutoff in cutoffs if first is not None and first <= cutoff]
+    series.prefetch(usable)
+    for cutoff in usable:
         features, _ = series.features(cutoff)
         frames.append(features.assign(cutoff=cutoff))
         labels.append(series.labels(cutoff))
@@ -276,6 +276,7 @@ def compare_scorers(
     y, high = validation.labels, validation.high_value
     base = validation.risks.get(BASELINE)
     base_auc = _BootstrapAuc(y, base) if base is not None else None
+    base_draws: list[float] = []  # BG/NBD's AUC on each resample, the same for every challenger
     rows = {}
     for name, risk in validation.risks.items():
         row = {
@@ -291,9 +292,11 @@ def compare_scorers(
             row["log_loss_gain"] = float(gain.mean())
             risk_auc = _BootstrapAuc(y, risk)
             mean_gains, auc_gains = [], []
-            for counts in _resamples(len(y), rounds, seed):
+            for draw, counts in enumerate(_resamples(len(y), rounds, seed)):
+                if draw == len(base_draws):  # the first challenger computes BG/NBD's AUCs
+                    base_draws.append(base_auc(counts))
                 mean_gains.append(counts @ gain / len(y))
-                auc_gains.append(risk_auc(counts) - base_auc(counts))
+                auc_gains.append(risk_auc(counts) - base_draws[draw])
             row["log_loss_gain_lower"] = float(np.quantile(mean_gains, BOOTSTRAP_LOWER_QUANTILE))
             row["auc_gain"] = row["roc_auc"] - _auc(y, base)
             row["auc_gain_lower"] = float(np.nanquantile(auc_gains, BOOTSTRAP_LOWER_QUANTILE))

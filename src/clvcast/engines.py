@@ -120,8 +120,8 @@ def training_data(
         return
     # Training needs the summary and the churn sample only: both are read where ingestion
     # left the purchase days, without the chunk files that scoring needs (at 100M rows their
-    # join and ten sorted writes take about 40 s). Ingestion at read.as_of dropped (and
-    # counted) every later row already.
+    # join and ten sorted writes took 70-75 s in session 12). Ingestion at read.as_of dropped
+    # (and counted) every later row already.
     with contextlib.ExitStack() as stack:
         with step(f"reading and checking {_name(transactions)}"):
             connection, report = stack.enter_context(ingested(transactions, read))

@@ -96,8 +96,9 @@ def concordance_index(
 
     A pair is comparable when the shorter time is an observed event; it is concordant when
     that contact also has the shorter predicted time (ties in prediction count one half).
-    O(n log n): events sorted by time, predictions of longer-lived contacts counted with a
-    sorted array.
+    Contacts are sorted by time once; each observed event then compares its prediction with
+    those of the longer-lived contacts in one numpy pass, so the work grows with events
+    times contacts (vectorised, not O(n log n)).
     """
     times = np.asarray(event_times, dtype=float)
     predicted = np.asarray(predicted_times, dtype=float)

@@ -215,6 +215,29 @@ def test_concordance_index_small_cases():
     assert concordance_index(times, np.ones(4), observed) == 0.5
 
 
+def test_concordance_index_equals_the_count_over_every_pair():
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        n = int(rng.integers(2, 40))
+        # Whole days with ties, or distinct times; predictions with ties, NaN and inf.
+        times = rng.integers(1, 6, n).astype(float) if trial % 2 else rng.random(n)
+        predicted = rng.integers(0, 4, n).astype(float)
+        predicted[rng.random(n) < 0.1] = np.nan
+        predicted[rng.random(n) < 0.1] = np.inf
+        observed = rng.random(n) < 0.6
+        concordant = comparable = 0.0
+        for i in range(n):
+            for j in range(n):
+                if observed[i] and times[j] > times[i]:
+                    comparable += 1
+                    if predicted[j] > predicted[i]:
+                        concordant += 1
+                    elif predicted[j] == predicted[i]:
+                        concordant += 0.5
+        expected = concordant / comparable if comparable else np.nan
+        np.testing.assert_equal(concordance_index(times, predicted, observed), expected)
+
+
 def test_contact_table_with_churn_columns(cdnow_log):
     model = ChurnModel(n_cutoffs=3)
     result = build_contact_table(cdnow_log, "1998-06-30", churn_model=model)

@@ -109,20 +109,19 @@ def concordance_index(
     observed = np.asarray(observed, dtype=bool)
     order = np.argsort(times, kind="stable")
     times, predicted, observed = times[order], predicted[order], observed[order]
-    starts = np.flatnonzero(np.r_[True, times[1:] != times[:-1]]) if len(times) else []
-    ends = np.r_[starts[1:], len(times)] if len(times) else []
+    starts = np.flatnonzero(np.r_[True, times[1:] != times[:-1]])  # groups of equal times
+    ends = np.r_[starts[1:], len(times)]
     later = np.empty(0)  # the sorted, non-NaN predictions of contacts with a longer time
-    later_contacts = 0  # those contacts, NaN predictions included
     concordant = comparable = 0.0
     for first, last in zip(starts[::-1], ends[::-1], strict=True):
         group = predicted[first:last]
         events = group[observed[first:last]]
-        if events.size and later_contacts:
+        longer = len(times) - last  # contacts with a longer time, NaN predictions included
+        if events.size and longer:
             up_to = np.searchsorted(later, events, side="right")
             below = np.searchsorted(later, events, side="left")
-            comparable += events.size * later_contacts
+            comparable += events.size * longer
             concordant += float(np.sum(later.size - up_to)) + 0.5 * float(np.sum(up_to - below))
-        later_contacts += last - first
         added = np.sort(group[~np.isnan(group)])
         later = np.insert(later, np.searchsorted(later, added), added)
     return concordant / comparable if comparable else float("nan")

@@ -17,6 +17,7 @@ from clvcast.data import (
     parse_as_of,
     read_contacts,
     read_transactions,
+    rules,
 )
 from clvcast.errors import InputError
 
@@ -224,6 +225,43 @@ def test_duplicates_policy_keep_drop_error():
     assert dropped.purchases["amount"].tolist() == [10.0, 1.0]
     with pytest.raises(InputError, match="1 rows are exact duplicates"):
         read_transactions(data, duplicates="error")
+
+
+def test_duplicates_are_whole_rows_on_or_before_the_as_of_day():
+    rows = [
+        ("a", "2024-01-01", 10.0, "web"),
+        ("a", "2024-01-01", 10.0, "web"),  # the one duplicate
+        ("a", "2024-01-01", 5.0, "web"),  # a third line that day, not equal to the others
+        ("b", "2024-01-03", 7.0, "web"),
+        ("b", "2024-01-03", 8.0, "web"),
+        ("d", "2024-01-05", 4.0, "web"),
+        ("d", "2024-01-05", 4.0, "shop"),  # differs only in a column clvcast does not read
+        ("c", "2024-03-01", 9.0, "web"),
+        ("c", "2024-03-01", 9.0, "web"),  # repeated after the as-of day: the future
+    ]
+    data = frame(rows, columns=("contact_id", "date", "amount", "channel"))
+    as_of = "2024-02-01"
+    kept = read_transactions(data, as_of=as_of)
+    assert kept.report.dropped == {REASON_AFTER_AS_OF: 2}
+    assert [n for n in kept.report.notes if "duplicates" in n] == [rules.duplicates_kept_note(1)]
+    assert kept.purchases["amount"].tolist() == [25.0, 15.0, 8.0]
+    assert accounted(kept.report)
+
+    dropped = read_transactions(data, as_of=as_of, duplicates="drop")
+    assert dropped.report.dropped == {REASON_DUPLICATE: 1, REASON_AFTER_AS_OF: 2}
+    assert dropped.purchases["amount"].tolist() == [15.0, 15.0, 8.0]
+    assert accounted(dropped.report)
+    with pytest.raises(InputError, match=r"1 rows are exact duplicates .*\(row 2: \"a\"\)"):
+        read_transactions(data, as_of=as_of, duplicates="error")
+    # Without an as-of day, the repeated future row is a duplicate too.
+    assert rules.duplicates_kept_note(2) in read_transactions(data).report.notes
+
+    # With refunds to net, the purchase days come from another pass: the same count.
+    refund = frame([("b", "2024-01-03", -3.0, "web")], columns=data.columns)
+    netted = read_transactions(pd.concat([data, refund]), as_of=as_of, nonpositive="net")
+    assert rules.duplicates_kept_note(1) in netted.report.notes
+    assert netted.purchases["amount"].tolist() == [25.0, 12.0, 8.0]
+    assert accounted(netted.report)
 
 
 def test_unknown_policy_is_refused():

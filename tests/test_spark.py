@@ -87,6 +87,7 @@ def test_spark_applies_the_same_policies(spark, tmp_path):
         ("  ", "2024-01-03", "1"),
         ("c", "2024-01-04", "12,50"),
         ("c", "2024-02-04", "7"),
+        ("c", "2024-02-04", "7"),  # a duplicate after the as-of day of the second policies
     ]
     path = tmp_path / "t.csv"
     pd.DataFrame(rows, columns=["contact_id", "date", "amount"]).to_csv(path, index=False)

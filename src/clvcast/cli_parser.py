@@ -192,7 +192,7 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         "--duplicates",
         choices=["keep", "drop", "error"],
         default="keep",
-        help="rows identical in every column (default: %(default)s)",
+        help="rows identical in every column, on or before --as-of (default: %(default)s)",
     )
     group.add_argument(
         "--drop-invalid",

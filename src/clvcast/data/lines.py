@@ -75,22 +75,32 @@ def _total(runner: SqlRunner, sql: str) -> int:
 
 
 def purchase_days(
-    runner: SqlRunner, nonpositive: str, report: IngestionReport, *, orders: bool
-) -> None:
+    runner: SqlRunner,
+    nonpositive: str,
+    report: IngestionReport,
+    *,
+    orders: bool,
+    mark: str | None = None,
+) -> bool:
     """Make the table ``daily`` from the view ``lines`` (see the module docstring) and record
-    where every line went in ``report``."""
+    where every line went in ``report``.
+
+    ``mark`` is an aggregate over a contact-day's lines (with their column ``h``): in the
+    common case, where one grouping of the lines makes the purchase days, ``daily`` gets it
+    as the column ``mark`` from that same pass, and the result is True.
+    """
     if orders:
         kept, refunds = _orders(runner, report)
     else:  # each line is its own order: one pass groups them into days below
         kept = f"""(SELECT contact_id, day, {_LINE_MONEY} AS amount, w AS size,
-                          CAST(0 AS BIGINT) AS netted
+                          CAST(0 AS BIGINT) AS netted{", h" if mark else ""}
                    FROM lines WHERE amount > 0)"""
         refunds = "(SELECT contact_id, day, amount, w FROM lines WHERE amount <= 0)"
     unmatched = _total(runner, f"SELECT SUM(w) FROM {refunds} AS r")
     if not orders and not unmatched:
         # The common case, at the speed of one GROUP BY: no refunds to place.
-        runner.table("daily", _days_of(kept, netted=False))
-        return
+        runner.table("daily", _days_of(kept, netted=False, mark=mark))
+        return mark is not None
 
     # 3. The other refunds, by policy; 4. purchase days.
     if unmatched and nonpositive == "net":
@@ -115,6 +125,7 @@ def purchase_days(
         if unmatched:
             report.dropped[REASON_NONPOSITIVE] = unmatched
         runner.table("daily", _days_of(kept))
+    return False
 
 
 def _orders(runner: SqlRunner, report: IngestionReport) -> tuple[str, str]:
@@ -157,11 +168,16 @@ def _orders(runner: SqlRunner, report: IngestionReport) -> tuple[str, str]:
     return "kept_orders", refunds
 
 
-def _days_of(table: str, where: str = "TRUE", *, netted: bool = True) -> str:
-    """The purchase days of ``table``'s orders; ``netted=False`` when none has refunds."""
+def _days_of(
+    table: str, where: str = "TRUE", *, netted: bool = True, mark: str | None = None
+) -> str:
+    """The purchase days of ``table``'s orders; ``netted=False`` when none has refunds;
+    ``mark``, an aggregate over a day's rows, becomes the column ``mark``."""
     lines = "SUM(netted)" if netted else "0"
+    marked = f", {mark} AS mark" if mark else ""
     return f"""SELECT contact_id, day, CAST(SUM(amount) AS {_MONEY}) AS amount,
-                      CAST(SUM(size) AS {_COUNT}) AS size, CAST({lines} AS {_COUNT}) AS netted
+                      CAST(SUM(size) AS {_COUNT}) AS size,
+                      CAST({lines} AS {_COUNT}) AS netted{marked}
                FROM {table} AS k WHERE {where} GROUP BY contact_id, day"""
 
 

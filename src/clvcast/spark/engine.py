@@ -334,8 +334,11 @@ def _aggregate(
     last_year = None if as_of_day is None else as_of_day.year + 1
     early_day = F.lit(rules.EARLIEST_PLAUSIBLE).cast("date")
     late_day = F.lit(f"{last_year or 9999}-12-31").cast("date")
+    # Duplicates count among the usable rows on or before the as-of day, as in the local
+    # engine; a repeated row after it is one more row after the as-of date.
+    in_window = F.lit(True) if as_of_day is None else F.col("day") <= F.lit(as_of_day.date())
     n_dup, early, earliest, late, latest = usable.agg(
-        F.coalesce(F.sum(F.col("n") - 1), F.lit(0)),
+        F.coalesce(F.sum(F.when(in_window, F.col("n") - 1)), F.lit(0)),
         F.sum(F.when(F.col("day") < early_day, F.col("n"))),
         F.min("day"),
         F.sum(F.when(F.col("day") > late_day, F.col("n"))),
@@ -345,7 +348,7 @@ def _aggregate(
     rules.implausible_dates(report, int(early or 0), earliest, int(late or 0), latest, last_year)
     weight = F.col("n")
     if n_dup and options.duplicates == "error":
-        examples = _examples(usable.where(F.col("n") > 1), "contact_id", n_dup)
+        examples = _examples(usable.where((F.col("n") > 1) & in_window), "contact_id", n_dup)
         raise rules.duplicate_rows(name, n_dup, examples)
     if n_dup and options.duplicates == "drop":
         report.dropped[REASON_DUPLICATE] = n_dup
@@ -355,14 +358,14 @@ def _aggregate(
     usable = usable.withColumn("w", weight.cast("bigint"))
     if options.nonpositive == "error":
         nonpositive = usable.where(F.col("amount") <= 0)
-        count = int(nonpositive.agg(F.coalesce(F.sum("w"), F.lit(0))).collect()[0][0])
+        count = int(nonpositive.agg(F.coalesce(F.sum("n"), F.lit(0))).collect()[0][0])
         if count:
             examples = _examples(nonpositive, "raw_amount", count)
             raise rules.nonpositive_rows(name, count, options.amount_label, examples)
     if as_of_day is not None:
         end = F.lit(as_of_day.date())
         future = usable.where(F.col("day") > end)
-        count = int(future.agg(F.coalesce(F.sum("w"), F.lit(0))).collect()[0][0])
+        count = int(future.agg(F.coalesce(F.sum("n"), F.lit(0))).collect()[0][0])
         if count:
             report.dropped[REASON_AFTER_AS_OF] = count
             usable = usable.where(F.col("day") <= end)

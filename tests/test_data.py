@@ -264,6 +264,28 @@ def test_duplicates_are_whole_rows_on_or_before_the_as_of_day():
     assert accounted(netted.report)
 
 
+@pytest.mark.parametrize("nonpositive", ["drop", "net", "net-contact"])
+def test_contacts_are_counted_from_their_kept_purchase_days(nonpositive):
+    rows = [
+        ("a", "2024-01-01", "10"),
+        ("a", "2024-03-01", "5"),  # after the as-of day
+        ("f", "2024-03-02", "8"),  # every row after the as-of day
+        ("r", "2024-01-02", "-4"),  # only a refund
+        ("n", "2024-01-03", "12"),
+        ("n", "2024-01-03", "-12"),  # netted to zero the same day
+        ("x", "2024-01-04", "oops"),  # only an unparseable amount
+        ("b", "2024-01-05", "7"),
+    ]
+    log = read_transactions(
+        frame(rows), as_of="2024-02-01", invalid="drop", nonpositive=nonpositive
+    )
+    buyers = log.purchases["contact_id"].nunique()
+    assert buyers == (3 if nonpositive == "drop" else 2)  # a, b, and n unless netted away
+    assert log.report.contacts == buyers
+    assert log.report.contacts_without_purchase == 6 - buyers
+    assert accounted(log.report)
+
+
 def test_unknown_policy_is_refused():
     with pytest.raises(InputError, match="nonpositive='refund'"):
         read_transactions(frame([("a", "2024-01-01", 1.0)]), nonpositive="refund")

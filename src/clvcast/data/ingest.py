@@ -237,18 +237,19 @@ def _normal_id(text: str, id_case: str) -> str:
     return f"lower({trimmed})" if id_case == "lower" else trimmed
 
 
-def _group_contacts(connection: duckdb.DuckDBPyConnection, table: str) -> int:
+def _group_contacts(connection: duckdb.DuckDBPyConnection, table: str, buying: str = "TRUE") -> int:
     """(Re)make the table ``contacts``: the distinct contact ids of ``table``, grouped on
-    every core (``COUNT(DISTINCT)`` runs on one). Returns how many there are."""
+    every core (``COUNT(DISTINCT)`` runs on one), with ``buys``: whether any of the
+    contact's rows meets the condition ``buying``. Returns how many contacts there are."""
     connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE contacts AS SELECT contact_id FROM {table} "
-        "WHERE contact_id IS NOT NULL GROUP BY contact_id"
+        f"CREATE OR REPLACE TEMP TABLE contacts AS SELECT contact_id, bool_or({buying}) AS buys "
+        f"FROM {table} WHERE contact_id IS NOT NULL GROUP BY contact_id"
     )
     return int(_scalar(connection, "SELECT COUNT(*) FROM contacts"))
 
 
 def _normalise_ids(
-    connection: duckdb.DuckDBPyConnection, name: str, column: str, id_case: str
+    connection: duckdb.DuckDBPyConnection, name: str, column: str, id_case: str, buying: str
 ) -> int:
     """Finish the contact ids of the ``typed`` table; return how many distinct ids it has.
     The table ``contacts`` then holds them, one row per id.
@@ -263,7 +264,7 @@ def _normalise_ids(
     upper-case letter; most id columns have neither and need nothing more. When the ids
     change, ``contacts`` is grouped again.
     """
-    contacts = _group_contacts(connection, "typed")
+    contacts = _group_contacts(connection, "typed", buying)
     normal = _normal_id("contact_id", id_case)
     check = f"""SELECT bool_or(contains(contact_id, '.')), bool_or(contact_id <> lower(contact_id)),
                       bool_or(contact_id IS DISTINCT FROM {normal})
@@ -275,7 +276,7 @@ def _normalise_ids(
                                  problem = CASE WHEN {normal} IS NULL THEN 1 ELSE problem END
                 WHERE contact_id IS DISTINCT FROM {normal}"""
         )
-        contacts = _group_contacts(connection, "typed")
+        contacts = _group_contacts(connection, "typed", buying)
         dotted, upper, _ = connection.execute(check).fetchall()[0]
     if not dotted and not (upper and id_case != "lower"):
         return contacts
@@ -290,7 +291,7 @@ def _normalise_ids(
             "UPDATE typed SET contact_id = regexp_replace(contact_id, '\\.0+$', '') "
             "WHERE contact_id IS NOT NULL"
         )
-        return _group_contacts(connection, "typed")
+        return _group_contacts(connection, "typed", buying)
     if twins and id_case != "lower":
         first, second = connection.execute(
             """SELECT MIN(c), MAX(c) FROM (SELECT contact_id AS c FROM contacts)
@@ -827,7 +828,8 @@ def _ingest(
               FROM {rows_of} {typed.join})
         """
     )
-    all_contacts = _normalise_ids(connection, name, contact_col, options.id_case)
+    buying = f"problem = 0 AND amount > 0 AND {_on_or_before('day', as_of_day)}"
+    all_contacts = _normalise_ids(connection, name, contact_col, options.id_case, buying)
     # Per problem code, in one pass: rows, and for the usable rows the duplicates on or before
     # the as-of day (distinct rows only), the implausible and future dates and the refunds.
     rows = "n" if distinct else "1"
@@ -938,7 +940,14 @@ def _ingest(
     # dropped (a row without contact id or a duplicate removes no contact).
     contacts = all_contacts
     if set(report.dropped) - _CONTACT_KEEPING_DROPS:
-        contacts = _group_contacts(connection, "daily")
+        if options.order_col is None and nonpositive in ("drop", "error"):
+            # No netting: a contact has a purchase day exactly when one of its rows is a
+            # purchase line, which the first grouping marked (``buys``). That spares a
+            # second grouping (20M rows: 0.6 s).
+            connection.execute("DELETE FROM contacts WHERE NOT buys")
+            contacts = int(_scalar(connection, "SELECT COUNT(*) FROM contacts"))
+        else:
+            contacts = _group_contacts(connection, "daily")
     rules.finish_report(
         report,
         days=days,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import warnings
 
 import joblib
@@ -144,6 +145,23 @@ def test_new_and_one_time_buyers_get_finite_forecasts(master_forecaster):
         forecast.loc["bought today", "predicted_purchases_360d"]
         > forecast.loc["one-timer", "predicted_purchases_360d"]
     )
+
+
+def test_a_forecast_that_is_not_a_number_is_refused(master_forecaster, master_summary):
+    broken = copy.deepcopy(master_forecaster)
+    # Parameters no fit returns (alpha = 0 divides by zero for a contact with T = 0),
+    # standing in for any formula that meets a case it cannot compute.
+    broken.bgnbd_.params_ = broken.bgnbd_.params_.copy()
+    broken.bgnbd_.params_["alpha"] = 0.0
+    fresh = pd.DataFrame(
+        {"frequency": [0, 2], "recency": [0.0, 30.0], "T": [0.0, 90.0],
+         "monetary_value": [0.0, 20.0]},
+        index=["bought today", "repeat"],
+    )  # fmt: skip
+    refusal = r"not a finite number for 1 of 2 contacts \(first: 'bought today'"
+    with np.errstate(all="ignore"), pytest.raises(ModelError, match=refusal):
+        broken.predict(fresh)
+    assert np.isfinite(master_forecaster.predict(master_summary).to_numpy()).all()
 
 
 def test_heavy_buyers_do_not_overflow(master_forecaster):

@@ -14,6 +14,7 @@ from clvcast.data import (
     REASON_MISSING_CONTACT,
     REASON_NET_NONPOSITIVE,
     REASON_NONPOSITIVE,
+    ingest,
     parse_as_of,
     read_contacts,
     read_transactions,
@@ -227,7 +228,16 @@ def test_duplicates_policy_keep_drop_error():
         read_transactions(data, duplicates="error")
 
 
-def test_duplicates_are_whole_rows_on_or_before_the_as_of_day():
+@pytest.fixture(params=["row hashes", "grouped rows"])
+def duplicate_path(request, monkeypatch):
+    """Both ways of counting exact duplicates: by row hash in the suspect contact-days
+    (inputs that fit DuckDB's memory), and by grouping every row by every column."""
+    if request.param == "grouped rows":
+        monkeypatch.setattr(ingest, "_HASH_PATH_BYTES_PER_ROW", 10**18)
+    return request.param
+
+
+def test_duplicates_are_whole_rows_on_or_before_the_as_of_day(duplicate_path):
     rows = [
         ("a", "2024-01-01", 10.0, "web"),
         ("a", "2024-01-01", 10.0, "web"),  # the one duplicate
@@ -265,7 +275,7 @@ def test_duplicates_are_whole_rows_on_or_before_the_as_of_day():
 
 
 @pytest.mark.parametrize("nonpositive", ["drop", "net", "net-contact"])
-def test_contacts_are_counted_from_their_kept_purchase_days(nonpositive):
+def test_contacts_are_counted_from_their_kept_purchase_days(nonpositive, duplicate_path):
     rows = [
         ("a", "2024-01-01", "10"),
         ("a", "2024-03-01", "5"),  # after the as-of day
@@ -284,6 +294,15 @@ def test_contacts_are_counted_from_their_kept_purchase_days(nonpositive):
     assert log.report.contacts == buyers
     assert log.report.contacts_without_purchase == 6 - buyers
     assert accounted(log.report)
+
+
+def test_both_duplicate_counts_read_cdnow_alike(cdnow_raw, monkeypatch):
+    by_hash = read_transactions(cdnow_raw, date_format="%Y%m%d", as_of="1998-03-31")
+    monkeypatch.setattr(ingest, "_HASH_PATH_BYTES_PER_ROW", 10**18)
+    grouped = read_transactions(cdnow_raw, date_format="%Y%m%d", as_of="1998-03-31")
+    assert by_hash.report.to_dict() == grouped.report.to_dict()
+    assert any("exact duplicates" in note for note in by_hash.report.notes)
+    pd.testing.assert_frame_equal(by_hash.purchases, grouped.purchases)
 
 
 def test_unknown_policy_is_refused():

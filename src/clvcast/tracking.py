@@ -35,8 +35,13 @@ from mlflow.tracking import MlflowClient
 
 from clvcast import __version__
 from clvcast.data import read_transactions
-from clvcast.errors import ClvcastError, InputError
-from clvcast.pipeline import CLVPipeline
+from clvcast.errors import ClvcastError
+from clvcast.pipeline import (
+    CLVPipeline,
+    LoadedModel,
+    is_mlflow_reference,
+    load_model_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -406,16 +411,6 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
-@dataclass
-class LoadedModel:
-    """A pipeline and where it came from (for the scored table's model columns)."""
-
-    pipeline: CLVPipeline
-    name: str
-    version: str
-    uri: str
-
-
 MODEL_ARTIFACT = "pipeline.model"  # the safe model file inside the logged MLflow model
 # The pyfunc model's code (MLflow's models from code): logged as a file, never imported here.
 PYFUNC_MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -436,14 +431,8 @@ def load_model(
     code from the artifact store. Models logged by earlier clvcast versions hold a pickle and
     need ``trust_model_file=True`` (``--trust-model-file``).
     """
-    if not model.startswith(("models:/", "runs:/")):
-        if "://" in model or model.startswith(("models:", "runs:")):
-            raise InputError(
-                f"--model {model}: use models:/NAME@ALIAS, models:/NAME/VERSION, "
-                "runs:/RUN_ID/model or the path of a model file."
-            )
-        pipeline = CLVPipeline.load(model, trust_model_file=trust_model_file)
-        return LoadedModel(pipeline, Path(model).stem, "file", str(Path(model)))
+    if not is_mlflow_reference(model):
+        return load_model_file(model, trust_model_file=trust_model_file)
     return MlflowStore.of(tracking_uri).load(model, trust_model_file=trust_model_file)
 
 

@@ -180,15 +180,16 @@ def _source_name(transactions: Transactions, read: ReadOptions | None = None) ->
 
 
 def load(model: Any, store: Any = None, *, trust_model_file: bool = False) -> Any:
-    """A :class:`~clvcast.tracking.LoadedModel` from a URI, a model file path, a fitted
+    """A :class:`~clvcast.pipeline.LoadedModel` from a URI, a model file path, a fitted
     pipeline or a LoadedModel."""
-    from clvcast.pipeline import CLVPipeline
-    from clvcast.tracking import LoadedModel
+    from clvcast.pipeline import CLVPipeline, LoadedModel, is_mlflow_reference, load_model_file
 
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, CLVPipeline):
         return LoadedModel(model, "pipeline", "memory", "in memory")
+    if not is_mlflow_reference(str(model)):  # a model file: no MLflow import (1.5 s)
+        return load_model_file(str(model), trust_model_file=trust_model_file)
     from clvcast.tracking import load_model
 
     return load_model(str(model), store, trust_model_file=trust_model_file)

@@ -409,6 +409,28 @@ def test_bgnbd_without_dropout_says_so_in_words(tmp_path):
     assert "RuntimeWarning" not in result.stderr and "encountered" not in result.stderr
 
 
+def test_a_fit_without_uncertainty_has_the_same_parameters_and_no_errors(master_summary):
+    # A churn snapshot's BG/NBD is used for its predictions only: no standard errors, and no
+    # warning resting on them (here the dropout part is weak and would warn).
+    from clvcast.errors import ModelWarning
+    from clvcast.models.simulate import simulate_transactions
+
+    full = BetaGeoModel().fit(master_summary)
+    bare = BetaGeoModel().fit(master_summary, uncertainty=False)
+    pd.testing.assert_series_equal(bare.params_, full.params_)
+    assert full.standard_errors_.notna().all() and bare.standard_errors_.isna().all()
+    assert bare.covariance_.isna().all().all()
+    steady = simulate_transactions(
+        3_000, (0.3, 40.0, 0.001, 50.0), (6.0, 4.0, 15.0), end="2023-12-31"
+    )
+    summary = summarize(steady, "2023-12-31")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModelWarning)
+        BetaGeoModel().fit(summary, uncertainty=False)
+    with pytest.warns(ModelWarning, match="almost no sign of customers leaving"):
+        BetaGeoModel().fit(summary)
+
+
 def test_gamma_gamma_with_equal_amounts_gives_no_raw_warning():
     summary = simulate_summary(2_000, (0.3, 40.0, 0.8, 2.5), seed=1)
     summary["monetary_value"] = np.where(summary["frequency"] > 0, 1.0, 0.0)

@@ -158,7 +158,7 @@ def snapshot_context(summary: pd.DataFrame) -> SnapshotContext:
         warnings.simplefilter("ignore")
         scorer = RFMScorer().fit(summary)
         try:
-            bgnbd = BetaGeoModel().fit(summary)
+            bgnbd = BetaGeoModel().fit(summary, uncertainty=False)
         except ModelError:
             bgnbd = None
     return SnapshotContext(scorer=scorer, bgnbd=bgnbd)

@@ -92,7 +92,7 @@ def bgnbd_objective(
     """
     r, alpha, a, b = np.exp(log_params)
     d = data
-    w, n = d.weights, d.n_contacts
+    n = d.n_contacts
     # once per distinct x
     x = d.x
     b_x1 = b + np.maximum(x, 1) - 1
@@ -106,31 +106,27 @@ def bgnbd_objective(
         - gammaln(b)
         - gammaln(a + b + x)
     )
-    # once per distinct T and t_x, then per row
-    log_alpha_T = np.log(alpha + d.T)[d.T_code]
-    log_alpha_tx = np.log(alpha + d.t_x)[d.t_x_code]
-    r_x = (r + x)[d.x_code]
-    a3 = -r_x * log_alpha_T
-    gap = log_alpha_T - log_alpha_tx
-    a4_minus_a3 = log_odds_x[d.x_code] + r_x * gap
-    ll = np.dot(d.x_weight, a1_a2) + np.dot(w, a3 + np.logaddexp(0.0, a4_minus_a3))
+    # once per distinct T and t_x
+    per_x = (r + x, log_odds_x)
+    per_T = (np.log(alpha + d.T), 1.0 / (alpha + d.T))
+    per_tx = (np.log(alpha + d.t_x), 1.0 / (alpha + d.t_x))
+    # then per row, a block at a time (see ROW_BLOCK)
+    sums = np.zeros(5)
+    w4_by_x = np.zeros(len(x))
+    for start in range(0, len(d.weights), ROW_BLOCK):
+        rows = slice(start, start + ROW_BLOCK)
+        block_sums, block_w4 = _bgnbd_row_sums(d, rows, per_x, per_T, per_tx)
+        sums += block_sums
+        w4_by_x += block_w4
+    ll_rows, w_log_alpha_T, w4_gap, w_r_x_inverse_T, w4_r_x_inverse_gap = sums
+    ll = np.dot(d.x_weight, a1_a2) + ll_rows
     value = -ll / n
 
     # d LL / d theta for theta = r, alpha, a, b; per row w3 = 1 - w4
-    w_w4 = w * expit(a4_minus_a3)
-    w4_by_x = np.bincount(d.x_code, w_w4, minlength=len(x))
     psi_ab_x = digamma(a + b + x)
     psi_ab = digamma(a + b)
-    d_r = (
-        np.dot(d.x_weight, digamma(r + x) - digamma(r) + np.log(alpha))
-        - np.dot(w, log_alpha_T)
-        + np.dot(w_w4, gap)
-    )
-    inverse_T = (1.0 / (alpha + d.T))[d.T_code]
-    inverse_tx = (1.0 / (alpha + d.t_x))[d.t_x_code]
-    d_alpha = (
-        n * r / alpha - np.dot(w * r_x, inverse_T) + np.dot(w_w4 * r_x, inverse_T - inverse_tx)
-    )
+    d_r = np.dot(d.x_weight, digamma(r + x) - digamma(r) + np.log(alpha)) - w_log_alpha_T + w4_gap
+    d_alpha = n * r / alpha - w_r_x_inverse_T + w4_r_x_inverse_gap
     d_a = np.dot(d.x_weight, psi_ab - psi_ab_x) + w4_by_x.sum() / a
     d_b = np.dot(d.x_weight, psi_ab + digamma(b + x) - digamma(b) - psi_ab_x) - np.dot(
         w4_by_x, 1.0 / b_x1
@@ -139,6 +135,46 @@ def bgnbd_objective(
     gradient = -np.array([d_r, d_alpha, d_a, d_b]) / n
     gradient = gradient * params + 2.0 * penalizer * params**2
     return float(value + penalizer * np.sum(params**2)), gradient
+
+
+# Rows of the BG/NBD objective are summed in blocks: each block's dozen temporaries stay in
+# the CPU cache instead of streaming millions of rows through memory a dozen times. On the
+# 3.8M distinct rows of 10M contacts an evaluation took 0.15 s in blocks of 2**16 rows
+# against 0.20-0.25 s in one piece (2**18: 0.18 s, 2**20: 0.16 s). Fixed, not tuned to the
+# machine, so that the sums (and the fit) are the same everywhere.
+ROW_BLOCK = 2**16
+
+
+def _bgnbd_row_sums(
+    d: BGNBDData,
+    rows: slice,
+    per_x: tuple[np.ndarray, np.ndarray],
+    per_T: tuple[np.ndarray, np.ndarray],
+    per_tx: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-row sums of :func:`bgnbd_objective` over ``rows``: ``sum w (A3 + softplus(D))``,
+    ``sum w ln(alpha+T)``, ``sum w w4 (ln(alpha+T) - ln(alpha+t_x))``,
+    ``sum w (r+x) / (alpha+T)``, ``sum w w4 (r+x) (1/(alpha+T) - 1/(alpha+t_x))``, and
+    ``sum w w4`` per distinct x."""
+    r_plus_x, log_odds_x = per_x
+    x_code, w = d.x_code[rows], d.weights[rows]
+    T_code, t_x_code = d.T_code[rows], d.t_x_code[rows]
+    log_alpha_T = per_T[0][T_code]
+    r_x = r_plus_x[x_code]
+    gap = log_alpha_T - per_tx[0][t_x_code]
+    a4_minus_a3 = log_odds_x[x_code] + r_x * gap
+    w_w4 = w * expit(a4_minus_a3)
+    inverse_T = per_T[1][T_code]
+    sums = np.array(
+        [
+            np.dot(w, np.logaddexp(0.0, a4_minus_a3) - r_x * log_alpha_T),
+            np.dot(w, log_alpha_T),
+            np.dot(w_w4, gap),
+            np.dot(w * r_x, inverse_T),
+            np.dot(w_w4 * r_x, inverse_T - per_tx[1][t_x_code]),
+        ]
+    )
+    return sums, np.bincount(x_code, w_w4, minlength=len(r_plus_x))
 
 
 @dataclass(frozen=True)

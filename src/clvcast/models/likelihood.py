@@ -22,13 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
 
 def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct values and, for each element, the index of its value among them."""
-    distinct, codes = np.unique(values, return_inverse=True)
-    return distinct, codes.reshape(-1)
+    """Sorted distinct values and, for each element, the index of its value among them.
+
+    By hashing (``pd.factorize``), then sorting the few distinct values: ``np.unique`` sorts
+    every element, 0.44-0.57 s against 0.03 s for the 3.8M rows of 10M contacts."""
+    codes, distinct = pd.factorize(values, sort=True, use_na_sentinel=False)
+    return np.asarray(distinct), codes
 
 
 @dataclass(frozen=True)

@@ -210,8 +210,10 @@ class BetaGeoModel(Estimator):
         self.fit_attempts_ = result.attempts
         self.penalizer_used_ = result.penalizer
         if uncertainty:  # the warning rests on the standard errors
-            alive = probability_alive(self.params_tuple(), x, t_x, T)
-            warn_if_bgnbd_degenerate(self.params_, self.standard_errors_, float(np.mean(alive)))
+            # mean P(alive) over contacts, from the distinct rows and their counts
+            alive = probability_alive(self.params_tuple(), ux, utx, uT)
+            mean_alive = float(np.dot(weights, alive) / weights.sum())
+            warn_if_bgnbd_degenerate(self.params_, self.standard_errors_, mean_alive)
         return self
 
     # --- predictions, keyed by the summary's index -------------------------------------

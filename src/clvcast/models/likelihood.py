@@ -141,11 +141,12 @@ def bgnbd_objective(
     return float(value + penalizer * np.sum(params**2)), gradient
 
 
-# Rows of the BG/NBD objective are summed in blocks: each block's dozen temporaries stay in
-# the CPU cache instead of streaming millions of rows through memory a dozen times. On the
-# 3.8M distinct rows of 10M contacts an evaluation took 0.15 s in blocks of 2**16 rows
-# against 0.20-0.25 s in one piece (2**18: 0.18 s, 2**20: 0.16 s). Fixed, not tuned to the
-# machine, so that the sums (and the fit) are the same everywhere.
+# Rows of both objectives are summed in blocks: each block's temporaries stay in the CPU
+# cache instead of streaming millions of rows through memory again and again. BG/NBD, on the
+# 3.8M distinct rows of 10M contacts: 0.12 s an evaluation in blocks of 2**16 rows against
+# 0.15 s in one piece (2**18 and 2**20 rows were no better); Gamma-Gamma, on their 8.0M
+# repeat buyers: 0.027 s against 0.056 s (medians of six alternated runs). Fixed, not tuned
+# to the machine, so that the sums (and the fit) are the same everywhere.
 ROW_BLOCK = 2**16
 
 
@@ -237,11 +238,22 @@ def gamma_gamma_objective(
     d = data
     n = d.n_contacts
     px = p * d.x
-    shifted = d.spend + v
-    log_shifted = np.log(shifted)
-    inverse_shifted = 1.0 / shifted
-    sum_log = np.dot(d.weights, log_shifted)
-    sum_x_log = np.dot(d.x_weights, log_shifted)
+    # per row, a block at a time (see ROW_BLOCK): sums of w and w x times ln(xm + v) and
+    # 1 / (xm + v)
+    sums = np.zeros(4)
+    for start in range(0, len(d.weights), ROW_BLOCK):
+        rows = slice(start, start + ROW_BLOCK)
+        shifted = d.spend[rows] + v
+        log_shifted = np.log(shifted)
+        inverse_shifted = np.reciprocal(shifted, out=shifted)
+        w, wx = d.weights[rows], d.x_weights[rows]
+        sums += (
+            np.dot(w, log_shifted),
+            np.dot(wx, log_shifted),
+            np.dot(w, inverse_shifted),
+            np.dot(wx, inverse_shifted),
+        )
+    sum_log, sum_x_log, sum_inverse, sum_x_inverse = sums
     ll = (
         np.dot(d.x_weight, gammaln(px + q) - gammaln(px))
         + n * (q * np.log(v) - gammaln(q))
@@ -254,11 +266,7 @@ def gamma_gamma_objective(
     psi_px_q = digamma(px + q)
     d_p = np.dot(d.x_weight * d.x, psi_px_q - digamma(px)) + d.sum_x_log_spend - sum_x_log
     d_q = np.dot(d.x_weight, psi_px_q) + n * (np.log(v) - digamma(q)) - sum_log
-    d_v = (
-        n * q / v
-        - p * np.dot(d.x_weights, inverse_shifted)
-        - q * np.dot(d.weights, inverse_shifted)
-    )
+    d_v = n * q / v - p * sum_x_inverse - q * sum_inverse
     params = np.array([p, q, v])
     gradient = -np.array([d_p, d_q, d_v]) / n
     gradient = gradient * params + 2.0 * penalizer * params**2

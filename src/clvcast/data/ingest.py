@@ -162,13 +162,17 @@ def _on_or_before(column: str, as_of_day: pd.Timestamp | None) -> str:
     return "TRUE" if as_of_day is None else f"{column} <= {_literal(str(as_of_day.date()))}"
 
 
+def _input_columns(types: dict[str, str]) -> str:
+    """SQL list of every input column of a ``source`` row: what makes two rows duplicates."""
+    return ", ".join(f"source.{_quote(c)}" for c in types)
+
+
 def _row_hash(types: dict[str, str]) -> str:
     """SQL of a 32-bit hash of every input column of a ``source`` row (4 bytes a row, as
     few as the multiplicity it replaces: at 100M rows the typed rows and the contact-day
     aggregation must stay within DuckDB's memory budget). Equal hashes are only suspects;
     :func:`_count_duplicates` compares them in every column."""
-    columns = ", ".join(f"source.{_quote(c)}" for c in types)
-    return f"CAST(hash({columns}) >> 32 AS UINTEGER)"
+    return f"CAST(hash({_input_columns(types)}) >> 32 AS UINTEGER)"
 
 
 # DuckDB memory per input row that counting duplicates by row hash needs at once: the typed
@@ -217,7 +221,7 @@ def _count_duplicates(
     )
     if not _scalar(connection, "SELECT COUNT(*) FROM repeated_hashes"):
         return 0
-    every = ", ".join(f"source.{_quote(c)}" for c in types)
+    every = _input_columns(types)
     return int(
         _scalar(
             connection,
@@ -866,7 +870,7 @@ def _ingest(
     rows = "n" if distinct else "1"
     last_year = None if as_of_day is None else as_of_day.year + 1
     late_day = _literal(f"{last_year or 9999}-12-31")
-    future = "FALSE" if as_of_day is None else f"day > {_literal(str(as_of_day.date()))}"
+    future = f"NOT ({_on_or_before('day', as_of_day)})"
     repeats = f"SUM(n - 1) FILTER (WHERE {_on_or_before('day', as_of_day)})" if distinct else "0"
     by_problem = connection.execute(
         f"""SELECT problem, SUM({rows}), {repeats},
@@ -951,7 +955,7 @@ def _ingest(
         if marked:
             connection.execute("ALTER TABLE daily DROP COLUMN mark")
     if n_dup and duplicates == "error":
-        every = ", ".join(f"source.{_quote(c)}" for c in types)
+        every = _input_columns(types)
         examples = _examples_of(
             connection,
             f"""SELECT {_POSITION}, contact FROM (

@@ -193,7 +193,8 @@ class BetaGeoModel(Estimator):
                 bgnbd_objective, result.log_params, (data, result.penalizer), weights.sum(), params
             )
         else:
-            covariance, errors = np.full((len(PARAMS), len(PARAMS)), np.nan), np.full(4, np.nan)
+            covariance = np.full((len(PARAMS), len(PARAMS)), np.nan)
+            errors = np.full(len(PARAMS), np.nan)
         penalty = result.penalizer * float(np.sum(np.exp(result.log_params) ** 2))
         self.params_ = pd.Series(params, index=list(PARAMS), name="BG/NBD")
         self.covariance_ = pd.DataFrame(covariance, index=list(PARAMS), columns=list(PARAMS))

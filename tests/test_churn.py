@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from clvcast.churn import (
     FEATURE_COLUMNS,
@@ -17,8 +18,10 @@ from clvcast.churn import (
     risk_band,
     snapshot_features,
 )
+from clvcast.churn.booster import _binned_parts, booster_probability
 from clvcast.churn.features import (
     SnapshotSeries,
+    _history_statistics,
     days_to_next_purchase,
     days_to_no_purchase_median,
     no_purchase_labels,
@@ -499,3 +502,53 @@ def test_snapshots_computed_on_threads_equal_those_computed_one_at_a_time(cdnow_
         pd.testing.assert_frame_equal(features, expected)
         pd.testing.assert_series_equal(on_threads.labels(cutoff), one_by_one.labels(cutoff))
         assert model.params_.equals(expected_model.params_)
+
+
+def test_history_statistics_equal_a_plain_groupby(cdnow_part):
+    # The windows are summed over their own rows; a groupby over every row must agree.
+    cutoff = pd.Timestamp("1998-03-31")
+    log = cdnow_part[cdnow_part["date"] <= cutoff]
+    stats = _history_statistics(log, cutoff)
+    age = (cutoff - log["date"]).dt.days
+    grouped = log.assign(age=age).groupby("contact_id", sort=False)
+    gaps = log.groupby("contact_id")["date"].diff().dt.days
+    expected = pd.DataFrame(
+        {
+            "gap_std_days": gaps.groupby(log["contact_id"]).std(ddof=0),
+            "last_gap_days": gaps.groupby(log["contact_id"]).last(),
+            "purchases_last_30d": grouped["age"].apply(lambda a: float((a < 30).sum())),
+            "purchases_last_90d": grouped["age"].apply(lambda a: float((a < 90).sum())),
+            "purchases_prior_90d": grouped["age"].apply(lambda a: float(a.between(90, 179).sum())),
+            "spend_last_90d": grouped.apply(lambda g: g["amount"][g["age"] < 90].sum()),
+            "spend_prior_90d": grouped.apply(
+                lambda g: g["amount"][g["age"].between(90, 179)].sum()
+            ),
+        }
+    ).reindex(stats.index)
+    assert stats["purchases_last_90d"].sum() > 0 and stats["purchases_prior_90d"].sum() > 0
+    assert stats["gap_std_days"].notna().sum() > 1_000
+    pd.testing.assert_frame_equal(stats, expected, check_names=False, rtol=1e-9)
+
+
+def test_booster_risk_on_bins_equals_predict_proba(cdnow_part):
+    # The trees walked on the bins they were grown on give predict_proba's values exactly,
+    # with missing values (one-time buyers' gaps) and values beyond the training range.
+    features, labels = build_training_set(
+        cdnow_part, training_cutoffs(pd.Timestamp("1998-06-30"), horizon_days=90,
+                                     n_cutoffs=3, spacing_days=30), horizon_days=90
+    )  # fmt: skip
+    X = features[list(FEATURE_COLUMNS)].to_numpy()
+    booster = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, labels)
+    assert _binned_parts(booster) is not None  # this scikit-learn takes the fast path
+    assert np.isnan(X).any()
+    wider = X.copy()
+    wider[::7] *= 3.0
+    wider[::11, 0] = np.inf
+    wider[::13, 1] = np.nan
+    for rows in (X, wider):
+        expected = booster.predict_proba(rows)[:, 1]
+        for threads in (1, 2):
+            np.testing.assert_array_equal(booster_probability(booster, rows, threads), expected)
+    # More than two classes: predict_proba itself, never the bins.
+    three = HistGradientBoostingClassifier(max_iter=5).fit(X, np.arange(len(X)) % 3)
+    assert _binned_parts(three) is None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from clvcast.text_ids import contact_codes, isin_ids
+from clvcast.text_ids import contact_codes, isin_ids, same_ids
 
 
 def test_isin_ids_equals_pandas_isin():
@@ -41,3 +41,19 @@ def test_contact_codes_equal_pandas_factorize():
     codes, _ = contact_codes(with_missing)
     np.testing.assert_array_equal(codes, pd.factorize(with_missing, sort=False)[0])
     assert codes[10] == -1
+
+
+def test_same_ids_is_equality_position_by_position():
+    ids = pd.Index([f"{i:05d}" for i in range(1_000)], dtype="str")
+    assert same_ids(ids, ids)
+    assert same_ids(ids, pd.Index(list(ids), dtype="str"))  # another index, same ids
+    assert same_ids(ids, pd.Index(list(ids), dtype=object))
+    assert not same_ids(ids, ids[::-1])
+    assert not same_ids(ids, ids[:-1])
+    changed = list(ids)
+    changed[500] = "x"
+    assert not same_ids(ids, pd.Index(changed, dtype="str"))
+    missing = pd.Index([*ids[:-1], None], dtype="str")
+    assert same_ids(missing, pd.Index(list(missing), dtype="str"))
+    assert not same_ids(missing, ids)
+    assert same_ids(pd.Index([], dtype="str"), pd.Index([], dtype="str"))

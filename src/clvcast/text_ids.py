@@ -38,6 +38,22 @@ def isin_ids(
     return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
+def same_ids(left: pd.Index, right: pd.Index) -> bool:
+    """Whether two indexes hold the same ids in the same order, compared in Arrow.
+
+    pandas aligns two frames by building a hash table of each text index, through a
+    Python string per id (0.5 s for a million ids); when the ids are equal position by
+    position, the columns can be taken as they are.
+    """
+    if len(left) != len(right):
+        return False
+    if left is right:
+        return True
+    if left.hasnans or right.hasnans:
+        return bool(left.equals(right))
+    return bool(pc.all(pc.equal(_as_text(left), _as_text(right))).as_py() is not False)
+
+
 def contact_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes of ``ids`` in order of appearance and the distinct ids, as
     ``pd.factorize(ids, sort=False)`` gives them.

@@ -67,6 +67,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from clvcast.churn.booster import booster_probability
 from clvcast.churn.features import (
     FEATURE_COLUMNS,
     SnapshotContext,
@@ -450,7 +451,9 @@ class ChurnModel(BaseEstimator):
                 return estimator.predict_proba(inputs)[:, 1]
         threads = booster_threads(len(features), self.n_threads, min_rows=PREDICT_THREADS_MIN_ROWS)
         with threadpool_limits(limits=threads, user_api="openmp"):
-            return estimator.predict_proba(features[list(FEATURE_COLUMNS)].to_numpy())[:, 1]
+            return booster_probability(
+                estimator, features[list(FEATURE_COLUMNS)].to_numpy(), threads
+            )
 
     def _available(self, features: pd.DataFrame) -> list[str]:
         """Candidates usable on these snapshots: those built on BG/NBD need its fit."""

@@ -126,14 +126,21 @@ def read_transactions_in_chunks(
             frame = fetch_frame(connection, f"SELECT * FROM purchases {_ORDER}")
             return ChunkedPurchaseLog(report=report, n_chunks=1, frame=frame)
         # The chunk of every contact, computed once per contact (md5 costs more than a plain
-        # hash, and there are far fewer contacts than purchase days), then joined.
+        # hash, and there are far fewer contacts than purchase days), then joined; with it
+        # the contact's rank by id within its chunk, so that each chunk is sorted on whole
+        # numbers instead of text: the same order, as ids are distinct (100M rows: the ten
+        # sorted writes took 21.9 s against 37.6 s, for 1.6 s more here).
         connection.execute(
             f"""CREATE TEMP TABLE contact_chunks AS
-                SELECT contact_id, {partition_sql(n_chunks)} AS chunk FROM contacts"""
+                SELECT contact_id, chunk,
+                       CAST(row_number() OVER (PARTITION BY chunk ORDER BY contact_id)
+                            AS UINTEGER) AS rank
+                FROM (SELECT contact_id, CAST({partition_sql(n_chunks)} AS UINTEGER) AS chunk
+                      FROM contacts)"""
         )
         connection.execute(
-            "CREATE TEMP TABLE keyed AS "
-            "SELECT p.*, c.chunk FROM purchases AS p JOIN contact_chunks AS c USING (contact_id)"
+            "CREATE TEMP TABLE keyed AS SELECT p.*, c.chunk, c.rank "
+            "FROM purchases AS p JOIN contact_chunks AS c USING (contact_id)"
         )
         # The purchase days are in ``keyed`` now: free their first copy for the sorts below.
         connection.execute("DROP VIEW purchases")
@@ -145,7 +152,7 @@ def read_transactions_in_chunks(
             path = folder / f"chunk-{index:05d}.parquet"
             connection.execute(
                 f"""COPY (SELECT contact_id, date, amount FROM keyed WHERE chunk = {index}
-                          {_ORDER})
+                          ORDER BY rank, date)
                     TO {_literal(str(path))} (FORMAT parquet)"""
             )
             files.append(path)

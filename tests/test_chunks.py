@@ -17,7 +17,7 @@ from clvcast.data.chunks import chunk_of
 from clvcast.data.ingest import ReadOptions
 from clvcast.engines import EngineSettings, training_data
 from clvcast.errors import InputError
-from clvcast.pipeline import CLVPipeline, in_order_on_threads
+from clvcast.pipeline import CLVPipeline, _rows_by_chunk, in_order_on_threads
 from clvcast.summary import calibration_holdout, summarize
 from conftest import run_clvcast
 
@@ -70,9 +70,12 @@ def test_summaries_read_the_chunk_files_in_place(chunked, whole):
     # One chunk's file, read in place, gives that chunk's rows of the whole summary.
     everyone = summarize(whole, AS_OF)
     parts = [summarize(chunked.chunk_log(i), AS_OF) for i in range(chunked.n_chunks)]
+    rows = _rows_by_chunk(everyone.index, chunked.n_chunks)  # what scoring in chunks takes
     for index, part in enumerate(parts):
         pd.testing.assert_frame_equal(part, summarize(chunked.chunk(index), AS_OF))
         pd.testing.assert_frame_equal(part, everyone.loc[part.index])
+        pd.testing.assert_frame_equal(part, everyone.iloc[rows[index]])
+        assert part.attrs == everyone.iloc[rows[index]].attrs == {"time_unit_days": 1.0}
     assert sum(len(part) for part in parts) == len(everyone)
 
 

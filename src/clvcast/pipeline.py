@@ -308,7 +308,7 @@ class CLVPipeline(Estimator):
 
         ``threads`` chunks are scored at once (default :data:`CHUNK_SCORING_THREADS`: two,
         or one on a single core), so memory holds that many chunks, one of them possibly
-        already yielded. Scoring a chunk alone keeps about 1.5 of two cores busy: its
+        already yielded, and the summary of every contact (a chunk's summary is its rows). Scoring a chunk alone keeps about 1.5 of two cores busy: its
         boosted trees run on both, but its features, forecasts and table run on one.
         """
         check_fitted(self, "forecaster_")
@@ -316,8 +316,12 @@ class CLVPipeline(Estimator):
         if purchases.in_memory:
             yield self.score_partition(purchases.frame, day, contacts=contacts)
             return
-        context = self.partition_context(summarize(purchases, day))
+        summary = summarize(purchases, day)
+        context = self.partition_context(summary)
         groups = _contacts_by_chunk(contacts, purchases.n_chunks)
+        # Each chunk's summary is its contacts' rows of the whole one (a contact's rows are
+        # all in its chunk), in the same id order: no second summary of every chunk file.
+        rows = _rows_by_chunk(summary.index, purchases.n_chunks)
 
         def score(index: int) -> pd.DataFrame:
             return self.score_partition(
@@ -325,7 +329,7 @@ class CLVPipeline(Estimator):
                 day,
                 contacts=None if contacts is None else groups[index],
                 context=context,
-                summary=summarize(purchases.chunk_log(index), day),  # the file, in place
+                summary=summary.iloc[rows[index]],
             )
 
         workers = CHUNK_SCORING_THREADS if threads is None else threads
@@ -465,6 +469,15 @@ def _with_parts(pipeline: CLVPipeline) -> CLVPipeline:
     state["churn_model"] = ChurnModel(**parts["churn_model"])
     state.setdefault("churn_sample_contacts", DEFAULT_CHURN_SAMPLE_CONTACTS)
     return pipeline
+
+
+def _rows_by_chunk(ids: pd.Index, n_chunks: int) -> list[np.ndarray]:
+    """Positions of each chunk's ids in ``ids``, in their order there (chunks by the hash
+    that chunks the purchases)."""
+    chunk = chunk_of(pd.Series(ids), n_chunks).to_numpy()
+    order = np.argsort(chunk, kind="stable")
+    bounds = np.searchsorted(chunk[order], np.arange(n_chunks + 1))
+    return [order[bounds[index] : bounds[index + 1]] for index in range(n_chunks)]
 
 
 def _contacts_by_chunk(contacts: pd.DataFrame | None, n_chunks: int) -> list[pd.DataFrame]:

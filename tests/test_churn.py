@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
 
 from clvcast.churn import (
     FEATURE_COLUMNS,
@@ -538,7 +539,10 @@ def test_booster_risk_on_bins_equals_predict_proba(cdnow_part):
                                      n_cutoffs=3, spacing_days=30), horizon_days=90
     )  # fmt: skip
     X = features[list(FEATURE_COLUMNS)].to_numpy()
-    booster = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, labels)
+    # One OpenMP thread to fit: two spin for a core when another process keeps them busy.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        booster = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, labels)
+        three = HistGradientBoostingClassifier(max_iter=5).fit(X, np.arange(len(X)) % 3)
     assert _binned_parts(booster) is not None  # this scikit-learn takes the fast path
     assert np.isnan(X).any()
     wider = X.copy()
@@ -550,5 +554,4 @@ def test_booster_risk_on_bins_equals_predict_proba(cdnow_part):
         for threads in (1, 2):
             np.testing.assert_array_equal(booster_probability(booster, rows, threads), expected)
     # More than two classes: predict_proba itself, never the bins.
-    three = HistGradientBoostingClassifier(max_iter=5).fit(X, np.arange(len(X)) % 3)
     assert _binned_parts(three) is None

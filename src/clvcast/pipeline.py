@@ -308,8 +308,9 @@ class CLVPipeline(Estimator):
 
         ``threads`` chunks are scored at once (default :data:`CHUNK_SCORING_THREADS`: two,
         or one on a single core), so memory holds that many chunks, one of them possibly
-        already yielded, and the summary of every contact (a chunk's summary is its rows). Scoring a chunk alone keeps about 1.5 of two cores busy: its
-        boosted trees run on both, but its features, forecasts and table run on one.
+        already yielded, and the summary of every contact (a chunk's summary is its rows).
+        Scoring a chunk alone keeps about 1.5 of two cores busy: its boosted trees run on
+        both, but its features, forecasts and table run on one.
         """
         check_fitted(self, "forecaster_")
         day = parse_as_of(as_of)

@@ -26,8 +26,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 
 def _binned_parts(booster: HistGradientBoostingClassifier) -> tuple[Any, ...] | None:
-    """(bin mapper, the one tree of each iteration, baseline, loss, bin function), or None
-    when this booster or this scikit-learn cannot be scored on bins."""
+    """(bin mapper, the one tree of each iteration, baseline, loss, bin function, missing-
+    value bin), or None when this booster or this scikit-learn cannot be scored on bins."""
     try:
         from sklearn.ensemble._hist_gradient_boosting._binning import _map_to_bins
 

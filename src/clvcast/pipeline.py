@@ -472,7 +472,7 @@ def _with_parts(pipeline: CLVPipeline) -> CLVPipeline:
     return pipeline
 
 
-def _rows_by_chunk(ids: pd.Index, n_chunks: int) -> list[np.ndarray]:
+def _rows_by_chunk(ids: pd.Index | pd.Series, n_chunks: int) -> list[np.ndarray]:
     """Positions of each chunk's ids in ``ids``, in their order there (chunks by the hash
     that chunks the purchases)."""
     chunk = chunk_of(pd.Series(ids), n_chunks).to_numpy()
@@ -485,5 +485,5 @@ def _contacts_by_chunk(contacts: pd.DataFrame | None, n_chunks: int) -> list[pd.
     """Rows of the contacts table per chunk, by the hash that chunks the purchases."""
     if contacts is None:
         return [None] * n_chunks
-    chunk = chunk_of(contacts["contact_id"], n_chunks)
-    return [contacts.loc[chunk == index].reset_index(drop=True) for index in range(n_chunks)]
+    rows = _rows_by_chunk(contacts["contact_id"], n_chunks)
+    return [contacts.iloc[part].reset_index(drop=True) for part in rows]

@@ -51,7 +51,8 @@ def same_ids(left: pd.Index, right: pd.Index) -> bool:
         return True
     if left.hasnans or right.hasnans:
         return bool(left.equals(right))
-    return bool(pc.all(pc.equal(_as_text(left), _as_text(right))).as_py() is not False)
+    # all() of no values is null (None), not False: two empty indexes are the same
+    return pc.all(pc.equal(_as_text(left), _as_text(right))).as_py() is not False
 
 
 def contact_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:

@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).parents[1] / "src" / "clvcast"
 ALLOWED = {
     "errors": set(),
     "text_ids": set(),  # membership of text ids in Arrow
+    "cores": set(),  # usable cores and work spread over them in threads
     "limits": {"errors"},
     "estimator": {"errors"},
     "atomic": {"errors"},
@@ -24,8 +25,18 @@ ALLOWED = {
     "changes": {"errors", "text_ids"},  # changed rows for syncs
     "output": {"errors", "atomic", "marketing"},
     "model_file": {"errors", "atomic"},  # rebuilds clvcast's classes by an allow-list
-    "models": {"errors", "estimator", "data", "summary", "models", "text_ids"},
-    "churn": {"errors", "estimator", "data", "summary", "rfm", "models", "churn", "text_ids"},
+    "models": {"errors", "estimator", "data", "summary", "models", "text_ids", "cores"},
+    "churn": {
+        "errors",
+        "estimator",
+        "data",
+        "summary",
+        "rfm",
+        "models",
+        "churn",
+        "text_ids",
+        "cores",
+    },
     # the table builder; churn only when a churn model is given (imported in the function)
     "contact_table": {
         "errors",

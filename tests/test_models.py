@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 import warnings
 
 import joblib
@@ -13,8 +14,15 @@ import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.datasets import load_cdnow_summary, load_cdnow_summary_data_with_monetary_value
 
+from clvcast.cores import map_in_order
 from clvcast.errors import DataQualityWarning, InputError, ModelError
-from clvcast.models import BetaGeoModel, CLVForecaster, GammaGammaModel, simulate_summary
+from clvcast.models import (
+    BetaGeoModel,
+    CLVForecaster,
+    GammaGammaModel,
+    likelihood,
+    simulate_summary,
+)
 from clvcast.models.bgnbd import expected_purchases
 from clvcast.models.fitting import compress_rows, minimize_with_retries
 from clvcast.summary import summarize
@@ -336,6 +344,58 @@ def test_compress_rows_round_trip():
     np.testing.assert_array_equal(ux[codes], x)
     np.testing.assert_array_equal(ut[codes], t)
     assert counts.sum() == len(x) and len(ux) == 3
+
+
+def test_map_in_order_spreads_runs_over_threads_and_keeps_the_order():
+    both_running = threading.Barrier(2, timeout=120)  # only to fail, never to time a test
+    threads_seen = set()
+
+    def work(item: int) -> int:
+        threads_seen.add(threading.get_ident())
+        if item in (0, 3):  # the first item of each thread's run: both must run at once
+            both_running.wait()
+        return item * item
+
+    assert map_in_order(work, list(range(6)), threads=2) == [i * i for i in range(6)]
+    assert len(threads_seen) == 2
+    assert map_in_order(lambda item: -item, [1, 2, 3], threads=8) == [-1, -2, -3]
+    assert map_in_order(lambda item: -item, [], threads=2) == []
+
+
+@pytest.mark.parametrize("objective", ["bgnbd", "gamma_gamma"])
+def test_objectives_are_the_same_bit_for_bit_on_one_thread_and_on_two(objective, monkeypatch):
+    # Enough rows for the threaded path (at least ROW_THREADS_MIN_BLOCKS blocks), with an
+    # uneven last block; each block's sums are added in block order on any number of threads.
+    rows = likelihood.ROW_BLOCK * likelihood.ROW_THREADS_MIN_BLOCKS + 12_345
+    rng = np.random.default_rng(7)
+    x = rng.poisson(2.0, rows).astype(float)
+    weights = rng.integers(1, 5, rows).astype(float)
+    if objective == "bgnbd":
+        T = rng.uniform(30.0, 500.0, rows).round()
+        t_x = np.where(x > 0, (T * rng.uniform(0.0, 1.0, rows)).round(), 0.0)
+        data = likelihood.prepare_bgnbd_data(x, t_x, T, weights)
+        function, log_params = likelihood.bgnbd_objective, np.log([0.24, 4.4, 0.79, 2.4])
+    else:
+        x = x + 1.0
+        data = likelihood.prepare_gamma_gamma_data(x, rng.gamma(2.0, 20.0, rows), weights)
+        function, log_params = likelihood.gamma_gamma_objective, np.log([6.2, 3.7, 15.0])
+    calls = []
+    real_map = likelihood.map_in_order
+
+    def spy(work, items, threads):
+        calls.append(threads)
+        return real_map(work, items, threads)
+
+    monkeypatch.setattr(likelihood, "map_in_order", spy)
+    results = {}
+    for cores in (1, 2):
+        monkeypatch.setattr(likelihood, "usable_cores", lambda cores=cores: cores)
+        results[cores] = function(log_params, data)
+    assert calls == [2]  # one core: the plain loop; two: the threads
+    value_one, gradient_one = results[1]
+    value_two, gradient_two = results[2]
+    assert np.isfinite(value_one) and value_one == value_two
+    np.testing.assert_array_equal(gradient_one, gradient_two)
 
 
 def test_fitted_models_pickle_without_data_or_lambdas(tmp_path, master_forecaster, master_summary):

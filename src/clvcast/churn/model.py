@@ -75,6 +75,7 @@ from clvcast.churn.features import (
     days_to_no_purchase_median,
     snapshot_features,
 )
+from clvcast.cores import usable_cores
 from clvcast.data import parse_as_of
 from clvcast.errors import InputError, ModelError
 from clvcast.estimator import check_fitted
@@ -97,13 +98,6 @@ THREADS_MIN_ROWS = 1_000_000
 PREDICT_THREADS_MIN_ROWS = 250_000
 BOOTSTRAP_ROUNDS = 200
 BOOTSTRAP_LOWER_QUANTILE = 0.05
-
-
-def usable_cores() -> int:
-    """Cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def booster_threads(

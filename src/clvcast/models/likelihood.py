@@ -19,11 +19,17 @@ and terms free of parameters (Gamma-Gamma's ``ln m`` sums) once and for all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 from scipy.special import digamma, expit, gammaln
+
+from clvcast.cores import map_in_order, usable_cores
+
+R = TypeVar("R")
 
 
 def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,9 +123,8 @@ def bgnbd_objective(
     # then per row, a block at a time (see ROW_BLOCK)
     sums = np.zeros(5)
     w4_by_x = np.zeros(len(x))
-    for start in range(0, len(d.weights), ROW_BLOCK):
-        rows = slice(start, start + ROW_BLOCK)
-        block_sums, block_w4 = _bgnbd_row_sums(d, rows, per_x, per_T, per_tx)
+    blocks = _each_block(lambda rows: _bgnbd_row_sums(d, rows, per_x, per_T, per_tx), d.weights)
+    for block_sums, block_w4 in blocks:
         sums += block_sums
         w4_by_x += block_w4
     ll_rows, w_log_alpha_T, w4_gap, w_r_x_inverse_T, w4_r_x_inverse_gap = sums
@@ -148,6 +153,29 @@ def bgnbd_objective(
 # repeat buyers: 0.027 s against 0.056 s (medians of six alternated runs). Fixed, not tuned
 # to the machine, so that the sums (and the fit) are the same everywhere.
 ROW_BLOCK = 2**16
+# From this many blocks on, the blocks are summed on every usable core (at least two blocks
+# a thread). Each block's sums are computed apart and added in block order, so the objective
+# is the same, bit for bit, on any number of threads. The 3.8M distinct rows of 10M
+# contacts (58 blocks): 0.066 s an evaluation on two threads against 0.122 s on one.
+ROW_THREADS_MIN_BLOCKS = 4
+
+
+def _dot(u: np.ndarray, v: np.ndarray) -> float:
+    """``sum(u * v)`` without BLAS: ``np.dot`` splits a long product over BLAS's threads,
+    so its last bits depend on how many it has, which other code may change while a fit
+    runs on another thread (35 us for a block of 2**16 rows, against 15 us on one BLAS
+    thread; 2-3% of an evaluation)."""
+    return np.einsum("i,i->", u, v)
+
+
+def _each_block(block_sums: Callable[[slice], R], weights: np.ndarray) -> list[R]:
+    """``block_sums(rows)`` of every block of :data:`ROW_BLOCK` rows, in block order, on
+    several threads when there are enough blocks (:data:`ROW_THREADS_MIN_BLOCKS`)."""
+    blocks = [slice(start, start + ROW_BLOCK) for start in range(0, len(weights), ROW_BLOCK)]
+    threads = min(usable_cores(), len(blocks) // 2)
+    if len(blocks) < ROW_THREADS_MIN_BLOCKS or threads < 2:
+        return [block_sums(rows) for rows in blocks]
+    return map_in_order(block_sums, blocks, threads)
 
 
 def _bgnbd_row_sums(
@@ -172,11 +200,11 @@ def _bgnbd_row_sums(
     inverse_T = per_T[1][T_code]
     sums = np.array(
         [
-            np.dot(w, np.logaddexp(0.0, a4_minus_a3) - r_x * log_alpha_T),
-            np.dot(w, log_alpha_T),
-            np.dot(w_w4, gap),
-            np.dot(w * r_x, inverse_T),
-            np.dot(w_w4 * r_x, inverse_T - per_tx[1][t_x_code]),
+            _dot(w, np.logaddexp(0.0, a4_minus_a3) - r_x * log_alpha_T),
+            _dot(w, log_alpha_T),
+            _dot(w_w4, gap),
+            _dot(w * r_x, inverse_T),
+            _dot(w_w4 * r_x, inverse_T - per_tx[1][t_x_code]),
         ]
     )
     return sums, np.bincount(x_code, w_w4, minlength=len(r_plus_x))
@@ -241,18 +269,8 @@ def gamma_gamma_objective(
     # per row, a block at a time (see ROW_BLOCK): sums of w and w x times ln(xm + v) and
     # 1 / (xm + v)
     sums = np.zeros(4)
-    for start in range(0, len(d.weights), ROW_BLOCK):
-        rows = slice(start, start + ROW_BLOCK)
-        shifted = d.spend[rows] + v
-        log_shifted = np.log(shifted)
-        inverse_shifted = np.reciprocal(shifted, out=shifted)
-        w, wx = d.weights[rows], d.x_weights[rows]
-        sums += (
-            np.dot(w, log_shifted),
-            np.dot(wx, log_shifted),
-            np.dot(w, inverse_shifted),
-            np.dot(wx, inverse_shifted),
-        )
+    for block_sums in _each_block(lambda rows: _gamma_gamma_row_sums(d, rows, v), d.weights):
+        sums += block_sums
     sum_log, sum_x_log, sum_inverse, sum_x_inverse = sums
     ll = (
         np.dot(d.x_weight, gammaln(px + q) - gammaln(px))
@@ -271,3 +289,20 @@ def gamma_gamma_objective(
     gradient = -np.array([d_p, d_q, d_v]) / n
     gradient = gradient * params + 2.0 * penalizer * params**2
     return float(value + penalizer * np.sum(params**2)), gradient
+
+
+def _gamma_gamma_row_sums(d: GammaGammaData, rows: slice, v: float) -> np.ndarray:
+    """The per-row sums of :func:`gamma_gamma_objective` over ``rows``: ``sum w ln(xm+v)``,
+    ``sum w x ln(xm+v)``, ``sum w / (xm+v)`` and ``sum w x / (xm+v)``."""
+    shifted = d.spend[rows] + v
+    log_shifted = np.log(shifted)
+    inverse_shifted = np.reciprocal(shifted, out=shifted)
+    w, wx = d.weights[rows], d.x_weights[rows]
+    return np.array(
+        [
+            _dot(w, log_shifted),
+            _dot(wx, log_shifted),
+            _dot(w, inverse_shifted),
+            _dot(wx, inverse_shifted),
+        ]
+    )

@@ -18,7 +18,7 @@ from clvcast.data.ingest import ReadOptions
 from clvcast.engines import EngineSettings, training_data
 from clvcast.errors import InputError
 from clvcast.pipeline import CLVPipeline, _rows_by_chunk, in_order_on_threads
-from clvcast.summary import calibration_holdout, summarize
+from clvcast.summary import calibration_holdout, summarize, summarize_by_chunk
 from conftest import run_clvcast
 
 AS_OF = "1998-06-30"
@@ -77,6 +77,18 @@ def test_summaries_read_the_chunk_files_in_place(chunked, whole):
         pd.testing.assert_frame_equal(part, everyone.iloc[rows[index]])
         assert part.attrs == everyone.iloc[rows[index]].attrs == {"time_unit_days": 1.0}
     assert sum(len(part) for part in parts) == len(everyone)
+    # Grouped on the chunk files' (chunk, rank) numbers: the same rows, chunk after chunk,
+    # also at an earlier date that leaves some contacts of each chunk out.
+    for day in (AS_OF, "1997-02-10"):
+        by_chunk, starts = summarize_by_chunk(chunked, day)
+        assert list(starts) == sorted(starts) and starts[-1] == len(by_chunk)
+        pd.testing.assert_frame_equal(by_chunk.sort_index(), summarize(whole, day))
+        for index in range(chunked.n_chunks):
+            pd.testing.assert_frame_equal(
+                by_chunk.iloc[starts[index] : starts[index + 1]],
+                summarize(chunked.chunk_log(index), day),
+            )
+    assert len(summarize(whole, "1997-02-10")) < len(everyone)
 
 
 def test_contact_sample_is_stable_and_keeps_whole_histories(chunked, whole):
@@ -125,7 +137,7 @@ def test_pipeline_on_chunks_equals_the_pipeline_in_memory(chunked, whole, fitted
     scored = pd.concat(parts, ignore_index=True).sort_values("contact_id", ignore_index=True)
     expected = in_memory.score(whole, AS_OF, contacts=contacts)
     expected = expected.sort_values("contact_id", ignore_index=True)
-    pd.testing.assert_frame_equal(scored, expected)
+    pd.testing.assert_frame_equal(scored, expected, check_exact=True)
     assert set(scored.loc[scored["rfm_group"] == "prospect", "contact_id"]) == {
         "prospect-1",
         "prospect-2",

@@ -344,6 +344,19 @@ def test_compress_rows_round_trip():
     np.testing.assert_array_equal(ux[codes], x)
     np.testing.assert_array_equal(ut[codes], t)
     assert counts.sum() == len(x) and len(ux) == 3
+    assert list(zip(ux, ut, counts, strict=True)) == [(0, 0.0, 2.0), (1, 5.0, 2.0), (2, 7.0, 1.0)]
+
+
+def test_bgnbd_fit_does_not_depend_on_the_order_of_the_contacts(master_summary):
+    # A log scored in chunks fits the snapshot's BG/NBD on its contacts chunk by chunk, not
+    # in id order: the unique rows are sorted, so the sums and the fit are the same.
+    shuffled = master_summary.sample(frac=1.0, random_state=3)
+    assert not shuffled.index.equals(master_summary.index)
+    in_order = BetaGeoModel().fit(master_summary)
+    reordered = BetaGeoModel().fit(shuffled)
+    assert in_order.params_.equals(reordered.params_)
+    assert in_order.log_likelihood_ == reordered.log_likelihood_
+    pd.testing.assert_frame_equal(in_order.summary, reordered.summary)
 
 
 def test_map_in_order_spreads_runs_over_threads_and_keeps_the_order():

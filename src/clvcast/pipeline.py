@@ -43,6 +43,7 @@ from clvcast.summary import (
     Purchases,
     purchases_source,
     summarize,
+    summarize_by_chunk,
 )
 
 # Chunks scored at once by CLVPipeline.score_in_chunks: two cores' worth, one on one core.
@@ -317,12 +318,12 @@ class CLVPipeline(Estimator):
         if purchases.in_memory:
             yield self.score_partition(purchases.frame, day, contacts=contacts)
             return
-        summary = summarize(purchases, day)
+        # The summary of every contact, chunk after chunk: each chunk's summary is its slice
+        # (no second summary of every chunk file), and the context fitted on it equals that
+        # of the contacts in id order (the BG/NBD fit does not depend on the rows' order).
+        summary, starts = summarize_by_chunk(purchases, day)
         context = self.partition_context(summary)
         groups = _contacts_by_chunk(contacts, purchases.n_chunks)
-        # Each chunk's summary is its contacts' rows of the whole one (a contact's rows are
-        # all in its chunk), in the same id order: no second summary of every chunk file.
-        rows = _rows_by_chunk(summary.index, purchases.n_chunks)
 
         def score(index: int) -> pd.DataFrame:
             return self.score_partition(
@@ -330,7 +331,7 @@ class CLVPipeline(Estimator):
                 day,
                 contacts=None if contacts is None else groups[index],
                 context=context,
-                summary=summary.iloc[rows[index]],
+                summary=summary.iloc[starts[index] : starts[index + 1]],
             )
 
         workers = CHUNK_SCORING_THREADS if threads is None else threads

@@ -23,7 +23,9 @@ from __future__ import annotations
 import tempfile
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from clvcast.data import ChunkedPurchaseLog, PurchaseLog, parse_as_of
 from clvcast.data.ingest import duckdb_connection
@@ -77,8 +79,8 @@ _DAYS = """
 # (5M rows: 0.15 s less).
 _INGESTED_DAYS = "SELECT contact_id, day, amount FROM daily WHERE day <= $end"
 
-_SUMMARY = """
-    SELECT contact_id,
+_SUMMARY_BY = """
+    SELECT {key},
            COUNT(*) - 1 AS frequency,
            CAST(date_diff('day', MIN(day), MAX(day)) AS DOUBLE) AS recency,
            CAST(date_diff('day', MIN(day), $end) AS DOUBLE) AS "T",
@@ -91,9 +93,10 @@ _SUMMARY = """
            CAST(SUM(amount) AS DOUBLE) AS total_spend,
            date_diff('day', MAX(day), $end) AS days_since_last_purchase
     FROM daily
-    GROUP BY contact_id
-    ORDER BY contact_id
+    GROUP BY {key}
+    ORDER BY {key}
 """
+_SUMMARY = _SUMMARY_BY.format(key="contact_id")
 
 
 def _quote(name: str) -> str:
@@ -196,6 +199,47 @@ def summarize(
     end = parse_as_of(as_of)
     sql, params = _summary_query(columns, end, one_row_per_day=one_row_per_day)
     return _finished(_run(sql, purchases, params), end)
+
+
+def summarize_by_chunk(
+    purchases: ChunkedPurchaseLog, as_of: str | pd.Timestamp
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`summarize` of a log in chunk files, chunk after chunk, and where each chunk's
+    rows start: chunk ``i`` is ``summary.iloc[starts[i]:starts[i + 1]]``, in id order.
+
+    The purchase days are grouped on their (chunk, rank) numbers, not on the text ids, which
+    are put back afterwards from each chunk's id file (10M contacts: 6.5 s against 8.0 s and
+    1.9 s more to find each chunk's rows in a summary in id order). Every contact's row
+    equals its row of :func:`summarize`; only the order differs.
+    """
+    if purchases.in_memory:
+        summary = summarize(purchases, as_of)
+        return summary, np.array([0, len(summary)])
+    end = parse_as_of(as_of)
+    sql = f"""WITH daily AS (
+                  SELECT chunk, rank, day, CAST(amount AS DECIMAL(38, 10)) AS amount
+                  FROM {purchases.days_sql()} WHERE day <= $end)
+              {_SUMMARY_BY.format(key="chunk, rank")}"""
+    with tempfile.TemporaryDirectory(prefix="clvcast-duckdb-") as spill:
+        connection = duckdb_connection(spill)
+        try:
+            grouped = connection.sql(sql, params={"end": end.date()}).to_arrow_table()
+        finally:
+            connection.close()
+    chunks = grouped.column("chunk").to_numpy()
+    starts = np.searchsorted(chunks, np.arange(purchases.n_chunks + 1), side="left")
+    ranks = grouped.column("rank").to_numpy().astype(np.int64) - 1
+    ids = [
+        purchases.contact_ids(index).take(pa.array(ranks[starts[index] : starts[index + 1]]))
+        for index in range(purchases.n_chunks)
+    ]
+    table = grouped.drop_columns(["chunk", "rank"])
+    table = table.add_column(
+        0,
+        "contact_id",
+        pa.chunked_array([chunk for part in ids for chunk in part.chunks], type=pa.string()),
+    )
+    return _finished(table.to_pandas(), end), starts
 
 
 def summarize_view(

@@ -335,6 +335,24 @@ def test_missing_file_and_unknown_extension(tmp_path):
         read_transactions(other)
 
 
+def test_a_damaged_parquet_file_is_refused_with_a_parquet_hint(tmp_path, transactions):
+    good = tmp_path / "good.parquet"
+    transactions.to_parquet(good, index=False)
+    data = bytearray(good.read_bytes())
+    damaged, cut = tmp_path / "damaged.parquet", tmp_path / "cut.parquet"
+    for position in range(4, 2_004):  # the first pages, after the magic bytes
+        data[position] ^= 0x5A
+    damaged.write_bytes(bytes(data))
+    cut.write_bytes(good.read_bytes()[: len(data) // 2])  # no footer: not Parquet at all
+    with pytest.raises(InputError, match="damaged.parquet.*looks damaged: export it again"):
+        read_transactions(damaged)
+    with pytest.raises(InputError, match="cannot read transactions file cut.parquet"):
+        read_transactions(cut)
+    csv = tmp_path / "t.csv"
+    transactions.to_csv(csv, index=False)
+    assert len(read_transactions(good).purchases) == len(read_transactions(csv).purchases)
+
+
 def test_parse_as_of():
     assert parse_as_of("1998-06-30") == pd.Timestamp("1998-06-30")
     assert parse_as_of("1998-06-30 17:45") == pd.Timestamp("1998-06-30")

@@ -515,7 +515,11 @@ def _register_source(
     try:
         connection.execute(f"CREATE VIEW source AS SELECT * FROM {reader}")
         columns = [row[0] for row in connection.execute("DESCRIBE SELECT * FROM source").fetchall()]
-        connection.execute("SELECT * FROM source LIMIT 1").fetchall()
+        if sep is not None:
+            # A CSV dialect that does not fit shows in the first row; a Parquet file's schema
+            # is read above, and decoding its first rows here would cost 0.1 s of a 2.4 s
+            # command (5M rows) without checking the rest of the file any better.
+            connection.execute("SELECT * FROM source LIMIT 1").fetchall()
     except duckdb.Error as exc:
         raise InputError(
             f"cannot read transactions file {path.name}: {duckdb_problem(exc)}"
@@ -774,12 +778,21 @@ def ingested(
                 report = _ingest(connection, source, name, options, as_of_day, spill)
             except duckdb.Error as exc:
                 raise InputError(
-                    f"cannot read transactions ({name}): {duckdb_problem(exc)}; check the "
-                    "separator (--sep), the encoding (--encoding) and the file's quoting."
+                    f"cannot read transactions ({name}): {duckdb_problem(exc)}; "
+                    f"{_unreadable_hint(source)}"
                 ) from exc
             yield connection, report
         finally:
             connection.close()
+
+
+def _unreadable_hint(source: str | os.PathLike[str] | pd.DataFrame) -> str:
+    """What to check when DuckDB cannot read the rows of ``source``."""
+    if isinstance(source, pd.DataFrame):
+        return "check the table's columns and values."
+    if Path(source).suffix.lower() in {".parquet", ".pq"}:
+        return "the Parquet file looks damaged: export it again."
+    return "check the separator (--sep), the encoding (--encoding) and the file's quoting."
 
 
 class _DuckRunner:

@@ -95,6 +95,15 @@ def test_parquet_and_sqlite_keep_types(shop, tmp_path):
     engine.dispose()
     assert isinstance(columns["as_of"], sqlalchemy.DATE)
     assert isinstance(columns["high_value"], sqlalchemy.BOOLEAN)
+    # Contact ids never repeat: no dictionary page for them; the columns that repeat keep one.
+    row_group = pq.ParquetFile(shop["folder"] / "june.parquet").metadata.row_group(0)
+    encodings = {
+        row_group.column(i).path_in_schema: row_group.column(i).encodings
+        for i in range(row_group.num_columns)
+    }
+    assert not any("DICTIONARY" in e for e in encodings["contact_id"])
+    for column in ("rfm_segment", "r_score", "as_of"):
+        assert any("DICTIONARY" in e for e in encodings[column])
 
 
 def test_prospects_have_zero_forecasts_so_numeric_filters_include_them(shop):

@@ -101,6 +101,17 @@ def write_table(
     return Path(path)
 
 
+# The one column of a contact table whose values never repeat: a dictionary page cannot
+# shrink it, and trying costs time (1M contacts: the file written in 0.38-0.44 s against
+# 0.39-0.59 s, and 0.5% smaller). Every other column may repeat a lot (days, scores,
+# segments) and keeps Parquet's dictionary encoding.
+_UNIQUE_COLUMN = "contact_id"
+
+
+def _dictionary_columns(arrow: pa.Table) -> list[str]:
+    return [name for name in arrow.column_names if name != _UNIQUE_COLUMN]
+
+
 def write_table_chunks(
     tables: Iterable[pd.DataFrame], path: str | os.PathLike[str], csv_format: str = "default"
 ) -> int:
@@ -120,7 +131,9 @@ def write_table_chunks(
                 if kind == "parquet":
                     if writer is None:
                         arrow = _arrow_table(table)
-                        writer = pq.ParquetWriter(temporary, arrow.schema)
+                        writer = pq.ParquetWriter(
+                            temporary, arrow.schema, use_dictionary=_dictionary_columns(arrow)
+                        )
                     else:
                         arrow = _arrow_table(table, writer.schema)
                     writer.write_table(arrow)

@@ -228,9 +228,9 @@ def summarize_by_chunk(
             connection.close()
     chunks = grouped.column("chunk").to_numpy()
     starts = np.searchsorted(chunks, np.arange(purchases.n_chunks + 1), side="left")
-    ranks = grouped.column("rank").to_numpy().astype(np.int64) - 1
+    ranks = grouped.column("rank").to_numpy()
     ids = [
-        purchases.contact_ids(index).take(pa.array(ranks[starts[index] : starts[index + 1]]))
+        purchases.contact_ids_at(index, ranks[starts[index] : starts[index + 1]])
         for index in range(purchases.n_chunks)
     ]
     table = grouped.drop_columns(["chunk", "rank"])

@@ -72,24 +72,22 @@ class ChunkedPurchaseLog:
         if self.frame is not None:
             return self.frame
         days = pq.read_table(self.files[index])
-        ids = self.contact_ids(index)
-        rank = days.column("rank").to_numpy().astype(np.int64) - 1
         table = pa.table(
             {
-                "contact_id": ids.take(pa.array(rank)),
+                "contact_id": self.contact_ids_at(index, days.column("rank").to_numpy()),
                 "date": days.column("day").cast(pa.timestamp("us")),
                 "amount": days.column("amount"),
             }
         )
         return table.to_pandas()
 
-    def contact_ids(self, index: int) -> pa.ChunkedArray:
-        """The contact ids of chunk ``index``, sorted: the contact of rank ``k`` is row
-        ``k - 1``."""
+    def contact_ids_at(self, index: int, ranks: np.ndarray) -> pa.ChunkedArray:
+        """The contact ids of chunk ``index`` at ``ranks``, the numbers its day file gives
+        its contacts: the contact of rank ``k`` is row ``k - 1`` of its id file."""
         self._check_index(index)
-        if self.frame is not None:
-            return pa.chunked_array([pa.array(self.frame["contact_id"].unique(), pa.string())])
-        return pq.read_table(self.contact_files[index]).column("contact_id")
+        self._check_files()
+        ids = pq.read_table(self.contact_files[index]).column("contact_id")
+        return ids.take(pa.array(np.asarray(ranks, dtype=np.int64) - 1))
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """Every chunk in turn; only one is in memory at a time."""
@@ -114,6 +112,10 @@ class ChunkedPurchaseLog:
         if not 0 <= index < self.n_chunks:
             raise IndexError(f"chunk {index} of a log with {self.n_chunks} chunks")
 
+    def _check_files(self) -> None:
+        if self.frame is not None:
+            raise ValueError("an in-memory log has no files; register its frame instead")
+
     def as_purchase_log(self) -> PurchaseLog:
         """The whole log in memory (for a log of one chunk, or for tests on small data)."""
         if self.frame is not None:
@@ -125,8 +127,7 @@ class ChunkedPurchaseLog:
     def sql_source(self) -> str:
         """A DuckDB table expression that reads the whole log (files) in place: contact_id,
         date (TIMESTAMP) and amount, each chunk's days joined to its ids by rank."""
-        if self.frame is not None:
-            raise ValueError("an in-memory log has no files; register its frame instead")
+        self._check_files()
         parts = [
             f"""SELECT c.contact_id, CAST(d.day AS TIMESTAMP) AS date, d.amount
                 FROM read_parquet({_literal(str(days))}) AS d
@@ -140,8 +141,7 @@ class ChunkedPurchaseLog:
     def days_sql(self) -> str:
         """A DuckDB table expression of every chunk's purchase days as they are stored:
         chunk (its index), rank (in the chunk), day (DATE) and amount."""
-        if self.frame is not None:
-            raise ValueError("an in-memory log has no files; register its frame instead")
+        self._check_files()
         parts = [
             f"SELECT CAST({index} AS UINTEGER) AS chunk, rank, day, amount "
             f"FROM read_parquet({_literal(str(days))})"

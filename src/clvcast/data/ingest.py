@@ -48,6 +48,7 @@ import pandas as pd
 from clvcast.data import rules
 from clvcast.data.dates import check_date_format, check_timezone, parse_dates
 from clvcast.data.inputs import (
+    CSV_SUFFIXES,
     EXAMPLES,
     FLOAT_ID_PATTERN,
     WHOLE_ID_PATTERN,
@@ -57,6 +58,7 @@ from clvcast.data.inputs import (
     check_unique_columns,
     csv_separator,
     existing_file,
+    is_parquet,
     parse_as_of,
     separator_name,
     source_name,
@@ -191,7 +193,7 @@ def _fits_hash_path(
     least)."""
     if isinstance(source, pd.DataFrame):
         rows = len(source)
-    elif Path(source).suffix.lower() in {".parquet", ".pq"}:
+    elif is_parquet(source):
         rows = int(_scalar(connection, "SELECT COUNT(*) FROM source"))
     else:
         rows = Path(source).stat().st_size // 8
@@ -498,9 +500,9 @@ def _register_source(
     path = existing_file(source, what="transactions")
     suffix = path.suffix.lower()
     sep = None
-    if suffix in {".parquet", ".pq"}:
+    if is_parquet(path):
         reader = f"read_parquet({_literal(str(path))})"
-    elif suffix in {".csv", ".txt", ".tsv"}:
+    elif suffix in CSV_SUFFIXES:
         readable = utf8_text_file(path, options.encoding, workdir, "transactions")
         sep = csv_separator(readable, options.sep)
         check_csv_header(readable, sep, "transactions")
@@ -790,7 +792,7 @@ def _unreadable_hint(source: str | os.PathLike[str] | pd.DataFrame) -> str:
     """What to check when DuckDB cannot read the rows of ``source``."""
     if isinstance(source, pd.DataFrame):
         return "check the table's columns and values."
-    if Path(source).suffix.lower() in {".parquet", ".pq"}:
+    if is_parquet(source):
         return "the Parquet file looks damaged: export it again."
     return "check the separator (--sep), the encoding (--encoding) and the file's quoting."
 

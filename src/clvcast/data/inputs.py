@@ -16,6 +16,8 @@ from clvcast.errors import InputError
 
 EXAMPLES = 5  # example rows shown in an error message
 SEPARATORS = (",", ";", "\t", "|")
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv"})  # read as delimited text
 # Text ids that are whole numbers, some written as floats ("12346.0", as spreadsheets export
 # them): every engine writes them without the '.0'.
 FLOAT_ID_PATTERN = r"^[0-9]+\.0+$"
@@ -103,9 +105,9 @@ def read_table(
     path = existing_file(source, what=what)
     suffix = path.suffix.lower()
     try:
-        if suffix in {".parquet", ".pq"}:
+        if is_parquet(path):
             return pd.read_parquet(path)
-        if suffix in {".csv", ".txt", ".tsv"}:
+        if suffix in CSV_SUFFIXES:
             chosen = csv_separator(path, sep, encoding)
             check_csv_header(path, chosen, what, encoding)
             frame = pd.read_csv(
@@ -205,6 +207,11 @@ def normalise_contact_ids(ids: pd.Series, id_case: str = "keep") -> pd.Series:
             text = text.str.lower()
         return text.astype(object).where(text.notna())
     return ids.astype("string").astype(object).where(ids.notna())
+
+
+def is_parquet(source: str | os.PathLike[str]) -> bool:
+    """Whether the file ``source`` is read as Parquet (by its extension)."""
+    return Path(source).suffix.lower() in PARQUET_SUFFIXES
 
 
 def existing_file(source: str | os.PathLike[str], *, what: str) -> Path:

@@ -40,6 +40,7 @@ from clvcast.data.chunks import PARTITION_BITS, SAMPLE_BITS, SAMPLE_SALT
 from clvcast.data.dates import parse_dates
 from clvcast.data.ingest import AMOUNT_LIMIT, ReadOptions, check_policies, utf8_text_file
 from clvcast.data.inputs import (
+    CSV_SUFFIXES,
     EXAMPLES,
     FLOAT_ID_PATTERN,
     WHOLE_ID_PATTERN,
@@ -47,6 +48,7 @@ from clvcast.data.inputs import (
     check_header_split,
     csv_separator,
     existing_file,
+    is_parquet,
 )
 from clvcast.data.lines import purchase_days
 from clvcast.data.report import REASON_AFTER_AS_OF, REASON_DUPLICATE
@@ -75,9 +77,9 @@ def _read_source(
     path = existing_file(source, what="transactions")
     suffix = path.suffix.lower()
     try:
-        if suffix in {".parquet", ".pq"}:
+        if is_parquet(path):
             return spark.read.parquet(str(path))
-        if suffix in {".csv", ".txt", ".tsv"}:
+        if suffix in CSV_SUFFIXES:
             readable = utf8_text_file(path, options.encoding, workdir, "transactions")
             sep = csv_separator(readable, options.sep)
             check_csv_header(readable, sep, "transactions")

@@ -959,6 +959,7 @@ def _ingest(
         report,
         orders=options.order_col is not None,
         mark=None if distinct else _may_repeat("SUM(size)"),
+        single_rows=weight == "1",
     )
     if not distinct:
         suspects = (

@@ -81,18 +81,23 @@ def purchase_days(
     *,
     orders: bool,
     mark: str | None = None,
+    single_rows: bool = False,
 ) -> bool:
     """Make the table ``daily`` from the view ``lines`` (see the module docstring) and record
     where every line went in ``report``.
 
     ``mark`` is an aggregate over a contact-day's lines (with their column ``h``): in the
     common case, where one grouping of the lines makes the purchase days, ``daily`` gets it
-    as the column ``mark`` from that same pass, and the result is True.
+    as the column ``mark`` from that same pass, and the result is True. ``single_rows``
+    says that every line stands for one input row (``w`` is 1): that grouping then sums
+    the amounts without multiplying each by its weight (5M rows: 0.45-0.48 s against
+    0.48-0.55 s for that query alone; the whole command moves less than its noise).
     """
     if orders:
         kept, refunds = _orders(runner, report)
     else:  # each line is its own order: one pass groups them into days below
-        kept = f"""(SELECT contact_id, day, {_LINE_MONEY} AS amount, w AS size,
+        money, size = (f"CAST(amount AS {_MONEY})", "1") if single_rows else (_LINE_MONEY, "w")
+        kept = f"""(SELECT contact_id, day, {money} AS amount, {size} AS size,
                           CAST(0 AS BIGINT) AS netted{", h" if mark else ""}
                    FROM lines WHERE amount > 0)"""
         refunds = "(SELECT contact_id, day, amount, w FROM lines WHERE amount <= 0)"

@@ -46,6 +46,7 @@ ALLOWED = {
         "churn",
         "output",
         "model_file",
+        "cores",
     },
     "tracking": {"errors", "data", "pipeline"},
     "pyfunc_model": {"tracking"},  # MLflow's models-from-code file of the pyfunc model

@@ -31,6 +31,7 @@ from clvcast.contact_table import (  # noqa: F401  (the table's names, importabl
     check_contact_attributes,
     rfm_contact_table,
 )
+from clvcast.cores import usable_cores
 from clvcast.data import ChunkedPurchaseLog, PurchaseLog, parse_as_of, sample_contacts
 from clvcast.data.chunks import DEFAULT_CHURN_SAMPLE_CONTACTS, chunk_of
 from clvcast.errors import InputError
@@ -46,8 +47,9 @@ from clvcast.summary import (
     summarize_by_chunk,
 )
 
-# Chunks scored at once by CLVPipeline.score_in_chunks: two cores' worth, one on one core.
-CHUNK_SCORING_THREADS = min(2, os.cpu_count() or 1)
+# Chunks scored at once by CLVPipeline.score_in_chunks: two cores' worth, one on one core
+# (the cores this process may run on: a CPU affinity mask counts).
+CHUNK_SCORING_THREADS = min(2, usable_cores())
 
 
 def in_order_on_threads(

@@ -20,7 +20,6 @@ Features (all in days or the input currency):
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from clvcast.cores import usable_cores
 from clvcast.errors import ModelError
 from clvcast.models.bgnbd import BetaGeoModel, probability_alive
 from clvcast.rfm import RFMScorer
@@ -37,7 +37,7 @@ from clvcast.summary import summarize
 from clvcast.text_ids import contact_codes, isin_ids, same_ids
 
 WINDOW_DAYS = 90
-SNAPSHOT_THREADS = min(2, os.cpu_count() or 1)  # snapshots computed at once (prefetch)
+SNAPSHOT_THREADS = min(2, usable_cores())  # snapshots computed at once (prefetch)
 SHORT_WINDOW_DAYS = 30
 
 FEATURE_COLUMNS = (

@@ -4,7 +4,10 @@ no process-wide MLflow state, horizon-aware figures and columns, and a fresh fol
 from __future__ import annotations
 
 import base64
+import importlib
 import json
+import sys
+import threading
 from pathlib import Path
 
 import mlflow
@@ -187,3 +190,35 @@ def test_predict_returns_the_table_and_migrations_without_writing(cdnow_file, tm
     assert set(after.migrations["contact_id"]) >= set(changed.loc[moved, "contact_id"])
     # nothing was written but the MLflow store (its database and artifacts)
     assert {path.name for path in tmp_path.iterdir()} <= {"m.db", "artifacts"}
+
+
+def test_import_meanwhile_loads_the_modules_on_its_own_thread(tmp_path, monkeypatch):
+    from clvcast.jobs.common import import_meanwhile
+
+    (tmp_path / "clvcast_prefetched.py").write_text(
+        "import threading\nLOADED_ON = threading.current_thread().name\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "clvcast_prefetched", raising=False)
+    thread = import_meanwhile(("clvcast_prefetched",))
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert sys.modules["clvcast_prefetched"].LOADED_ON == "clvcast-imports"
+    monkeypatch.delitem(sys.modules, "clvcast_prefetched")
+    assert import_meanwhile(()) is None  # nothing to import: no thread
+
+
+def test_a_failed_import_meanwhile_is_left_for_the_job_to_raise(tmp_path, monkeypatch):
+    """No traceback from the thread: the job's own import raises the error in its place."""
+    from clvcast.jobs.common import import_meanwhile
+
+    (tmp_path / "clvcast_broken_library.py").write_text("raise ImportError('no such library')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    uncaught = []
+    monkeypatch.setattr(threading, "excepthook", uncaught.append)
+    thread = import_meanwhile(("clvcast_broken_library",))
+    thread.join(timeout=120)
+    assert uncaught == []
+    assert "clvcast_broken_library" not in sys.modules
+    with pytest.raises(ImportError, match="no such library"):
+        importlib.import_module("clvcast_broken_library")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +43,32 @@ class _Steps:
         self.note(f"{message} ...")
         yield
         self.note(f"{message}: done in {time.perf_counter() - started:.1f} s")
+
+
+def import_meanwhile(modules: tuple[str, ...]) -> threading.Thread | None:
+    """Start importing ``modules`` on a thread, and return at once.
+
+    A job reads its input first, in DuckDB, which works on every core without holding the
+    GIL, and only then needs its heavy libraries (SciPy for the models: about 0.25 s of
+    every ``clvcast forecast``). Imported meanwhile, they are there when the job gets to
+    them: its own ``import`` statement waits for the thread if it has not finished yet.
+    Start it only after the job's own imports for the read are done, so the two threads
+    never import the same modules at once. An import that fails here is left for the job's
+    own ``import`` to raise, in its place, with the usual message.
+    """
+    if not modules:
+        return None
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the job's own import raises it, in place
+                return
+
+    thread = threading.Thread(target=load, name="clvcast-imports")
+    thread.start()
+    return thread
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from clvcast.jobs.common import (
     _Steps,
     check_not_an_input,
     check_output_file,
+    import_meanwhile,
     save_figures,
 )
 from clvcast.limits import check_limits
@@ -56,6 +57,7 @@ def _table_job(
     figure_group: str = "forecast",
     needs_purchases: bool = True,
     build: Callable[..., tuple[Any, Any]],
+    build_imports: tuple[str, ...] = (),
 ) -> TableResult:
     """Shared shape of rfm/forecast/churn: preflight, read, build, write (a CSV in
     ``csv_format``, ``default`` or ``marketing``: :mod:`clvcast.marketing`).
@@ -63,7 +65,8 @@ def _table_job(
     ``build(log, summary, scorer, contacts, as_of)`` makes the table. A job that needs only
     the summary (``needs_purchases=False``) gets it computed where DuckDB read the input
     (:func:`clvcast.summary.summarize_view`) and ``log=None``: the purchase log never goes
-    to pandas and back."""
+    to pandas and back. ``build_imports`` are the modules ``build`` imports: they load while
+    the input is read (:func:`~clvcast.jobs.common.import_meanwhile`)."""
     from clvcast.data import read_transactions
     from clvcast.data.ingest import ingested
     from clvcast.marketing import check_csv_format
@@ -83,6 +86,7 @@ def _table_job(
         check_writable(save_boundaries)
     _check_plots_folder(plots)
     check_monetary_basis(monetary_basis)
+    import_meanwhile(build_imports)
     if needs_purchases:
         purchase_log = read_transactions(transactions, **asdict(read))
         summary, report = None, purchase_log.report
@@ -195,7 +199,6 @@ def forecast(
     up to ``as_of - holdout_days``; ``plots`` is a folder for the figures as PNG files.
     """
     from clvcast.contact_table import build_contact_table
-    from clvcast.models import CLVForecaster, evaluate_holdout
 
     check_limits(
         horizon_days=horizon_days,
@@ -206,6 +209,8 @@ def forecast(
     steps = _Steps(progress)
 
     def build(log, summary, scorer, contacts_table, day):
+        from clvcast.models import CLVForecaster, evaluate_holdout
+
         forecaster = CLVForecaster(
             horizon_days=horizon_days,
             discount_rate_monthly=discount_rate_monthly,
@@ -249,6 +254,7 @@ def forecast(
         figure_group="forecast",
         needs_purchases=bool(holdout_days),  # the holdout reads the purchases themselves
         build=build,
+        build_imports=("clvcast.models",),
     )
 
 
@@ -277,8 +283,6 @@ def churn(
     ``evaluate`` (default) first evaluates the classifier trained one horizon earlier
     against what happened since (``result.evaluation``).
     """
-    from clvcast.churn import ChurnModel, evaluate_churn
-    from clvcast.churn.features import SnapshotSeries
     from clvcast.contact_table import build_contact_table
 
     check_limits(
@@ -290,6 +294,9 @@ def churn(
     steps = _Steps(progress)
 
     def build(log, summary, scorer, contacts_table, day):
+        from clvcast.churn import ChurnModel, evaluate_churn
+        from clvcast.churn.features import SnapshotSeries
+
         day = parse_as_of(day)
         model = ChurnModel(
             horizon_days=horizon_days,
@@ -330,4 +337,5 @@ def churn(
         monetary_basis=monetary_basis,
         figure_group="churn",
         build=build,
+        build_imports=("clvcast.churn",),
     )

@@ -52,9 +52,11 @@ def import_meanwhile(modules: tuple[str, ...]) -> threading.Thread | None:
     GIL, and only then needs its heavy libraries (SciPy for the models: about 0.25 s of
     every ``clvcast forecast``). Imported meanwhile, they are there when the job gets to
     them: its own ``import`` statement waits for the thread if it has not finished yet.
-    Start it only after the job's own imports for the read are done, so the two threads
-    never import the same modules at once. An import that fails here is left for the job's
-    own ``import`` to raise, in its place, with the usual message.
+    Start it only after the job's own imports for the read are done, so that the reading
+    thread imports nothing the other one does (Python's import locks keep two threads that
+    need one module apart, but two that each hold what the other needs would stop with an
+    error). An import that fails here is left for the job's own ``import`` to raise, in its
+    place, with the usual message.
     """
     if not modules:
         return None

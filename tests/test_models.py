@@ -375,6 +375,60 @@ def test_map_in_order_spreads_runs_over_threads_and_keeps_the_order():
     assert map_in_order(lambda item: -item, [], threads=2) == []
 
 
+def test_map_in_order_keeps_its_helper_threads_and_survives_nesting_errors_and_fork():
+    """The helper threads start once per process (a fit calls this once per evaluation); a
+    call from a helper runs on that thread, a helper's error reaches the caller, and a
+    forked child, which has none of its parent's threads, gets helpers of its own."""
+    import multiprocessing
+
+    seen: list[tuple[str, int]] = []
+
+    def where(item: int) -> int:
+        thread = threading.current_thread()
+        seen.append((thread.name, thread.ident))
+        return item
+
+    assert map_in_order(where, [0, 1], threads=2) == [0, 1]
+    assert map_in_order(where, [0, 1], threads=2) == [0, 1]
+    helpers = {entry for entry in seen if entry[0].startswith("clvcast-cores")}
+    assert len(helpers) == 1 and len(seen) == 4  # the same helper thread both times
+
+    def nested(item: int) -> list[int]:
+        return map_in_order(lambda inner: inner + item, [10, 20, 30, 40], threads=2)
+
+    outcome: list[object] = []
+    caller = threading.Thread(
+        target=lambda: outcome.append(map_in_order(nested, [0, 1], 2)), daemon=True
+    )
+    caller.start()
+    caller.join(timeout=120)  # only to fail instead of hanging, never to time the test
+    assert not caller.is_alive(), "map_in_order called from a helper thread deadlocked"
+    assert outcome == [[[10, 20, 30, 40], [11, 21, 31, 41]]]
+
+    def fails_on_the_helper(item: int) -> int:
+        if item == 3:
+            raise ValueError("item 3")
+        return item
+
+    with pytest.raises(ValueError, match="item 3"):
+        map_in_order(fails_on_the_helper, list(range(4)), threads=2)
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(
+        target=lambda: results.put(map_in_order(lambda item: item * 2, [1, 2, 3], threads=2)),
+        daemon=True,
+    )
+    child.start()
+    try:
+        assert results.get(timeout=120) == [2, 4, 6]  # a child without helpers would hang
+    finally:
+        child.join(timeout=120)
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+
+
 @pytest.mark.parametrize("objective", ["bgnbd", "gamma_gamma"])
 def test_objectives_are_the_same_bit_for_bit_on_one_thread_and_on_two(objective, monkeypatch):
     # Enough rows for the threaded path (at least ROW_THREADS_MIN_BLOCKS blocks), with an

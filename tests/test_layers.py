@@ -17,6 +17,7 @@ ALLOWED = {
     "errors": set(),
     "text_ids": set(),  # membership of text ids in Arrow
     "cores": set(),  # usable cores and work spread over them in threads
+    "process_exit": set(),  # the command's exit without the interpreter's teardown
     "limits": {"errors"},
     "estimator": {"errors"},
     "atomic": {"errors"},
@@ -89,7 +90,7 @@ ALLOWED = {
     "console": {"models"},
     "cli_parser": {"limits"},
     # The command line only parses, calls a job and prints: no pipeline, models, outputs.
-    "cli": {"cli_parser", "console", "jobs", "data", "errors", "limits"},
+    "cli": {"cli_parser", "console", "jobs", "data", "errors", "limits", "process_exit"},
     "__init__": set(),
     "__main__": {"cli"},
 }

@@ -1,5 +1,5 @@
 import sys
 
-from clvcast.cli import main
+from clvcast.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

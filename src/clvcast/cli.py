@@ -22,6 +22,7 @@ from typing import Any
 
 from clvcast.cli_parser import build_parser
 from clvcast.errors import ClvcastError
+from clvcast.process_exit import exit_quickly
 
 log = logging.getLogger("clvcast")
 
@@ -402,5 +403,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(COMMANDS[args.command], args, parser)
 
 
+def console_main() -> int:
+    """The ``clvcast`` command: :func:`main`, then an exit without the interpreter's teardown.
+
+    See :mod:`clvcast.process_exit` (0.07-0.1 s of every command); it returns the exit code
+    when the usual exit is needed. Usage errors and ``--help`` exit from argparse as usual.
+    """
+    code = main()
+    exit_quickly(code)
+    return code
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())

@@ -1,0 +1,84 @@
+"""The command's quick exit: what it keeps (atexit, buffered output) and when it steps back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+# A module-level object whose finalizer runs only in the interpreter's teardown: its line on
+# stdout shows whether the process went through the usual exit.
+PROLOGUE = """
+import atexit, os, sys, threading
+from clvcast.process_exit import exit_quickly
+
+class Teardown:
+    def __del__(self):
+        os.write(1, b"teardown\\n")
+
+marker = Teardown()
+atexit.register(lambda: print("atexit handler ran"))
+print("buffered line")  # stdout is a pipe here: block-buffered, not yet written
+"""
+
+
+def _run(body: str) -> subprocess.CompletedProcess:
+    script = PROLOGUE + textwrap.dedent(body)
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_exit_runs_atexit_flushes_output_and_skips_the_teardown():
+    result = _run("exit_quickly(3)\nprint('returned')\n")
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.splitlines() == ["buffered line", "atexit handler ran"]
+
+
+def test_own_idle_threads_do_not_hold_the_exit():
+    result = _run(
+        """
+        release = threading.Event()
+        threading.Thread(target=release.wait, args=(60,), name="clvcast-cores_0").start()
+        exit_quickly(0)
+        print("returned")
+        release.set()
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "returned" not in result.stdout and "teardown" not in result.stdout
+
+
+def test_steps_back_for_a_foreign_thread_python_would_wait_for():
+    result = _run(
+        """
+        release = threading.Event()
+        threading.Thread(target=release.wait, args=(60,), name="uploader").start()
+        exit_quickly(0)
+        print("returned")
+        release.set()
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["buffered line", "returned"]
+    assert "teardown" in lines and "atexit handler ran" in lines
+
+
+def test_steps_back_under_a_tracer_or_profiler():
+    for attach in ("sys.settrace(lambda *a: None)", "sys.setprofile(lambda *a: None)"):
+        result = _run(f"{attach}\nexit_quickly(5)\nprint('returned')\n")
+        assert result.returncode == 0, result.stderr
+        assert "returned" in result.stdout, attach
+
+
+def test_steps_back_when_stdout_cannot_be_flushed():
+    result = _run(
+        """
+        sys.stdout.close()
+        exit_quickly(4)
+        os.write(2, b"returned\\n")
+        """
+    )
+    assert result.returncode == 0
+    assert "returned" in result.stderr

@@ -10,7 +10,8 @@ two fresh processes on the same input file, in one run of this script:
 
 For each process it prints wall seconds (a monotonic clock around the child), CPU seconds
 (user + system of the child, from ``os.wait4``) and peak RSS (the child's ``ru_maxrss``), and
-the lifetimes / clvcast ratios (above 1: clvcast is faster or smaller). The inputs are
+the lifetimes / clvcast ratios (above 1: clvcast is faster or smaller); with ``--repeat N``
+the two sides run N times each, alternated, and the figures are medians. The inputs are
 generated here (seeded): purchase logs with string ids and timestamps (as
 ``bench_summary.py`` makes them), CDNOW as lifetimes ships it, and a line-item export shaped
 like UCI Online Retail (``clvcast.data.simulate.online_retail_lines``).
@@ -19,6 +20,7 @@ Run from the repository root with the project's virtualenv::
 
     python benchmarks/bench_commands.py                 # start-up, CDNOW, 400k lines, 5M, 1M contacts
     python benchmarks/bench_commands.py --cases rfm-20m  # the larger ones by name
+    python benchmarks/bench_commands.py --repeat 5      # medians of five alternated runs
     python benchmarks/bench_commands.py --list
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -306,13 +309,27 @@ def run_process(argv: list[str], cwd: Path) -> dict[str, float]:
     }
 
 
+def median_row(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the runs of one side (the runs themselves for one run)."""
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, choices=list(CASES))
     parser.add_argument("--list", action="store_true", help="list the cases and stop")
     parser.add_argument("--work-dir", default=None, help="folder for the inputs and outputs")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each side this many times, alternated, and print the medians (and the "
+        "range of wall seconds): a machine whose speed drifts moves both sides alike",
+    )
     parser.add_argument("--make", nargs=2, metavar=("CASE", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.make:
         print(CASES[args.make[0]].make_input(Path(args.make[1])))
         return 0
@@ -331,9 +348,14 @@ def main(argv: list[str] | None = None) -> int:
         for key in args.cases:
             case = CASES[key]
             source = make_input(key, folder)
-            ours = run_process(case.clvcast(folder, source), folder)
-            theirs = run_process(case.lifetimes(folder, source), folder)
+            runs: dict[str, list[dict[str, float]]] = {"clvcast": [], "lifetimes": []}
+            for _ in range(args.repeat):  # alternated: drift moves both sides alike
+                runs["clvcast"].append(run_process(case.clvcast(folder, source), folder))
+                runs["lifetimes"].append(run_process(case.lifetimes(folder, source), folder))
+            ours, theirs = median_row(runs["clvcast"]), median_row(runs["lifetimes"])
             for side, row in (("clvcast", ours), ("lifetimes", theirs)):
+                walls = sorted(run["wall"] for run in runs[side])
+                spread = f"  ({walls[0]:.2f}-{walls[-1]:.2f})" if len(walls) > 1 else ""
                 print(
                     f"{case.name:<16} {side:<10} {row['wall']:>8.2f} {row['cpu']:>8.2f} "
                     f"{row['peak_mb']:>8.0f}",
@@ -346,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{theirs['peak_mb'] / ours['peak_mb']:.2f}x",
                         end="",
                     )
-                print(flush=True)
+                print(spread, flush=True)
     return 0
 
 

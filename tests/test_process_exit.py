@@ -68,6 +68,14 @@ def test_steps_back_under_a_tracer_or_profiler():
         assert "returned" in result.stdout, attach
 
 
+def test_exits_when_python_started_without_a_stdout():
+    """`clvcast ... >&-`: Python sets sys.stdout to None; print writes nothing, and the
+    exit must not fail on it."""
+    result = _run("sys.stdout = None\nexit_quickly(6)\nos.write(2, b'returned\\n')\n")
+    assert result.returncode == 6, result.stderr
+    assert result.stderr == ""
+
+
 def test_steps_back_when_stdout_cannot_be_flushed():
     result = _run(
         """

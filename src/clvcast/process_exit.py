@@ -62,8 +62,9 @@ def exit_quickly(code: int) -> None:
         return
     atexit._run_exitfuncs()  # what the teardown would run first; it clears the handlers
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: the descriptor was closed when Python started
+                stream.flush()
     except (OSError, ValueError):  # a closed pipe or stream: the usual exit reports it
         return
     os._exit(code)

@@ -18,18 +18,28 @@ ALLOWED = {
     "text_ids": set(),  # membership of text ids in Arrow
     "cores": set(),  # usable cores and work spread over them in threads
     "process_exit": set(),  # the command's exit without the interpreter's teardown
+    "whole_numbers": set(),  # whole-number columns coded without hashing
     "limits": {"errors"},
     "estimator": {"errors"},
     "atomic": {"errors"},
     "data": {"errors", "data", "limits"},
     "summary": {"errors", "data"},
-    "rfm": {"errors", "atomic", "summary", "estimator", "changes"},
+    "rfm": {"errors", "atomic", "summary", "estimator", "changes", "whole_numbers"},
     "marketing": {"errors"},  # the marketing CSV format
     "audiences": {"errors"},  # the audience condition language
     "changes": {"errors", "text_ids"},  # changed rows for syncs
     "output": {"errors", "atomic", "marketing"},
     "model_file": {"errors", "atomic"},  # rebuilds clvcast's classes by an allow-list
-    "models": {"errors", "estimator", "data", "summary", "models", "text_ids", "cores"},
+    "models": {
+        "errors",
+        "estimator",
+        "data",
+        "summary",
+        "models",
+        "text_ids",
+        "cores",
+        "whole_numbers",
+    },
     "churn": _CHURN_AND_BELOW | {"cores"},
     # the table builder; churn only when a churn model is given (imported in the function)
     "contact_table": _CHURN_AND_BELOW,

@@ -347,6 +347,41 @@ def test_compress_rows_round_trip():
     assert list(zip(ux, ut, counts, strict=True)) == [(0, 0.0, 2.0), (1, 5.0, 2.0), (2, 7.0, 1.0)]
 
 
+@pytest.mark.parametrize(
+    "column",
+    [
+        pytest.param(lambda r, n: r.integers(0, 400, n).astype(float), id="whole days"),
+        pytest.param(lambda r, n: r.integers(-5, 5, n), id="integers"),
+        pytest.param(lambda r, n: r.integers(0, 40, n) / 7.0, id="weeks"),
+        pytest.param(lambda r, n: r.integers(0, 3, n) * 1e12, id="wide span"),
+        pytest.param(
+            lambda r, n: np.where(r.random(n) < 0.1, np.nan, r.integers(0, 9, n)), id="NaN"
+        ),
+        pytest.param(
+            lambda r, n: np.where(r.random(n) < 0.5, -0.0, r.integers(0, 3, n)), id="minus zero"
+        ),
+    ],
+)
+def test_compress_rows_matches_factorising_every_column(column):
+    # Whole-number columns get their codes by subtraction: the unique rows, counts and codes
+    # must be exactly those of factorising every column.
+    rng = np.random.default_rng(7)
+    n = 5_000
+    columns = (rng.integers(0, 30, n).astype(float), column(rng, n), rng.integers(0, 5, n))
+
+    key = np.zeros(n, dtype=np.int64)
+    for col in columns:
+        col_codes, col_uniques = pd.factorize(col, use_na_sentinel=False)
+        key = key * len(col_uniques) + col_codes
+    expected_codes, _ = pd.factorize(key)
+
+    uniques, counts, codes = compress_rows(*columns)
+    np.testing.assert_array_equal(codes, expected_codes)
+    np.testing.assert_array_equal(counts, np.bincount(expected_codes).astype(float))
+    for unique, col in zip(uniques, columns, strict=True):
+        np.testing.assert_array_equal(unique[codes], col)
+
+
 def test_bgnbd_fit_does_not_depend_on_the_order_of_the_contacts(master_summary):
     # A log scored in chunks fits the snapshot's BG/NBD on its contacts chunk by chunk, not
     # in id order: the unique rows are sorted, so the sums and the fit are the same.

@@ -68,6 +68,23 @@ def test_heavily_tied_frequency_keeps_five_bins():
 
 @pytest.mark.filterwarnings("ignore::clvcast.errors.RFMWarning")
 @settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(st.integers(-50, 500), min_size=1, max_size=300),
+    scale=st.sampled_from([1.0, 0.5, 1e9]),
+)
+def test_bins_are_the_same_whether_values_are_counted_or_hashed(values, scale):
+    # Whole numbers in a narrow range are counted by bincount, others hashed: both must
+    # learn the bins that sorting every value gives.
+    import clvcast.rfm as rfm_module
+
+    array = np.asarray(values, dtype=float) * scale
+    distinct, counts = rfm_module._distinct_counts(array)
+    expected, expected_counts = np.unique(array, return_counts=True)
+    np.testing.assert_array_equal(distinct, expected)
+    np.testing.assert_array_equal(counts, expected_counts)
+    assert distinct.dtype == array.dtype
+
+
 @given(values=st.lists(st.integers(0, 30), min_size=1, max_size=300))
 def test_equal_values_get_equal_scores_and_order_does_not_matter(values):
     summary = summary_from(values, [1] * len(values), [1.0] * len(values))

@@ -38,6 +38,7 @@ from clvcast.atomic import write_text_atomic
 from clvcast.changes import values_differ
 from clvcast.errors import InputError, RFMWarning
 from clvcast.estimator import Estimator, check_fitted
+from clvcast.whole_numbers import whole_number_range
 
 MonetaryBasis = Literal["total", "average"]
 
@@ -283,16 +284,31 @@ def measure_values(summary: pd.DataFrame, measure: str) -> pd.Series:
     return summary[measure]
 
 
+def _distinct_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``values``, sorted, and how often each occurs.
+
+    Whole numbers in a narrow range (days, purchase days) are counted by ``np.bincount``
+    (:func:`~clvcast.whole_numbers.whole_number_range`); other values are hashed, then only
+    the distinct ones sorted: np.unique sorts every value, 2.6-2.8 s for 10M contacts
+    against 0.1 s (days) to 0.7 s (spend) for pd.factorize.
+    """
+    whole = whole_number_range(values)
+    if whole is not None:
+        low, span = whole
+        counts = np.bincount((values - low).astype(np.int64), minlength=span)
+        present = np.flatnonzero(counts)
+        return (present + low).astype(values.dtype), counts[present]
+    codes, distinct = pd.factorize(values, sort=True)
+    return distinct, np.bincount(codes, minlength=len(distinct))
+
+
 def _greedy_edges(values: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Lower edges of bins 2..k between distinct values, and the count in each bin.
 
     Each cut is placed at the distinct value whose cumulative count is nearest to an equal
     share of what remains, keeping one distinct value for every bin still to come.
     """
-    # Hashing, then sorting the distinct values only: np.unique sorts every value, 2.6-2.8 s
-    # for 10M contacts against 0.1 s (days) to 0.7 s (spend) for pd.factorize.
-    codes, distinct = pd.factorize(values, sort=True)
-    counts = np.bincount(codes, minlength=len(distinct))
+    distinct, counts = _distinct_counts(values)
     k = min(n_bins, len(distinct))
     cumulative = np.cumsum(counts)
     total = cumulative[-1]

@@ -28,6 +28,7 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from clvcast.errors import ModelError, ModelWarning
+from clvcast.whole_numbers import whole_number_range
 
 Objective = Callable[..., tuple[float, np.ndarray]]
 
@@ -188,19 +189,20 @@ def compress_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, n
     whole-day data of millions of contacts has far fewer distinct rows.
 
     Unique rows come in order of first occurrence; ``uniques[i][codes]`` is column ``i``.
-    Each column is factorised, and the column codes are combined into one integer key per row
-    that is factorised in turn (re-factorised on the way if the key could overflow).
+    Each column gets integer codes (:func:`_column_codes`), and the column codes are combined
+    into one integer key per row that is factorised in turn (re-factorised on the way if the
+    key could overflow).
     """
     columns = tuple(np.asarray(col) for col in columns)
     key = np.zeros(len(columns[0]), dtype=np.int64)
     n_keys = 1
     for col in columns:
-        col_codes, col_uniques = pd.factorize(col, use_na_sentinel=False)
-        if n_keys * len(col_uniques) >= 2**62:
+        col_codes, n_codes = _column_codes(col)
+        if n_keys * n_codes >= 2**62:
             key, key_uniques = pd.factorize(key)
             n_keys = len(key_uniques)
-        key = key * len(col_uniques) + col_codes
-        n_keys *= len(col_uniques)
+        key = key * n_codes + col_codes
+        n_keys *= n_codes
     codes, _ = pd.factorize(key)
     counts = np.bincount(codes)
     first = np.full(len(counts), -1, dtype=np.int64)
@@ -208,6 +210,19 @@ def compress_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, n
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     uniques = [col[first] for col in columns]
     return uniques, counts.astype(float), codes
+
+
+def _column_codes(col: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer codes of a column's values (equal values, equal codes) and how many codes
+    there may be: ``value - minimum`` for whole days in a narrow range
+    (:func:`~clvcast.whole_numbers.whole_number_range`), else ``pd.factorize`` (hashing:
+    15-25 ms for a column of 850k contacts, three times per fit and per prediction)."""
+    whole = whole_number_range(col)
+    if whole is not None:
+        low, span = whole
+        return (col - low).astype(np.int64), span
+    col_codes, col_uniques = pd.factorize(col, use_na_sentinel=False)
+    return col_codes, len(col_uniques)
 
 
 def hessian_from_gradient(

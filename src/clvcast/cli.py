@@ -90,8 +90,31 @@ def _print(args: argparse.Namespace, text: str) -> None:
         print(text)
 
 
+def use_malloc_for_arrow() -> None:
+    """Give the process's new Arrow buffers the C library's ``malloc``, unless the user chose
+    a pool with ``ARROW_DEFAULT_MEMORY_POOL``. ``rfm`` and ``forecast`` call it.
+
+    pyarrow's default pool, mimalloc, hands freed memory back to the system within
+    milliseconds, so a command that builds its table column by column and then writes it
+    faults the same memory in again and again: ``clvcast forecast`` on 1M contacts took
+    3.34 s with it against 3.03 s with ``malloc`` (and 3.01 s with jemalloc, which not every
+    build has), medians of eight alternated runs; ``rfm`` the same or a little quicker.
+    ``train`` and ``predict`` keep Arrow's pool: on 100M rows, in chunks, ``malloc`` kept
+    more memory (peak 7,300 MB against 7,138 MB, and 7,209 against 7,142) and took no less
+    time (283.8 s against 278.8 s, 307.1 against 276.7). Buffers made before keep their
+    pool. A choice for the whole process, like the logging set-up in :func:`main`, which
+    the library's functions leave alone.
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
 def cmd_rfm(args: argparse.Namespace) -> int:
     """clvcast rfm: contact table with summary, RFM scores, cells and segments."""
+    use_malloc_for_arrow()
     from clvcast.console import format_table_job
     from clvcast.jobs import rfm
 
@@ -110,6 +133,7 @@ def cmd_rfm(args: argparse.Namespace) -> int:
 
 def cmd_forecast(args: argparse.Namespace) -> int:
     """clvcast forecast: contact table plus predicted purchases, P(alive) and CLV."""
+    use_malloc_for_arrow()
     from clvcast.console import format_table_job
     from clvcast.jobs import forecast
 
@@ -378,30 +402,9 @@ def _os_problem(exc: OSError) -> str:
     return f"{reason}{where}; outputs were not changed: {advice}."
 
 
-def use_malloc_for_arrow() -> None:
-    """Give the process's new Arrow buffers the C library's ``malloc``, unless the user chose
-    a pool with ``ARROW_DEFAULT_MEMORY_POOL``.
-
-    pyarrow's default pool, mimalloc, hands freed memory back to the system within
-    milliseconds, so a command that builds its table column by column and then writes it
-    faults the same memory in again and again: ``clvcast forecast`` on 1M contacts took
-    3.34 s with it against 3.03 s with ``malloc`` (and 3.01 s with jemalloc, which not every
-    build has), medians of eight alternated runs; other commands the same or a little
-    quicker. Buffers made before keep their pool. :func:`main` calls it after parsing (so
-    ``--help`` imports no pyarrow): like the logging set-up there, it is a choice for the
-    whole process, which the library's functions leave alone.
-    """
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        return
-    import pyarrow as pa
-
-    pa.set_memory_pool(pa.system_memory_pool())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    use_malloc_for_arrow()
     if not args.verbose:  # read by MLflow when it is first imported
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     # MLflow writes a link to each run of a server store on stdout; the command prints the

@@ -396,16 +396,16 @@ def test_churn_bad_options(files, tmp_path):
 @pytest.mark.parametrize(
     ("chosen", "expected"), [(None, "system"), ("mimalloc", "mimalloc")], ids=["default", "user's"]
 )
-def test_commands_give_arrow_malloc_unless_the_user_chose_a_pool(files, tmp_path, chosen, expected):
-    # Arrow's default pool (mimalloc) gives freed memory back at once: a command takes the C
-    # library's malloc, unless ARROW_DEFAULT_MEMORY_POOL says otherwise.
+def test_rfm_gives_arrow_malloc_unless_the_user_chose_a_pool(files, tmp_path, chosen, expected):
+    # Arrow's default pool (mimalloc) gives freed memory back at once: rfm and forecast take
+    # the C library's malloc, unless ARROW_DEFAULT_MEMORY_POOL says otherwise.
     import os
     import subprocess
     import sys
 
     transactions, _ = files
     script = (
-        "import sys; from clvcast.cli import main; import pyarrow as pa; "
+        "from clvcast.cli import main; import pyarrow as pa; "
         f"code = main(['rfm', '--transactions', {str(transactions)!r}, '--as-of', "
         f"'2023-06-30', '--output', {str(tmp_path / 'out.parquet')!r}, '-q']); "
         "print(code, pa.default_memory_pool().backend_name)"

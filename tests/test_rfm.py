@@ -16,6 +16,7 @@ from clvcast.rfm import (
     GROUPS,
     SEGMENT_RULES,
     RFMScorer,
+    _distinct_counts,
     fit_bins,
     group_of,
     segment_of,
@@ -66,8 +67,7 @@ def test_heavily_tied_frequency_keeps_five_bins():
     assert bins.shares[0] == pytest.approx(0.6)
 
 
-@pytest.mark.filterwarnings("ignore::clvcast.errors.RFMWarning")
-@settings(max_examples=80, deadline=None)
+@settings(deadline=None)
 @given(
     values=st.lists(st.integers(-50, 500), min_size=1, max_size=300),
     scale=st.sampled_from([1.0, 0.5, 1e9]),
@@ -75,16 +75,16 @@ def test_heavily_tied_frequency_keeps_five_bins():
 def test_bins_are_the_same_whether_values_are_counted_or_hashed(values, scale):
     # Whole numbers in a narrow range are counted by bincount, others hashed: both must
     # learn the bins that sorting every value gives.
-    import clvcast.rfm as rfm_module
-
     array = np.asarray(values, dtype=float) * scale
-    distinct, counts = rfm_module._distinct_counts(array)
+    distinct, counts = _distinct_counts(array)
     expected, expected_counts = np.unique(array, return_counts=True)
     np.testing.assert_array_equal(distinct, expected)
     np.testing.assert_array_equal(counts, expected_counts)
     assert distinct.dtype == array.dtype
 
 
+@pytest.mark.filterwarnings("ignore::clvcast.errors.RFMWarning")
+@settings(max_examples=80, deadline=None)
 @given(values=st.lists(st.integers(0, 30), min_size=1, max_size=300))
 def test_equal_values_get_equal_scores_and_order_does_not_matter(values):
     summary = summary_from(values, [1] * len(values), [1.0] * len(values))

@@ -38,7 +38,7 @@ from clvcast.atomic import write_text_atomic
 from clvcast.changes import values_differ
 from clvcast.errors import InputError, RFMWarning
 from clvcast.estimator import Estimator, check_fitted
-from clvcast.whole_numbers import whole_number_range
+from clvcast.whole_numbers import whole_number_codes
 
 MonetaryBasis = Literal["total", "average"]
 
@@ -288,14 +288,14 @@ def _distinct_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values of ``values``, sorted, and how often each occurs.
 
     Whole numbers in a narrow range (days, purchase days) are counted by ``np.bincount``
-    (:func:`~clvcast.whole_numbers.whole_number_range`); other values are hashed, then only
+    (:func:`~clvcast.whole_numbers.whole_number_codes`); other values are hashed, then only
     the distinct ones sorted: np.unique sorts every value, 2.6-2.8 s for 10M contacts
     against 0.1 s (days) to 0.7 s (spend) for pd.factorize.
     """
-    whole = whole_number_range(values)
+    whole = whole_number_codes(values)
     if whole is not None:
-        low, span = whole
-        counts = np.bincount((values - low).astype(np.int64), minlength=span)
+        codes, low, span = whole
+        counts = np.bincount(codes, minlength=span)
         present = np.flatnonzero(counts)
         return (present + low).astype(values.dtype), counts[present]
     codes, distinct = pd.factorize(values, sort=True)

@@ -16,10 +16,11 @@ import numpy as np
 SPAN_PER_ROW = 4
 
 
-def whole_number_range(values: np.ndarray) -> tuple[float, int] | None:
-    """``(minimum, span)`` when every value is a finite whole number and the span
-    (maximum - minimum + 1) is at most ``SPAN_PER_ROW`` values per row; else None (NaN,
-    infinities, fractions, a wide range or an empty or non-numeric array)."""
+def whole_number_codes(values: np.ndarray) -> tuple[np.ndarray, float, int] | None:
+    """``(codes, minimum, span)`` when every value is a finite whole number and the span
+    (maximum - minimum + 1) is at most ``SPAN_PER_ROW`` values per row: ``codes`` are
+    ``value - minimum`` as int64, from 0 to ``span - 1``. None otherwise (NaN, infinities,
+    fractions, a wide range or an empty or non-numeric array)."""
     if values.size == 0 or values.dtype.kind not in "iuf":
         return None
     low, high = values.min(), values.max()
@@ -31,4 +32,4 @@ def whole_number_range(values: np.ndarray) -> tuple[float, int] | None:
     span = int(high) - int(low) + 1
     if span > SPAN_PER_ROW * values.size + 1:
         return None
-    return low, span
+    return (values - low).astype(np.int64), low, span

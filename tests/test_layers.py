@@ -42,7 +42,7 @@ ALLOWED = {
     },
     "churn": _CHURN_AND_BELOW | {"cores"},
     # the table builder; churn only when a churn model is given (imported in the function)
-    "contact_table": _CHURN_AND_BELOW,
+    "contact_table": {*_CHURN_AND_BELOW, "cores"},
     "plots": {"errors", "summary", "rfm", "models", "churn", "plots"},
     "pipeline": {
         "errors",

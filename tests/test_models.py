@@ -14,8 +14,9 @@ import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.datasets import load_cdnow_summary, load_cdnow_summary_data_with_monetary_value
 
-from clvcast.cores import map_in_order
-from clvcast.errors import DataQualityWarning, InputError, ModelError
+from clvcast.contact_table import build_contact_table
+from clvcast.cores import map_in_order, meanwhile
+from clvcast.errors import DataQualityWarning, InputError, ModelError, NotFittedError
 from clvcast.models import (
     BetaGeoModel,
     CLVForecaster,
@@ -408,6 +409,58 @@ def test_map_in_order_spreads_runs_over_threads_and_keeps_the_order():
     assert len(threads_seen) == 2
     assert map_in_order(lambda item: -item, [1, 2, 3], threads=8) == [-1, -2, -3]
     assert map_in_order(lambda item: -item, [], threads=2) == []
+
+
+def test_meanwhile_works_on_another_thread_and_hands_back_its_result_or_error():
+    caller = threading.get_ident()
+    started = threading.Event()
+
+    def work() -> int:
+        started.set()
+        return threading.get_ident()
+
+    wait = meanwhile(work)
+    assert started.wait(timeout=120)  # only to fail, never to time a test
+    assert wait() != caller
+
+    def failing() -> None:
+        raise InputError("the work's own error")
+
+    with pytest.raises(InputError, match="the work's own error"):
+        meanwhile(failing)()
+    assert not [t for t in threading.enumerate() if t.name == "clvcast-meanwhile"]
+
+
+def test_contact_table_scores_rfm_while_the_models_fit_and_gets_the_same_table(master_summary):
+    """An unfitted forecaster is fitted while the RFM scores are made on a thread; the table
+    is the one made step after step (with the same forecaster already fitted)."""
+    fitted = CLVForecaster().fit(master_summary)
+    in_turn = build_contact_table(None, "1998-06-30", summary=master_summary, forecaster=fitted)
+    together = build_contact_table(
+        None, "1998-06-30", summary=master_summary, forecaster=CLVForecaster()
+    )
+    pd.testing.assert_frame_equal(together.table, in_turn.table)
+    assert together.forecaster.bgnbd_.params_.equals(fitted.bgnbd_.params_)
+    assert together.scorer.to_dict() == in_turn.scorer.to_dict()
+
+
+def test_contact_table_raises_the_rfm_error_first_and_leaves_no_thread(master_summary):
+    """Errors come in the order of the steps done one after the other: the RFM step's
+    error before the fit's, and the fit's when the RFM step is fine."""
+    from clvcast.rfm import RFMScorer
+
+    bad_forecaster = CLVForecaster(horizon_days=-1)
+    with pytest.raises(NotFittedError):  # the scorer given has no boundaries
+        build_contact_table(
+            None,
+            "1998-06-30",
+            summary=master_summary,
+            scorer=RFMScorer(),
+            forecaster=bad_forecaster,
+        )
+    with pytest.raises(InputError, match="horizon_days=-1"):
+        build_contact_table(None, "1998-06-30", summary=master_summary, forecaster=bad_forecaster)
+    assert not [t for t in threading.enumerate() if t.name == "clvcast-meanwhile"]
 
 
 def test_map_in_order_keeps_its_helper_threads_and_survives_nesting_errors_and_fork():

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from clvcast.cores import meanwhile
 from clvcast.data import PurchaseLog, parse_as_of
 from clvcast.errors import InputError, NotFittedError
 from clvcast.estimator import check_fitted
@@ -110,21 +111,26 @@ def build_contact_table(
         check_contact_attributes(contacts)
     if summary is None:
         summary = summarize(purchases, day)  # a PurchaseLog is not grouped into days again
-    if scorer is None:
-        scorer = RFMScorer(monetary_basis=monetary_basis).fit(summary)
-    scores = scorer.transform(summary)
-    parts = [summary, scores]
-    if forecaster is not None:
-        if not _is_fitted(forecaster):
+    predictions = None
+    if forecaster is not None and not _is_fitted(forecaster):
+        # The RFM scores on a thread while the models fit: the RFM steps run on one core,
+        # and the fit leaves part of the other idle (1M contacts: 0.39-0.44 s for both
+        # together against 0.50-0.57 s one after the other).
+        rfm_parts = meanwhile(lambda: _rfm_parts(summary, scorer, monetary_basis))
+        try:
             forecaster.fit(summary)
-        parts.append(forecaster.predict(summary))
-    extra = pd.DataFrame(
-        {
-            "high_value": scores["m_score"].isin(HIGH_VALUE_M_SCORES),
-            "r_drop_date": scorer.r_drop_dates(summary),
-        },
-        index=summary.index,
-    )
+            predictions = forecaster.predict(summary)
+        except BaseException:
+            rfm_parts()  # an RFM error comes first, as when the steps ran in turn
+            raise
+        scorer, scores, extra = rfm_parts()
+    else:
+        scorer, scores, extra = _rfm_parts(summary, scorer, monetary_basis)
+        if forecaster is not None:
+            predictions = forecaster.predict(summary)
+    parts = [summary, scores]
+    if predictions is not None:
+        parts.append(predictions)
     parts.append(extra)
     if churn_model is not None:
         if not _is_fitted(churn_model):
@@ -164,6 +170,24 @@ def build_contact_table(
         forecaster=forecaster,
         churn_model=churn_model,
     )
+
+
+def _rfm_parts(
+    summary: pd.DataFrame, scorer: RFMScorer | None, monetary_basis: str
+) -> tuple[RFMScorer, pd.DataFrame, pd.DataFrame]:
+    """The RFM scorer (fitted on ``summary`` when not given), its scores and the columns
+    ``high_value`` and ``r_drop_date``."""
+    if scorer is None:
+        scorer = RFMScorer(monetary_basis=monetary_basis).fit(summary)
+    scores = scorer.transform(summary)
+    extra = pd.DataFrame(
+        {
+            "high_value": scores["m_score"].isin(HIGH_VALUE_M_SCORES),
+            "r_drop_date": scorer.r_drop_dates(summary),
+        },
+        index=summary.index,
+    )
+    return scorer, scores, extra
 
 
 def rfm_contact_table(

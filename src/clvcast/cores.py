@@ -2,7 +2,8 @@
 
 numpy releases the GIL while it works on large arrays, so plain threads put every core to
 work on independent pieces of one computation (the BG/NBD and Gamma-Gamma row sums,
-:mod:`clvcast.models.likelihood`).
+:mod:`clvcast.models.likelihood`), or on two independent computations at once
+(:func:`meanwhile`: the RFM scores while the models fit).
 """
 
 from __future__ import annotations
@@ -87,3 +88,33 @@ def map_in_order(work: Callable[[T], R], items: Sequence[T], threads: int) -> li
         for future in futures:  # never return while a helper still works on the items
             future.exception()
     return first + [result for future in futures for result in future.result()]
+
+
+def meanwhile(work: Callable[[], R]) -> Callable[[], R]:
+    """Start ``work()`` on a thread of its own and return at once a function that waits for
+    it and returns its result, or raises the exception it raised.
+
+    For two independent steps of one job where one of them leaves a core idle: the caller
+    does the other step in the meantime. A thread of its own, not one of the helper threads
+    of :func:`map_in_order`, so that the caller's own row sums still get every helper.
+    Call the returned function on every path, also when the caller's step fails, so that
+    no work is left running.
+    """
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as exc:  # handed to the caller, raised there
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="clvcast-meanwhile")
+    thread.start()
+
+    def wait() -> R:
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        return outcome["result"]  # type: ignore[return-value]
+
+    return wait

@@ -104,6 +104,15 @@ def test_parquet_and_sqlite_keep_types(shop, tmp_path):
     assert not any("DICTIONARY" in e for e in encodings["contact_id"])
     for column in ("rfm_segment", "r_score", "as_of"):
         assert any("DICTIONARY" in e for e in encodings[column])
+    # Minimum and maximum where a reader can skip row groups with them, not for the labels.
+    statistics = {
+        row_group.column(i).path_in_schema: row_group.column(i).is_stats_set
+        for i in range(row_group.num_columns)
+    }
+    for column in ("contact_id", "clv_12m", "r_score", "last_purchase", "opted_in"):
+        assert statistics[column], column
+    for column in ("rfm_cell", "rfm_group", "rfm_segment", "churn_risk_band"):
+        assert not statistics[column], column
 
 
 def test_prospects_have_zero_forecasts_so_numeric_filters_include_them(shop):

@@ -112,6 +112,17 @@ def _dictionary_columns(arrow: pa.Table) -> list[str]:
     return [name for name in arrow.column_names if name != _UNIQUE_COLUMN]
 
 
+# The label columns: a few values, nearly all of them in every row group, so their minimum
+# and maximum can never let a reader skip one, and computing them over the text cost 0.07 s
+# of the 0.44 s that writing 850k contacts took. Every other column keeps its statistics
+# (a reader filtering on CLV, days or ids skips row groups with them).
+_LABEL_COLUMNS = frozenset({"rfm_cell", "rfm_group", "rfm_segment", "churn_risk_band"})
+
+
+def _statistics_columns(arrow: pa.Table) -> list[str]:
+    return [name for name in arrow.column_names if name not in _LABEL_COLUMNS]
+
+
 def write_table_chunks(
     tables: Iterable[pd.DataFrame], path: str | os.PathLike[str], csv_format: str = "default"
 ) -> int:
@@ -132,7 +143,10 @@ def write_table_chunks(
                     if writer is None:
                         arrow = _arrow_table(table)
                         writer = pq.ParquetWriter(
-                            temporary, arrow.schema, use_dictionary=_dictionary_columns(arrow)
+                            temporary,
+                            arrow.schema,
+                            use_dictionary=_dictionary_columns(arrow),
+                            write_statistics=_statistics_columns(arrow),
                         )
                     else:
                         arrow = _arrow_table(table, writer.schema)

@@ -167,7 +167,11 @@ def _check_finite(
     made 882 one-time buyers' forecasts NaN, as in lifetimes); a refusal that names the
     contact and the parameters turns any future cause into an error instead.
     """
-    bad = ~np.isfinite(forecast.to_numpy(dtype=float)).all(axis=1)
+    # Column by column: the frame's columns are separate arrays, and turning them into one
+    # 2-D array first cost 0.045 s at 850k contacts, against 0.005 s.
+    bad = np.zeros(len(forecast), dtype=bool)
+    for column in forecast.columns:
+        bad |= ~np.isfinite(forecast[column].to_numpy(dtype=float))
     if not bad.any():
         return
     first = forecast.index[bad][0]

@@ -411,6 +411,18 @@ def test_map_in_order_spreads_runs_over_threads_and_keeps_the_order():
     assert map_in_order(lambda item: -item, [], threads=2) == []
 
 
+def test_fit_predict_is_fit_then_predict(master_summary):
+    """fit_predict finds the distinct rows once for the fit and the forecast; the parameters
+    and every forecast value are those of fit, then predict."""
+    together = CLVForecaster(horizon_days=180)
+    forecast = together.fit_predict(master_summary)
+    apart = CLVForecaster(horizon_days=180).fit(master_summary)
+    pd.testing.assert_frame_equal(forecast, apart.predict(master_summary))
+    assert together.bgnbd_.params_.equals(apart.bgnbd_.params_)
+    assert together.bgnbd_.n_rows_fitted_ == apart.bgnbd_.n_rows_fitted_
+    assert together.gamma_gamma_.params_.equals(apart.gamma_gamma_.params_)
+
+
 def test_meanwhile_works_on_another_thread_and_hands_back_its_result_or_error():
     caller = threading.get_ident()
     started = threading.Event()

@@ -118,8 +118,7 @@ def build_contact_table(
         # together against 0.50-0.57 s one after the other).
         rfm_parts = meanwhile(lambda: _rfm_parts(summary, scorer, monetary_basis))
         try:
-            forecaster.fit(summary)
-            predictions = forecaster.predict(summary)
+            predictions = forecaster.fit_predict(summary)
         except BaseException:
             rfm_parts()  # an RFM error comes first, as when the steps ran in turn
             raise

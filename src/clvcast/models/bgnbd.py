@@ -26,6 +26,7 @@ from clvcast.models.checks import (
     warn_if_bgnbd_degenerate,
 )
 from clvcast.models.fitting import (
+    CompressedRows,
     compress_rows,
     minimize_with_retries,
     parameter_table,
@@ -169,13 +170,24 @@ class BetaGeoModel(Estimator):
         fit on 10M contacts, that a model used only for its predictions (a churn snapshot's)
         does not need.
         """
-        require_columns(summary, ("frequency", "recency", "T"), model="BG/NBD")
+        self._fit_returning_rows(summary, time_unit_days=time_unit_days, uncertainty=uncertainty)
+        return self
+
+    def _fit_returning_rows(
+        self,
+        summary: pd.DataFrame,
+        *,
+        time_unit_days: float | None = None,
+        uncertainty: bool = True,
+    ) -> CompressedRows:
+        """:meth:`fit`, and return the summary's distinct rows it was fitted on
+        (:func:`~clvcast.models.fitting.compress_rows` of frequency, recency and T), so that
+        predictions for the same summary need not find them again (850k contacts: 0.07 s)."""
+        x, t_x, T = self._columns(summary)
         unit = resolve_time_unit(summary, time_unit_days)
-        x = summary["frequency"].to_numpy(dtype=float)
-        t_x = summary["recency"].to_numpy(dtype=float)
-        T = summary["T"].to_numpy(dtype=float)
         check_purchase_data(x, t_x, T, unit_days=unit)
-        (ux, utx, uT), weights, _ = compress_rows(x, t_x, T)
+        rows = compress_rows(x, t_x, T)
+        (ux, utx, uT), weights, _ = rows
         scale = 1.0 / T.max() if T.max() > 0 else 1.0
         data = prepare_bgnbd_data(ux, utx * scale, uT * scale, weights)
         result = minimize_with_retries(
@@ -215,7 +227,7 @@ class BetaGeoModel(Estimator):
             alive = probability_alive(self.params_tuple(), ux, utx, uT)
             mean_alive = float(np.dot(weights, alive) / weights.sum())
             warn_if_bgnbd_degenerate(self.params_, self.standard_errors_, mean_alive)
-        return self
+        return rows
 
     # --- predictions, keyed by the summary's index -------------------------------------
 

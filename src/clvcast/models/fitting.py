@@ -181,7 +181,11 @@ def minimize_with_retries(
     )
 
 
-def compress_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+# compress_rows' result: the unique rows (one array per column), their counts, each row's code.
+CompressedRows = tuple[list[np.ndarray], np.ndarray, np.ndarray]
+
+
+def compress_rows(*columns: np.ndarray) -> CompressedRows:
     """Unique rows of parallel columns, their counts, and each input row's unique-row code.
 
     Fitting and scoring on unique (frequency, recency, T) rows with counts as weights gives

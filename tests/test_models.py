@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import threading
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.datasets import load_cdnow_summary, load_cdnow_summary_data_with_monetary_value
 
+import clvcast
 from clvcast.contact_table import build_contact_table
 from clvcast.cores import map_in_order, meanwhile
 from clvcast.errors import DataQualityWarning, InputError, ModelError, NotFittedError
@@ -421,6 +424,26 @@ def test_fit_predict_is_fit_then_predict(master_summary):
     assert together.bgnbd_.params_.equals(apart.bgnbd_.params_)
     assert together.bgnbd_.n_rows_fitted_ == apart.bgnbd_.n_rows_fitted_
     assert together.gamma_gamma_.params_.equals(apart.gamma_gamma_.params_)
+
+
+def test_fits_leave_the_process_warning_filters_alone(master_summary, monkeypatch):
+    """The RFM scores are made on a thread while the models fit: a fit that changed the
+    process's warning filters for the optimiser's whole run (warnings.catch_warnings) could
+    undo or leak the filters of the other thread. clvcast's fitting code silences numpy's
+    floating-point warnings with np.errstate, which is the calling thread's own. (pandas
+    itself enters catch_warnings for a moment in some calls; that is pandas' own.)"""
+    callers = []
+
+    class Recorder(warnings.catch_warnings):
+        def __enter__(self):
+            callers.append(Path(sys._getframe(1).f_code.co_filename).resolve())
+            return super().__enter__()
+
+    monkeypatch.setattr(warnings, "catch_warnings", Recorder)
+    CLVForecaster().fit_predict(master_summary)
+    assert callers, "the recorder saw nothing: it no longer watches catch_warnings"
+    package = Path(clvcast.__file__).resolve().parent
+    assert not [caller for caller in callers if caller.is_relative_to(package)]
 
 
 def test_meanwhile_works_on_another_thread_and_hands_back_its_result_or_error():

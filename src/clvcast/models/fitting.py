@@ -134,8 +134,10 @@ def minimize_with_retries(
         args = (*data_args, step_penalizer)
         best: FitResult | None = None
         for start in starts:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
+            # numpy's floating-point warnings off while the optimiser tries far-off points;
+            # np.errstate is the calling thread's own, where warnings.catch_warnings would
+            # change the whole process's filters, also for threads working meanwhile.
+            with np.errstate(all="ignore"):
                 try:
                     log_params, _ = runner(objective, np.asarray(start, dtype=float), args)
                 except (FloatingPointError, ValueError, np.linalg.LinAlgError) as exc:

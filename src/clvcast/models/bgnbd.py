@@ -30,9 +30,10 @@ from clvcast.models.fitting import (
     compress_rows,
     minimize_with_retries,
     parameter_table,
+    pilot_weights,
     standard_errors,
 )
-from clvcast.models.likelihood import bgnbd_objective, prepare_bgnbd_data
+from clvcast.models.likelihood import bgnbd_objective, prepare_bgnbd_data, sample_bgnbd_data
 
 PARAMS = ("r", "alpha", "a", "b")
 _SPREAD_STARTS = ((-1.0, 1.0, -0.5, 0.5), (0.5, 2.0, 0.0, 1.0), (-2.0, 0.0, 1.0, 2.0))
@@ -190,6 +191,7 @@ class BetaGeoModel(Estimator):
         (ux, utx, uT), weights, _ = rows
         scale = 1.0 / T.max() if T.max() > 0 else 1.0
         data = prepare_bgnbd_data(ux, utx * scale, uT * scale, weights)
+        sample = pilot_weights(data.weights)  # in (x, t_x, T) order: any contact order
         result = minimize_with_retries(
             bgnbd_objective,
             (data,),
@@ -197,12 +199,18 @@ class BetaGeoModel(Estimator):
             penalizer=float(self.penalizer),
             model="BG/NBD",
             spread_starts=_SPREAD_STARTS,
+            pilot_args=None if sample is None else (sample_bgnbd_data(data, sample),),
         )
         params = np.exp(result.log_params)
         params[1] /= scale
         if uncertainty:
             covariance, errors = standard_errors(
-                bgnbd_objective, result.log_params, (data, result.penalizer), weights.sum(), params
+                bgnbd_objective,
+                result.log_params,
+                (data, result.penalizer),
+                weights.sum(),
+                params,
+                gradient=result.gradient,
             )
         else:
             covariance = np.full((len(PARAMS), len(PARAMS)), np.nan)

@@ -4,6 +4,13 @@ lifetimes fits often stop with ``ConvergenceError`` or a "precision loss" flag o
 that have in fact converged (lifetimes issues #419, #258, #262, #396). clvcast judges
 convergence by the gradient itself and, when a step fails, tries the next one:
 
+0. ``pilot`` (large data only, see :func:`pilot_weights`): L-BFGS-B on a systematic sample
+   of :data:`PILOT_CONTACTS` contacts, then quasi-Newton steps on every contact that start
+   from the sample's optimum and its Hessian (:func:`_run_quasi_newton`). The sample's
+   optimum lies within sampling error of the full one and its Hessian is close to the full
+   one, so a handful of evaluations on every contact finish the fit where step 1 needs
+   dozens: the BG/NBD of 847k contacts in 4 evaluations on all its 234k distinct rows
+   against 26, Gamma-Gamma's 341k repeat buyers in 5 against 53.
 1. ``lbfgs``: L-BFGS-B with the analytic gradient from lifetimes' own start (log-params 0.1),
    restarted from where it stopped when it stopped short of a small gradient.
 2. ``multistart``: L-BFGS-B from a few spread starts; the best converged one wins.
@@ -33,9 +40,20 @@ from clvcast.whole_numbers import whole_number_codes
 Objective = Callable[..., tuple[float, np.ndarray]]
 
 GRADIENT_TOLERANCE = 1e-6  # max |d objective / d log-param| accepted as converged
+# Where a descent stops: the gradient L-BFGS-B's runs aim at (its ``gtol``) and the pilot's
+# quasi-Newton steps too, far below GRADIENT_TOLERANCE, so the parameters are precise to
+# many more digits than any output shows.
+GRADIENT_TARGET = 1e-10
 RETRY_PENALIZER = 1e-3
 LBFGS_RESTARTS = 2  # restarts of an L-BFGS-B run that stopped before its gradient was small
 _LOG_PARAM_LIMIT = 25.0  # exp(25) ~ 7e10: beyond this a parameter is running away
+# The pilot step: the size of its sample, and the least number of contacts for which it is
+# tried (four samples' worth; below that an evaluation on every contact is cheap anyway).
+PILOT_CONTACTS = 50_000
+PILOT_MIN_CONTACTS = 4 * PILOT_CONTACTS
+QUASI_NEWTON_STEPS = 20  # at most this many steps on every contact after the pilot
+_HALVINGS = 6  # of a quasi-Newton step that does not lower the objective enough
+_RESOLUTION = 1e-13  # relative change of the objective below which its rounding decides
 
 
 @dataclass
@@ -48,9 +66,13 @@ class FitResult:
     step: str
     penalizer: float
     attempts: list[dict[str, object]] = field(default_factory=list)
+    gradient: np.ndarray | None = None  # at log_params: what standard_errors starts from
 
 
-def _run_lbfgs(objective: Objective, start: np.ndarray, args: tuple) -> tuple[np.ndarray, float]:
+Descent = tuple[np.ndarray, float, np.ndarray]  # where a run stopped: point, value, gradient
+
+
+def _run_lbfgs(objective: Objective, start: np.ndarray, args: tuple) -> Descent:
     """L-BFGS-B from ``start``, restarted from where it stopped while the gradient is not
     yet near zero and the objective still falls (at most :data:`LBFGS_RESTARTS` times).
 
@@ -61,6 +83,7 @@ def _run_lbfgs(objective: Objective, start: np.ndarray, args: tuple) -> tuple[np
     220 (three starts).
     """
     point, value = np.asarray(start, dtype=float), np.inf
+    gradient = np.full(len(point), np.nan)
     for run in range(1 + LBFGS_RESTARTS):
         result = minimize(
             objective,
@@ -68,19 +91,120 @@ def _run_lbfgs(objective: Objective, start: np.ndarray, args: tuple) -> tuple[np
             args=args,
             jac=True,
             method="L-BFGS-B",
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": GRADIENT_TARGET, "maxcor": 20},
         )
         if run and not float(result.fun) < value:
             break  # the restart found nothing lower: keep where the last run ended
         point, value = np.asarray(result.x, dtype=float), float(result.fun)
-        if _verdict(point, value, np.asarray(result.jac, dtype=float))[0] != "gradient":
+        gradient = np.asarray(result.jac, dtype=float)  # at result.x
+        if _verdict(point, value, gradient)[0] != "gradient":
             break  # converged, or not finite or running away: more descent cannot help
-    return point, value
+    return point, value, gradient
 
 
-def _run_nelder_mead(
-    objective: Objective, start: np.ndarray, args: tuple
-) -> tuple[np.ndarray, float]:
+def _run_quasi_newton(
+    objective: Objective, start: np.ndarray, hessian: np.ndarray, args: tuple
+) -> Descent:
+    """BFGS steps from ``start`` with ``hessian`` as the first curvature, until the gradient
+    reaches :data:`GRADIENT_TARGET`, a step finds nothing lower, or
+    :data:`QUASI_NEWTON_STEPS` steps.
+
+    The pilot step's finish: from the sample's optimum and Hessian, each Newton step
+    multiplies the gradient by about the Hessians' relative difference (a few percent), and
+    the BFGS update of the curvature from each step's change of gradient makes the steps
+    better still. A step is halved until the objective falls enough (Armijo's rule).
+    """
+    point = np.asarray(start, dtype=float)
+    value, gradient = objective(point, *args)
+    for _ in range(QUASI_NEWTON_STEPS):
+        if not np.isfinite(value) or np.max(np.abs(gradient)) <= GRADIENT_TARGET:
+            break
+        direction = -np.linalg.solve(hessian, gradient)
+        slope = float(gradient @ direction)
+        if not slope < 0:
+            break  # the curvature is no longer positive definite: no descent direction
+        if -slope < _RESOLUTION * max(1.0, abs(value)):
+            # The step's decrease is below what the objective resolves (its gradient is
+            # about 1e-9): a full Newton step is taken if it shrinks the gradient.
+            candidate = point + direction
+            new_value, new_gradient = objective(candidate, *args)
+            if not np.max(np.abs(new_gradient)) < np.max(np.abs(gradient)):
+                break
+        else:
+            for halving in range(_HALVINGS):
+                step = 0.5**halving
+                candidate = point + step * direction
+                new_value, new_gradient = objective(candidate, *args)
+                if np.isfinite(new_value) and new_value <= value + 1e-4 * step * slope:
+                    break
+            else:
+                break  # nothing lower along the direction
+        moved, change = candidate - point, new_gradient - gradient
+        curvature = float(moved @ change)
+        if curvature > 0:  # the BFGS update keeps the Hessian positive definite
+            pushed = hessian @ moved
+            hessian = (
+                hessian
+                + np.outer(change, change) / curvature
+                - np.outer(pushed, pushed) / float(moved @ pushed)
+            )
+        point, value, gradient = candidate, new_value, new_gradient
+    return point, float(value), np.asarray(gradient, dtype=float)
+
+
+def pilot_weights(weights: np.ndarray) -> np.ndarray | None:
+    """The weights of the pilot step's sample of ``weights``' rows (contacts per row), or
+    None when the data are too small for a pilot to pay.
+
+    A systematic sample of :data:`PILOT_CONTACTS` contacts: every ``k``-th contact counted
+    along the rows in their order, starting halfway into the first ``k``; a row's weight is
+    how many of its contacts were picked (0 for most rows of one contact). Deterministic, and
+    rows in a fixed order give the same sample whatever order the contacts came in. None
+    below :data:`PILOT_MIN_CONTACTS` contacts, or when the sample would keep more than a
+    quarter of the rows (many contacts on few distinct rows: every evaluation is cheap).
+    """
+    weights = np.asarray(weights, dtype=float)
+    contacts = float(weights.sum())
+    if contacts < PILOT_MIN_CONTACTS:
+        return None
+    every = contacts / PILOT_CONTACTS
+    picks = np.arange(every / 2, contacts, every)
+    rows = np.searchsorted(np.cumsum(weights), picks, side="right")
+    sample = np.bincount(rows, minlength=len(weights)).astype(float)
+    if 4 * np.count_nonzero(sample) > len(weights):
+        return None
+    return sample
+
+
+def _pilot_runner(pilot_args: tuple) -> Callable[[Objective, np.ndarray, tuple], Descent]:
+    """The ``pilot`` step's run: L-BFGS-B on the sample (``pilot_args``, with the step's
+    penalizer) from ``start``, the sample's Hessian at its optimum, then
+    :func:`_run_quasi_newton` on all the data from there.
+
+    The step fails, with its reason, where the sample's fit does not converge or its
+    Hessian is not positive definite: a likelihood flat in some direction (a parameter
+    running to 0), where a descent from the sample's optimum can stop on the flat at a
+    lower likelihood than step 1 reaches from lifetimes' start. Such data then take the
+    steps from ``lbfgs`` on, as they did without a pilot.
+    """
+
+    def run(objective: Objective, start: np.ndarray, args: tuple) -> Descent:
+        sample_args = (*pilot_args, args[-1])
+        point, value, gradient = _run_lbfgs(objective, start, sample_args)
+        kind, reason = _verdict(point, value, gradient)
+        if kind != "converged":
+            raise ValueError(f"the sample's fit did not converge: {reason}")
+        hessian = hessian_from_gradient(objective, point, sample_args, gradient=gradient)
+        try:
+            np.linalg.cholesky(hessian)
+        except np.linalg.LinAlgError:
+            raise ValueError("the sample's Hessian is not positive definite") from None
+        return _run_quasi_newton(objective, point, hessian, args)
+
+    return run
+
+
+def _run_nelder_mead(objective: Objective, start: np.ndarray, args: tuple) -> Descent:
     result = minimize(
         lambda p, *a: objective(p, *a)[0],
         start,
@@ -105,13 +229,12 @@ def _verdict(log_params: np.ndarray, value: float, gradient: np.ndarray) -> tupl
     return "converged", "converged"
 
 
-def _assess(
-    objective: Objective, log_params: np.ndarray, args: tuple
-) -> tuple[bool, float, float, str]:
-    value, gradient = objective(log_params, *args)
+def _assess(log_params: np.ndarray, value: float, gradient: np.ndarray) -> tuple[bool, float, str]:
+    """Whether a run that stopped at ``log_params`` (its objective ``value`` and ``gradient``
+    there) converged, the gradient's largest component and the reason."""
     norm = float(np.max(np.abs(gradient)))
     kind, reason = _verdict(log_params, value, gradient)
-    return kind == "converged", value, norm, reason
+    return kind == "converged", norm, reason
 
 
 def minimize_with_retries(
@@ -122,9 +245,12 @@ def minimize_with_retries(
     penalizer: float,
     model: str,
     spread_starts: Sequence[Sequence[float]] = (),
+    pilot_args: tuple | None = None,
 ) -> FitResult:
     """Minimise ``objective(log_params, *data_args, penalizer)`` following the retry steps.
 
+    ``pilot_args``: the data of a sample for the ``pilot`` step, in the form of
+    ``data_args`` (see :func:`pilot_weights`); without them the steps start at ``lbfgs``.
     Raises :class:`~clvcast.errors.ModelError` naming every step tried when none converges.
     """
     default = np.full(n_params, 0.1)
@@ -139,11 +265,13 @@ def minimize_with_retries(
             # change the whole process's filters, also for threads working meanwhile.
             with np.errstate(all="ignore"):
                 try:
-                    log_params, _ = runner(objective, np.asarray(start, dtype=float), args)
+                    log_params, value, gradient = runner(
+                        objective, np.asarray(start, dtype=float), args
+                    )
                 except (FloatingPointError, ValueError, np.linalg.LinAlgError) as exc:
                     attempts.append({"step": step, "converged": False, "reason": str(exc)})
                     continue
-                ok, value, norm, reason = _assess(objective, log_params, args)
+                ok, norm, reason = _assess(log_params, value, gradient)
             attempts.append(
                 {
                     "step": step,
@@ -154,13 +282,17 @@ def minimize_with_retries(
                 }
             )
             if ok and (best is None or value < best.objective):
-                best = FitResult(log_params, value, norm, step, step_penalizer)
+                best = FitResult(log_params, value, norm, step, step_penalizer, gradient=gradient)
         if best is not None:
             best.attempts = attempts
         return best
 
+    pilot = (
+        [] if pilot_args is None else [("pilot", _pilot_runner(pilot_args), [default], penalizer)]
+    )
     with threadpool_limits(limits=1, user_api="blas"):
         for step, runner, starts, step_penalizer in (
+            *pilot,
             ("lbfgs", _run_lbfgs, [default], penalizer),
             ("multistart", _run_lbfgs, [np.asarray(s) for s in spread_starts], penalizer),
             ("nelder-mead", _run_nelder_mead, [default], penalizer),
@@ -232,17 +364,31 @@ def _column_codes(col: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def hessian_from_gradient(
-    objective: Objective, log_params: np.ndarray, args: tuple, step: float = 1e-5
+    objective: Objective,
+    log_params: np.ndarray,
+    args: tuple,
+    step: float = 1e-5,
+    gradient: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Hessian of the objective in log-parameters by central differences of the gradient."""
+    """Hessian of the objective in log-parameters by differences of the gradient.
+
+    Central differences (two evaluations a parameter) without ``gradient``; with the
+    gradient at ``log_params`` known (where a fit ended), forward differences from it: one
+    evaluation a parameter, and standard errors within 3e-5 of the central ones on CDNOW
+    and simulated data (3e-4 where a parameter runs to 0), far below their own
+    uncertainty. The BG/NBD of 847k contacts: 4 evaluations on 234k rows instead of 8.
+    """
     n = len(log_params)
     hessian = np.empty((n, n))
     for i in range(n):
         shift = np.zeros(n)
         shift[i] = step
         upper = objective(log_params + shift, *args)[1]
-        lower = objective(log_params - shift, *args)[1]
-        hessian[:, i] = (upper - lower) / (2 * step)
+        if gradient is None:
+            lower = objective(log_params - shift, *args)[1]
+            hessian[:, i] = (upper - lower) / (2 * step)
+        else:
+            hessian[:, i] = (upper - gradient) / step
     return (hessian + hessian.T) / 2
 
 
@@ -252,14 +398,16 @@ def standard_errors(
     args: tuple,
     n_contacts: float,
     params: np.ndarray,
+    gradient: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Covariance and standard errors of ``params`` (delta method from log space).
 
     The objective is a mean over ``n_contacts``, so the observed information is
     ``n_contacts * H``. ``params`` are the reported parameters (a rescaled parameter has the
-    same log-space variance). Returns NaNs when the Hessian is singular.
+    same log-space variance); ``gradient``, the objective's gradient at ``log_params`` if
+    known (see :func:`hessian_from_gradient`). Returns NaNs when the Hessian is singular.
     """
-    hessian = hessian_from_gradient(objective, log_params, args)
+    hessian = hessian_from_gradient(objective, log_params, args, gradient=gradient)
     try:
         inverse = np.linalg.inv(hessian * n_contacts)
     except np.linalg.LinAlgError:

@@ -24,7 +24,12 @@ import pandas as pd
 from clvcast.errors import DataQualityWarning, InputError, ModelError
 from clvcast.estimator import Estimator, check_fitted
 from clvcast.models.checks import MIN_REPEAT_BUYERS, require_columns
-from clvcast.models.fitting import minimize_with_retries, parameter_table, standard_errors
+from clvcast.models.fitting import (
+    minimize_with_retries,
+    parameter_table,
+    pilot_weights,
+    standard_errors,
+)
 from clvcast.models.likelihood import gamma_gamma_objective, prepare_gamma_gamma_data
 
 PARAMS = ("p", "q", "v")
@@ -100,6 +105,11 @@ class GammaGammaModel(Estimator):
             )
         # Mean order values are continuous, so rows are not compressed: one row per buyer.
         data = prepare_gamma_gamma_data(x, m, np.ones(len(x)))
+        sample = pilot_weights(data.weights)  # every k-th repeat buyer, in summary order
+        pilot = None
+        if sample is not None:
+            keep = sample > 0
+            pilot = (prepare_gamma_gamma_data(x[keep], m[keep], sample[keep]),)
         result = minimize_with_retries(
             gamma_gamma_objective,
             (data,),
@@ -107,6 +117,7 @@ class GammaGammaModel(Estimator):
             penalizer=float(self.penalizer),
             model="Gamma-Gamma",
             spread_starts=_SPREAD_STARTS,
+            pilot_args=pilot,
         )
         params = np.exp(result.log_params)
         if params[1] <= 1:
@@ -121,6 +132,7 @@ class GammaGammaModel(Estimator):
             (data, result.penalizer),
             data.n_contacts,
             params,
+            gradient=result.gradient,
         )
         penalty = result.penalizer * float(np.sum(params**2))
         self.params_ = pd.Series(params, index=list(PARAMS), name="Gamma-Gamma")

@@ -93,6 +93,18 @@ def prepare_bgnbd_data(
     )
 
 
+def sample_bgnbd_data(data: BGNBDData, weights: np.ndarray) -> BGNBDData:
+    """``data``'s rows with other ``weights``, those of weight 0 left out: the data of a
+    sample of its contacts (:func:`clvcast.models.fitting.pilot_weights`)."""
+    keep = np.asarray(weights) > 0
+    return prepare_bgnbd_data(
+        data.x[data.x_code[keep]],
+        data.t_x[data.t_x_code[keep]],
+        data.T[data.T_code[keep]],
+        np.asarray(weights, dtype=float)[keep],
+    )
+
+
 def bgnbd_objective(
     log_params: np.ndarray, data: BGNBDData, penalizer: float = 0.0
 ) -> tuple[float, np.ndarray]:

@@ -17,6 +17,7 @@ from clvcast.rfm import (
     SEGMENT_RULES,
     RFMScorer,
     _distinct_counts,
+    bin_positions,
     fit_bins,
     group_of,
     segment_of,
@@ -204,3 +205,21 @@ def test_fit_bins_refuses_empty_values():
             higher_is_better=False,
             integer=True,
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    edges=st.lists(st.floats(-1e6, 1e6), max_size=6).map(sorted),
+    values=st.lists(
+        st.one_of(st.floats(-1e6, 1e6), st.just(float("nan")), st.just(float("inf"))),
+        max_size=50,
+    ),
+)
+def test_bin_positions_equal_searchsorted(edges, values):
+    """Scores count the edges a value reaches, as np.searchsorted(side="right") does,
+    for values on an edge, between, beyond both ends, infinite or missing."""
+    edges = np.asarray(edges, dtype=float)
+    values = np.asarray(values + [*edges], dtype=float)  # also every edge itself
+    np.testing.assert_array_equal(
+        bin_positions(edges, values), np.searchsorted(edges, values, side="right")
+    )

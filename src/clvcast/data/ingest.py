@@ -958,7 +958,7 @@ def _ingest(
         nonpositive,
         report,
         orders=options.order_col is not None,
-        mark=None if distinct else _may_repeat("SUM(size)"),
+        mark=None if distinct else _may_repeat,
         single_rows=weight == "1",
     )
     if not distinct:

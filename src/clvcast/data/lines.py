@@ -28,6 +28,7 @@ netted against a kept purchase, or dropped for a reason (``IngestionReport``).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -80,18 +81,19 @@ def purchase_days(
     report: IngestionReport,
     *,
     orders: bool,
-    mark: str | None = None,
+    mark: Callable[[str], str] | None = None,
     single_rows: bool = False,
 ) -> bool:
     """Make the table ``daily`` from the view ``lines`` (see the module docstring) and record
     where every line went in ``report``.
 
-    ``mark`` is an aggregate over a contact-day's lines (with their column ``h``): in the
-    common case, where one grouping of the lines makes the purchase days, ``daily`` gets it
-    as the column ``mark`` from that same pass, and the result is True. ``single_rows``
-    says that every line stands for one input row (``w`` is 1): that grouping then sums
-    the amounts without multiplying each by its weight (5M rows: 0.45-0.48 s against
-    0.48-0.55 s for that query alone; the whole command moves less than its noise).
+    ``mark`` makes, from the SQL aggregate that counts a contact-day's lines, an aggregate
+    over those lines (with their column ``h``): in the common case, where one grouping of
+    the lines makes the purchase days, ``daily`` gets it as the column ``mark`` from that
+    same pass, and the result is True. ``single_rows`` says that every line stands for one
+    input row (``w`` is 1): that grouping then sums the amounts without multiplying each by
+    its weight (5M rows: 0.45-0.48 s against 0.48-0.55 s for that query alone) and counts
+    the lines with ``COUNT(*)``, not a sum of ones (0.65 s against 0.72 s).
     """
     if orders:
         kept, refunds = _orders(runner, report)
@@ -104,7 +106,9 @@ def purchase_days(
     unmatched = _total(runner, f"SELECT SUM(w) FROM {refunds} AS r")
     if not orders and not unmatched:
         # The common case, at the speed of one GROUP BY: no refunds to place.
-        runner.table("daily", _days_of(kept, netted=False, mark=mark))
+        count = "COUNT(*)" if single_rows else "SUM(size)"
+        marked = None if mark is None else mark(count)
+        runner.table("daily", _days_of(kept, netted=False, mark=marked, size=count))
         return mark is not None
 
     # 3. The other refunds, by policy; 4. purchase days.
@@ -174,14 +178,20 @@ def _orders(runner: SqlRunner, report: IngestionReport) -> tuple[str, str]:
 
 
 def _days_of(
-    table: str, where: str = "TRUE", *, netted: bool = True, mark: str | None = None
+    table: str,
+    where: str = "TRUE",
+    *,
+    netted: bool = True,
+    mark: str | None = None,
+    size: str = "SUM(size)",
 ) -> str:
     """The purchase days of ``table``'s orders; ``netted=False`` when none has refunds;
-    ``mark``, an aggregate over a day's rows, becomes the column ``mark``."""
+    ``mark``, an aggregate over a day's rows, becomes the column ``mark``; ``size`` is the
+    aggregate that counts a day's lines (``COUNT(*)`` where each row is one line)."""
     lines = "SUM(netted)" if netted else "0"
     marked = f", {mark} AS mark" if mark else ""
     return f"""SELECT contact_id, day, CAST(SUM(amount) AS {_MONEY}) AS amount,
-                      CAST(SUM(size) AS {_COUNT}) AS size,
+                      CAST({size} AS {_COUNT}) AS size,
                       CAST({lines} AS {_COUNT}) AS netted{marked}
                FROM {table} AS k WHERE {where} GROUP BY contact_id, day"""
 

@@ -171,3 +171,26 @@ def test_the_summary_where_duckdb_read_the_input_equals_summarize(cdnow_raw):
     log = read_transactions(cdnow_raw, date_format="%Y%m%d", as_of="1998-03-31")
     pd.testing.assert_frame_equal(in_place, summarize(log.purchases, "1998-03-31"))
     assert in_place.attrs == {"time_unit_days": 1.0}
+
+
+def test_an_ingestion_is_closed_and_its_spill_folder_removed_after_the_block(cdnow_raw):
+    """The connection closes on a thread of its own after the ``with`` block (the caller
+    goes on meanwhile); the thread ends, the connection is closed and the folder gone."""
+    import threading
+    from pathlib import Path
+
+    import duckdb
+
+    from clvcast.data import ReadOptions
+    from clvcast.data.ingest import ingested
+
+    options = ReadOptions(date_format="%Y%m%d", as_of="1998-03-31")
+    with ingested(cdnow_raw, options) as (connection, _):
+        spill = Path(connection.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        assert spill.is_dir() and spill.name.startswith("clvcast-duckdb-")
+    for thread in threading.enumerate():
+        if thread.name == "clvcast-duckdb-close":
+            thread.join(timeout=120)  # only to fail, never to time: it takes milliseconds
+    assert not spill.exists()
+    with pytest.raises(duckdb.ConnectionException):
+        connection.execute("SELECT 1")

@@ -359,11 +359,15 @@ def main(argv: list[str] | None = None) -> int:
         "compare with the local engine's table (e.g. 1000000)",
     )
     parser.add_argument("--skip-main", action="store_true", help="only the extra checks")
-    parser.add_argument("--folder", default=None, help="work folder (default: a temporary one)")
+    parser.add_argument(
+        "--folder", default=None, help="work folder, made if missing (default: a temporary one)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", default=None, metavar="PATH")
     args = parser.parse_args(argv)
 
+    if args.folder is not None:
+        Path(args.folder).mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="bench_scale_", dir=args.folder))
     report: dict[str, object] = {"versions": bench_predict._versions()}
     try:

@@ -176,6 +176,7 @@ def evaluate_holdout(
     metrics["gamma_gamma_log_likelihood"] = model.gamma_gamma_.log_likelihood_
 
     buckets = _frequency_bucket(split["frequency_cal"])
+    present = set(buckets.unique())  # not set(buckets): a Python loop over every contact
     by_frequency = (
         pd.DataFrame(
             {"bucket": buckets, "actual": actual, "predicted": predicted, "baseline": baseline}
@@ -187,7 +188,7 @@ def evaluate_holdout(
             predicted_mean=("predicted", "mean"),
             baseline_mean=("baseline", "mean"),
         )
-        .reindex([b for b in FREQUENCY_BUCKETS if b in set(buckets)])
+        .reindex([b for b in FREQUENCY_BUCKETS if b in present])
     )
     by_frequency.index.name = "frequency_cal"
 

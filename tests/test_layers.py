@@ -26,9 +26,10 @@ ALLOWED = {
     "summary": {"errors", "data"},
     "rfm": {"errors", "atomic", "summary", "estimator", "changes", "whole_numbers"},
     "marketing": {"errors"},  # the marketing CSV format
+    "csv_text": {"errors", "cores", "marketing"},  # CSV cells and lines made in Arrow
     "audiences": {"errors"},  # the audience condition language
     "changes": {"errors", "text_ids"},  # changed rows for syncs
-    "output": {"errors", "atomic", "marketing"},
+    "output": {"errors", "atomic", "marketing", "csv_text"},
     "model_file": {"errors", "atomic"},  # rebuilds clvcast's classes by an allow-list
     "models": {
         "errors",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -205,14 +206,15 @@ def test_failures_once_internal_errors_are_one_line(shop, capsys, tmp_path, monk
     # The environment failing under a write: one line, exit 1, the old output intact.
     out.write_text("old\n")
 
-    def disk_full(*args, **kwargs):
+    def disk_full(table, path, *, first):  # half the file written, then the disk is full
+        Path(path).write_text("contact_id,partial\n")
         raise OSError(errno.ENOSPC, "No space left on device", str(out))
 
     def no_memory(*args, **kwargs):
         raise MemoryError
 
     for failure, text in ((disk_full, "No space left on device"), (no_memory, "out of memory")):
-        monkeypatch.setattr(pd.DataFrame, "to_csv", failure)
+        monkeypatch.setattr("clvcast.output._write_csv", failure)
         code, _, err = clvcast(capsys, *rfm, "--output", out)
         monkeypatch.undo()
         assert code == 1

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clvcast.csv_text import csv_bytes, float_cells
+from clvcast.csv_text import csv_bytes, fixed_cells, float_cells
 from clvcast.output import _with_timestamps_as_text, write_table
 
 
@@ -116,3 +116,85 @@ def test_other_column_types_are_left_to_pandas(column, tmp_path):
     assert csv_bytes(table) is None
     written = write_table(table, tmp_path / "table.csv")
     assert written.read_bytes() == pandas_csv(_with_timestamps_as_text(table))
+
+
+@pytest.mark.parametrize("decimals", [0, 2, 4])
+def test_fixed_cells_are_pythons_fixed_point_format(decimals):
+    with np.errstate(over="ignore", invalid="ignore"):  # the huge ones stay as they are
+        numbers = np.round(awkward_floats(20_000, seed=decimals), decimals) + 0.0
+    cells = fixed_cells(numbers, decimals).to_pylist()
+    assert cells == [f"{v:.{decimals}f}" for v in numbers]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=50),
+    st.integers(0, 4),
+)
+def test_fixed_cells_match_python_for_any_float(values, decimals):
+    numbers = np.array(values, dtype=float)
+    expected = [f"{v:.{decimals}f}" for v in numbers]
+    assert fixed_cells(numbers, decimals).to_pylist() == expected
+
+
+def marketing_cell(value: object, column: str, whole_column: bool) -> str:
+    """The marketing format of one cell, written out in Python (marketing's rules, cell by
+    cell, as they were before the cells were made in Arrow)."""
+    from clvcast.marketing import _decimals
+
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float) and np.isnan(value):
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, pd.Timestamp):
+        if value.tz is None and value == value.normalize():
+            return value.strftime("%Y-%m-%d")
+        return value.isoformat()
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        decimals = _decimals(column)
+        if decimals is None:
+            return f"{value:.0f}" if whole_column else repr(float(value))
+        return f"{np.round(value, decimals) + 0.0:.{decimals}f}"
+    return str(value)
+
+
+def test_marketing_cells_follow_the_rules_cell_by_cell():
+    from clvcast.marketing import marketing_frame
+
+    table = edge_table(size=400).rename(columns={"value": "clv_12m", 'quoted "name"': "p_alive"})
+    table["total_spend"] = table["p_alive"] * 1e4
+    table["whole"] = np.round(table["clv_12m"].clip(-1e12, 1e12).fillna(0.0))
+    table["scored_at"] = pd.Timestamp("2026-12-04 10:00", tz="Europe/Madrid")
+    frame = marketing_frame(table)
+    for column in frame.columns:
+        values = table[column].astype(object)
+        present = table[column].dropna()
+        whole_column = (
+            pd.api.types.is_float_dtype(table[column])
+            and bool(np.isfinite(present).all())
+            and bool((present == np.round(present)).all())
+        )
+        expected = [marketing_cell(v, column, whole_column) for v in values]
+        assert frame[column].tolist() == expected, column
+
+
+def test_text_that_pandas_keeps_in_several_arrow_chunks(tmp_path):
+    """pd.concat leaves Arrow-backed text in chunks, as the chunked predict does."""
+    ids = pd.concat(
+        [pd.Series(["a", "b,c"], dtype="str"), pd.Series(['d"e', None], dtype="str")],
+        ignore_index=True,
+    )
+    table = pd.DataFrame({"contact_id": ids, "clv_12m": [1.5, 2.0, None, -0.25]})
+    assert csv_bytes(table) == pandas_csv(table)
+    written = write_table(table, tmp_path / "marketing.csv", "marketing")
+    assert written.read_text(encoding="utf-8-sig").splitlines() == [
+        "contact_id,clv_12m",
+        "a,1.50",
+        '"b,c",2.00',
+        '"d""e",',
+        ",-0.25",
+    ]

@@ -25,8 +25,8 @@ ALLOWED = {
     "data": {"errors", "data", "limits"},
     "summary": {"errors", "data"},
     "rfm": {"errors", "atomic", "summary", "estimator", "changes", "whole_numbers"},
-    "marketing": {"errors"},  # the marketing CSV format
-    "csv_text": {"errors", "cores", "marketing"},  # CSV cells and lines made in Arrow
+    "csv_text": {"cores"},  # CSV cells and lines made in Arrow
+    "marketing": {"errors", "csv_text"},  # the marketing CSV format
     "audiences": {"errors"},  # the audience condition language
     "changes": {"errors", "text_ids"},  # changed rows for syncs
     "output": {"errors", "atomic", "marketing", "csv_text"},

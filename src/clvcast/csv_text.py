@@ -31,7 +31,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clvcast.cores import map_in_order, usable_cores
-from clvcast.marketing import has_time_of_day
 
 DELIMITER = ","
 QUOTE = '"'
@@ -42,6 +41,8 @@ QUOTE = '"'
 _PLAIN_LOW, _PLAIN_HIGH = 1e-4, 1e10
 # Whole numbers below this are written as their integer and ".0" by Python's repr.
 _WHOLE_HIGH = 1e16
+# Fixed-point text from whole units below this (see fixed_cells).
+_FIXED_HIGH = 1e11
 
 
 def csv_buffers(
@@ -62,8 +63,10 @@ def csv_buffers(
         names = [_quoted_text(str(name), line_end) for name in table.columns]
         buffers.append((DELIMITER.join(names) + line_end).encode("utf-8"))
     if len(table):
-        columns[-1] = pc.binary_join_element_wise(columns[-1], _text(line_end), _text(""))
-        buffers.append(_characters(pc.binary_join_element_wise(*columns, _text(DELIMITER))))
+        columns[-1] = pc.binary_join_element_wise(
+            columns[-1], text_scalar(line_end), text_scalar("")
+        )
+        buffers.append(_characters(pc.binary_join_element_wise(*columns, text_scalar(DELIMITER))))
     return buffers
 
 
@@ -78,6 +81,8 @@ def csv_bytes(
 def _characters(lines: pa.Array) -> pa.Buffer:
     """The characters of a string array's values, one after the other: its data buffer
     from the first value's start to the last value's end (no copy)."""
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
     start, end = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
     return lines.buffers()[2][start:end]
@@ -90,34 +95,53 @@ def column_cells(values: pd.Series, line_end: str = os.linesep) -> pa.Array | No
     missing = values.isna().to_numpy()
     if pd.api.types.is_bool_dtype(dtype):
         flags = pa.array(values.to_numpy(dtype=bool, na_value=False))
-        return _with_missing(pc.if_else(flags, _text("True"), _text("False")), missing)
-    if _fits_int64(dtype):
-        integers = pa.array(values.to_numpy(dtype="int64", na_value=0), type=pa.int64())
-        return _with_missing(pc.cast(integers, pa.large_string()), missing)
+        return with_missing(pc.if_else(flags, text_scalar("True"), text_scalar("False")), missing)
+    if fits_int64(dtype):
+        return integer_cells(values)
     if dtype == np.float64:
-        return _with_missing(float_cells(values.to_numpy()), missing)
+        return with_missing(float_cells(values.to_numpy()), missing)
     if isinstance(dtype, np.dtype) and dtype.kind == "M":
-        if has_time_of_day(values):
+        present = values.dropna()
+        if (present != present.dt.normalize()).any():  # a time of day: not a date column
             return None
-        days = pa.array(values.to_numpy(), from_pandas=True).cast(pa.date32())
-        return pc.fill_null(pc.cast(days, pa.large_string()), _text(""))
-    if _is_text(values):
-        if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
-            text = pa.array(values.array)  # the Arrow data itself, no Python strings
-        else:
-            text = pa.array(values.to_numpy(dtype=object, na_value=None))
-        text = pc.cast(text, pa.large_string())
-        return pc.fill_null(quoted(text, line_end), _text(""))
+        return pc.fill_null(date_cells(values), text_scalar(""))
+    if is_text(values):
+        return pc.fill_null(quoted(text_cells(values), line_end), text_scalar(""))
     return None
 
 
-def _fits_int64(dtype: object) -> bool:
+def date_cells(values: pd.Series) -> pa.Array:
+    """A naive datetime column's days as ``YYYY-MM-DD`` (missing values null)."""
+    days = pa.array(values.to_numpy(), from_pandas=True).cast(pa.date32())
+    return pc.cast(days, pa.large_string())
+
+
+def text_cells(values: pd.Series) -> pa.Array:
+    """A text column (:func:`is_text`) as an Arrow string array (missing values null)."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        text = pa.array(values.array)  # the Arrow data itself, no Python strings
+    else:
+        text = pa.array(values.to_numpy(dtype=object, na_value=None))
+    if isinstance(text, pa.ChunkedArray):  # pandas may keep its text in several chunks
+        text = text.combine_chunks()
+    return pc.cast(text, pa.large_string())
+
+
+def integer_cells(values: pd.Series) -> pa.Array:
+    """An integer column's digits, missing values empty."""
+    integers = pa.array(values.to_numpy(dtype="int64", na_value=0), type=pa.int64())
+    return with_missing(pc.cast(integers, pa.large_string()), values.isna().to_numpy())
+
+
+def fits_int64(dtype: object) -> bool:
+    """Whether an integer dtype's values all fit in int64 (every one but uint64)."""
     if pd.api.types.is_signed_integer_dtype(dtype):
         return True
     return pd.api.types.is_unsigned_integer_dtype(dtype) and dtype.itemsize < 8
 
 
-def _is_text(values: pd.Series) -> bool:
+def is_text(values: pd.Series) -> bool:
+    """Whether a column holds text (pandas' text dtype, or Python strings and missing values)."""
     if isinstance(values.dtype, pd.StringDtype):
         return True
     return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in (
@@ -126,10 +150,10 @@ def _is_text(values: pd.Series) -> bool:
     )
 
 
-def _with_missing(cells: pa.Array, missing: np.ndarray) -> pa.Array:
+def with_missing(cells: pa.Array, missing: np.ndarray) -> pa.Array:
     if not missing.any():
         return cells
-    return pc.if_else(pa.array(missing), _text(""), cells)
+    return pc.if_else(pa.array(missing), text_scalar(""), cells)
 
 
 def float_cells(numbers: np.ndarray) -> pa.Array:
@@ -145,7 +169,7 @@ def float_cells(numbers: np.ndarray) -> pa.Array:
     if whole.any():
         integers = np.where(whole, numbers, 0).astype(np.int64)
         whole_cells = pc.binary_join_element_wise(
-            pc.cast(pa.array(integers), pa.large_string()), _text(".0"), _text("")
+            pc.cast(pa.array(integers), pa.large_string()), text_scalar(".0"), text_scalar("")
         )
     if whole.all():
         return whole_cells  # days and counts held as floats
@@ -160,6 +184,39 @@ def float_cells(numbers: np.ndarray) -> pa.Array:
     return cells
 
 
+def fixed_cells(numbers: np.ndarray, decimals: int) -> pa.Array:
+    """``f"{v:.{decimals}f}"`` of every float, as an Arrow string array.
+
+    A number already rounded to ``decimals`` (``np.round``: the marketing format's money and
+    probabilities) is a whole count of units of ``10 ** -decimals``; below 1e11 it lies far
+    closer than half a unit to that count, so its fixed-point text is the count's digits.
+    Other numbers (not so rounded, larger, non-finite, ``-0.0``) are written by Python."""
+    numbers = np.asarray(numbers, dtype=np.float64)
+    if not len(numbers):
+        return pa.array([], type=pa.large_string())
+    scale = 10**decimals
+    simple = np.isfinite(numbers) & (np.abs(numbers) < _FIXED_HIGH)
+    simple &= ~((numbers == 0) & np.signbit(numbers))
+    with np.errstate(over="ignore", invalid="ignore"):
+        simple &= np.round(numbers, decimals) == numbers
+    units = np.rint(np.where(simple, numbers, 0.0) * scale).astype(np.int64)
+    magnitude = np.abs(units)
+    cells = pc.cast(pa.array(magnitude // scale), pa.large_string())
+    if decimals:
+        fraction = pc.cast(pa.array(magnitude % scale), pa.large_string())
+        fraction = pc.utf8_lpad(fraction, decimals, "0")
+        cells = pc.binary_join_element_wise(cells, fraction, text_scalar("."))
+    negative = units < 0
+    if negative.any():
+        signed = pc.binary_join_element_wise(text_scalar("-"), cells, text_scalar(""))
+        cells = pc.if_else(pa.array(negative), signed, cells)
+    if not simple.all():
+        texts = np.full(len(numbers), None, dtype=object)
+        texts[~simple] = [f"{v:.{decimals}f}" for v in numbers[~simple]]
+        cells = pc.if_else(pa.array(~simple), pa.array(texts, type=pa.large_string()), cells)
+    return cells
+
+
 def quoted(text: pa.Array, line_end: str = os.linesep) -> pa.Array:
     """Text cells as ``csv.QUOTE_MINIMAL`` writes them: in quotes, with quotes doubled,
     when they hold the delimiter, a quote or a character of the line end."""
@@ -168,11 +225,13 @@ def quoted(text: pa.Array, line_end: str = os.linesep) -> pa.Array:
     if not pc.any(needs).as_py():
         return text
     inside = pc.replace_substring(text, QUOTE, QUOTE + QUOTE)
-    wrapped = pc.binary_join_element_wise(_text(QUOTE), inside, _text(QUOTE), _text(""))
+    wrapped = pc.binary_join_element_wise(
+        text_scalar(QUOTE), inside, text_scalar(QUOTE), text_scalar("")
+    )
     return pc.if_else(needs, wrapped, text)
 
 
-def _text(value: str) -> pa.Scalar:
+def text_scalar(value: str) -> pa.Scalar:
     """A text scalar of the cells' type (Arrow's functions want one type of text)."""
     return pa.scalar(value, type=pa.large_string())
 

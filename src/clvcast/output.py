@@ -7,6 +7,7 @@ first removes what killed writes left (temporary files, staging tables) and says
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
@@ -166,11 +167,10 @@ def write_table_chunks(
                         arrow = _arrow_table(table, writer.schema)
                     writer.write_table(arrow)
                 elif csv_format == "marketing":
-                    marketing_frame(table).to_csv(
+                    _write_csv(
+                        marketing_frame(table),
                         temporary,
-                        index=False,
-                        mode="w" if index == 0 else "a",
-                        header=index == 0,
+                        first=index == 0,
                         encoding=MARKETING_ENCODING if index == 0 else "utf-8",
                     )
                 else:
@@ -182,17 +182,27 @@ def write_table_chunks(
     return rows
 
 
-def _write_csv(table: pd.DataFrame, path: str | os.PathLike[str], *, first: bool) -> None:
-    """``table`` as default-format CSV lines (after a header when ``first``, else appended):
-    the bytes pandas writes, made in Arrow (:mod:`clvcast.csv_text`: 847k contacts in about
-    1 s against 8-12 s), or by pandas for a column type that module does not write."""
+def _write_csv(
+    table: pd.DataFrame, path: str | os.PathLike[str], *, first: bool, encoding: str = "utf-8"
+) -> None:
+    """``table`` as CSV lines (after a header when ``first``, else appended; ``utf-8-sig``
+    starts the file with a byte-order mark): the bytes pandas writes, made in Arrow
+    (:mod:`clvcast.csv_text`: 847k contacts in about 1 s against 8-12 s), or by pandas for a
+    column type that module does not write."""
     buffers = csv_buffers(table, header=first)
     if buffers is None:
         table.to_csv(
-            path, index=False, date_format="%Y-%m-%d", mode="w" if first else "a", header=first
+            path,
+            index=False,
+            date_format="%Y-%m-%d",
+            mode="w" if first else "a",
+            header=first,
+            encoding=encoding,
         )
         return
     with open(path, "wb" if first else "ab") as handle:
+        if encoding == "utf-8-sig":
+            handle.write(codecs.BOM_UTF8)
         for buffer in buffers:
             handle.write(buffer)
 

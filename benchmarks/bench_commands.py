@@ -6,7 +6,8 @@ two fresh processes on the same input file, in one run of this script:
 - **clvcast**: the ``clvcast`` command (``rfm``, ``forecast``, ``--help``);
 - **lifetimes**: a plain Python script doing the same work with pandas and lifetimes (the
   scripts are below, in :data:`SCRIPTS`): read the file, ``summary_data_from_transaction_data``,
-  quintile scores with ``pd.qcut`` or BG/NBD + Gamma-Gamma with 12-month CLV, write Parquet.
+  quintile scores with ``pd.qcut`` or BG/NBD + Gamma-Gamma with 12-month CLV, write Parquet
+  (CSV with pandas' ``to_csv`` in the ``-csv`` case).
 
 For each process it prints wall seconds (a monotonic clock around the child), CPU seconds
 (user + system of the child, from ``os.wait4``) and peak RSS (the child's ``ru_maxrss``), and
@@ -20,6 +21,7 @@ Run from the repository root with the project's virtualenv::
 
     python benchmarks/bench_commands.py                 # start-up, CDNOW, 400k lines, 5M, 1M contacts
     python benchmarks/bench_commands.py --cases rfm-20m  # the larger ones by name
+    python benchmarks/bench_commands.py --cases forecast-1m-csv  # the 1M case to CSV
     python benchmarks/bench_commands.py --repeat 5      # medians of five alternated runs
     python benchmarks/bench_commands.py --list
 """
@@ -64,7 +66,10 @@ summary["total_spend"] = spend
 summary["r_score"] = pd.qcut(-summary["recency"].rank(method="first"), 5, labels=False) + 1
 summary["f_score"] = pd.qcut(summary["frequency"].rank(method="first"), 5, labels=False) + 1
 summary["m_score"] = pd.qcut(summary["total_spend"].rank(method="first"), 5, labels=False) + 1
-summary.reset_index().to_parquet(output)
+if output.endswith(".csv"):
+    summary.reset_index().to_csv(output, index=False)
+else:
+    summary.reset_index().to_parquet(output)
 """,
     "forecast": """
 import sys
@@ -93,7 +98,10 @@ summary["clv_12m"] = ggf.customer_lifetime_value(
     bgf, summary["frequency"], summary["recency"], summary["T"], summary["monetary_value"],
     time=12, discount_rate=0.01, freq="D",
 )
-summary.reset_index().to_parquet(output)
+if output.endswith(".csv"):
+    summary.reset_index().to_csv(output, index=False)
+else:
+    summary.reset_index().to_parquet(output)
 """,
     "online-retail": """
 import sys
@@ -138,7 +146,10 @@ summary["clv_12m"] = ggf.customer_lifetime_value(
     bgf, summary["frequency"], summary["recency"], summary["T"],
     summary["monetary_value"].clip(lower=0.01), time=12, discount_rate=0.01, freq="D",
 )
-summary.reset_index().to_parquet(output)
+if output.endswith(".csv"):
+    summary.reset_index().to_csv(output, index=False)
+else:
+    summary.reset_index().to_parquet(output)
 """,
 }
 
@@ -205,16 +216,18 @@ RETAIL_OPTIONS = [
 ]  # fmt: skip
 
 
-def _table_case(name: str, what: str, make, command: str, script: str, as_of: str, fmt=None):
+def _table_case(
+    name: str, what: str, make, command: str, script: str, as_of: str, fmt=None, suffix=".parquet"
+):
     extra = ["--date-format", fmt] if fmt else []
 
     def ours(folder: Path, source: Path) -> list[str]:
         return [*_clvcast(), command, "--transactions", str(source), "--as-of", as_of, *extra,
-                "--output", str(folder / f"{name}_clvcast.parquet"), "--quiet"]  # fmt: skip
+                "--output", str(folder / f"{name}_clvcast{suffix}"), "--quiet"]  # fmt: skip
 
     def theirs(folder: Path, source: Path) -> list[str]:
         argv = [sys.executable, _script(folder, script), str(source), as_of]
-        return [*argv, str(folder / f"{name}_lifetimes.parquet"), *([fmt] if fmt else [])]
+        return [*argv, str(folder / f"{name}_lifetimes{suffix}"), *([fmt] if fmt else [])]
 
     return Case(name, what, make, ours, theirs)
 
@@ -270,6 +283,16 @@ CASES = {
         "forecast",
         "forecast",
         AS_OF,
+    ),
+    # The same, written to CSV on both sides (the script with pandas' to_csv)
+    "forecast-1m-csv": _table_case(
+        "forecast-1m-csv",
+        "forecast, 2.6M rows / 1M contacts, to CSV",
+        _log(2_600_000, 1_000_000),
+        "forecast",
+        "forecast",
+        AS_OF,
+        suffix=".csv",
     ),
     "rfm-20m": _table_case(
         "rfm-20m", "rfm, 20M rows / 2M contacts", _log(20_000_000, 2_000_000), "rfm", "rfm", AS_OF

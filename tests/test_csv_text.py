@@ -198,3 +198,20 @@ def test_text_that_pandas_keeps_in_several_arrow_chunks(tmp_path):
         '"d""e",',
         ",-0.25",
     ]
+
+
+def test_a_table_is_written_block_by_block_with_the_same_bytes(monkeypatch, tmp_path):
+    """Small blocks, and one block whose object column is not text (pandas writes that
+    block): the file is still pandas' whole file, header once, BOM once."""
+    monkeypatch.setattr("clvcast.output.CSV_BLOCK_ROWS", 7)
+    table = edge_table(size=30).head(40).reset_index(drop=True)
+    mixed = table["note"].astype(object)
+    mixed.iloc[30] = 12.5  # a float among the strings of the fifth block
+    table["note"] = mixed
+    written = write_table(table, tmp_path / "blocks.csv")
+    assert written.read_bytes() == pandas_csv(table)
+    marketing = write_table(table, tmp_path / "blocks_marketing.csv", "marketing")
+    monkeypatch.setattr("clvcast.output.CSV_BLOCK_ROWS", 1_000)
+    one_block = write_table(table, tmp_path / "one_block_marketing.csv", "marketing")
+    assert marketing.read_bytes() == one_block.read_bytes()
+    assert marketing.read_bytes().count(b"\xef\xbb\xbf") == 1

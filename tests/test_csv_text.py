@@ -215,3 +215,19 @@ def test_a_table_is_written_block_by_block_with_the_same_bytes(monkeypatch, tmp_
     one_block = write_table(table, tmp_path / "one_block_marketing.csv", "marketing")
     assert marketing.read_bytes() == one_block.read_bytes()
     assert marketing.read_bytes().count(b"\xef\xbb\xbf") == 1
+
+
+def test_times_of_day_are_written_as_iso_text_each_distinct_time_once(tmp_path):
+    scored_at = pd.Series(
+        pd.to_datetime(["2026-12-04 10:00:00", None, "2026-12-04 10:00:00", "2026-12-05 08:30:15"])
+    ).dt.tz_localize("Europe/Madrid")
+    table = pd.DataFrame({"contact_id": ["a", "b", "c", "d"], "scored_at": scored_at})
+    written = write_table(table, tmp_path / "scored.csv")
+    expected = table.assign(scored_at=scored_at.dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert written.read_bytes() == pandas_csv(expected)
+    assert written.read_text().splitlines()[1:] == [
+        "a,2026-12-04T10:00:00",
+        "b,",
+        "c,2026-12-04T10:00:00",
+        "d,2026-12-05T08:30:15",
+    ]

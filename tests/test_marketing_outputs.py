@@ -348,3 +348,33 @@ def test_bad_audience_is_one_line_before_anything_is_written(shop, tmp_path):
         "--changed-only", cwd=tmp_path,
     )  # fmt: skip
     assert without.returncode == 2 and "--changed-only needs --previous" in without.stderr
+
+
+@pytest.mark.parametrize("csv_format", ["default", "marketing"])
+def test_the_changes_csv_writes_dates_as_the_scored_table_does(shop, tmp_path, csv_format):
+    """The changes table joins the changed rows to the removed contacts' empty rows (none
+    here, an empty frame): its dates must still be written as dates (not "1998-06-30
+    00:00:00") and its times as ISO text, as in the scored table."""
+    target = tmp_path / "june.csv"
+    clvcast.predict(
+        shop["pipeline"],
+        shop["folder"] / "cdnow.parquet",
+        as_of=JUNE,
+        contacts=shop["folder"] / "contacts.csv",
+        read=READ,
+        output=target,
+        csv_format=csv_format,
+        previous=shop["folder"] / "may.parquet",
+        changed_only=True,
+        scored_at="2024-07-01T06:00:00",
+    )
+    text = (tmp_path / "june.changes.csv").read_bytes().decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {row["change"] for row in rows} == {"changed"}
+    day = re.compile(r"^(\d{4}-\d{2}-\d{2})?$")
+    for column in ("as_of", "first_purchase", "last_purchase", "r_drop_date"):
+        assert all(day.match(row[column]) for row in rows), column
+    time = re.compile(r"^(2024-07-01T06:00:00(\+00:00)?)?$")
+    assert all(time.match(row["scored_at"]) for row in rows)
+    scored = list(csv.DictReader(io.StringIO(target.read_bytes().decode("utf-8-sig"))))
+    assert scored[0]["as_of"] == rows[0]["as_of"] == JUNE

@@ -127,19 +127,25 @@ def test_prospects_have_zero_forecasts_so_numeric_filters_include_them(shop):
     assert "P0001" in cheap.index or "P0002" in cheap.index
 
 
-@pytest.fixture(scope="module")
-def marketing_csv(shop):
-    target = shop["folder"] / "scores.csv"
-    clvcast.predict(
+def _predict_june(shop, target, csv_format: str, **options):
+    """June's scores of the shop's contacts, written to ``target`` in ``csv_format``."""
+    return clvcast.predict(
         shop["pipeline"],
         shop["folder"] / "cdnow.parquet",
         as_of=JUNE,
         contacts=shop["folder"] / "contacts.csv",
         read=READ,
         output=target,
-        csv_format="marketing",
+        csv_format=csv_format,
         scored_at="2024-07-01T06:00:00",
+        **options,
     )
+
+
+@pytest.fixture(scope="module")
+def marketing_csv(shop):
+    target = shop["folder"] / "scores.csv"
+    _predict_june(shop, target, "marketing")
     return target
 
 
@@ -356,17 +362,8 @@ def test_the_changes_csv_writes_dates_as_the_scored_table_does(shop, tmp_path, c
     here, an empty frame): its dates must still be written as dates (not "1998-06-30
     00:00:00") and its times as ISO text, as in the scored table."""
     target = tmp_path / "june.csv"
-    clvcast.predict(
-        shop["pipeline"],
-        shop["folder"] / "cdnow.parquet",
-        as_of=JUNE,
-        contacts=shop["folder"] / "contacts.csv",
-        read=READ,
-        output=target,
-        csv_format=csv_format,
-        previous=shop["folder"] / "may.parquet",
-        changed_only=True,
-        scored_at="2024-07-01T06:00:00",
+    _predict_june(
+        shop, target, csv_format, previous=shop["folder"] / "may.parquet", changed_only=True
     )
     text = (tmp_path / "june.changes.csv").read_bytes().decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))

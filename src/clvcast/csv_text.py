@@ -24,6 +24,7 @@ caller writes the table with pandas.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -60,8 +61,8 @@ def csv_buffers(
         return None
     buffers: list[bytes | pa.Buffer] = []
     if header:
-        names = [_quoted_text(str(name), line_end) for name in table.columns]
-        buffers.append((DELIMITER.join(names) + line_end).encode("utf-8"))
+        labels = [_quoted_text(str(name), line_end) for name in names]
+        buffers.append((DELIMITER.join(labels) + line_end).encode("utf-8"))
     if len(table):
         columns[-1] = pc.binary_join_element_wise(
             columns[-1], text_scalar(line_end), text_scalar("")
@@ -94,20 +95,38 @@ def column_cells(values: pd.Series, line_end: str = os.linesep) -> pa.Array | No
     dtype = values.dtype
     missing = values.isna().to_numpy()
     if pd.api.types.is_bool_dtype(dtype):
-        flags = pa.array(values.to_numpy(dtype=bool, na_value=False))
-        return with_missing(pc.if_else(flags, text_scalar("True"), text_scalar("False")), missing)
+        return with_missing(bool_cells(values, "True", "False"), missing)
     if fits_int64(dtype):
-        return integer_cells(values)
+        return with_missing(integer_cells(values), missing)
     if dtype == np.float64:
         return with_missing(float_cells(values.to_numpy()), missing)
     if isinstance(dtype, np.dtype) and dtype.kind == "M":
-        present = values.dropna()
-        if (present != present.dt.normalize()).any():  # a time of day: not a date column
+        if has_time_of_day(values):  # not a date column
             return None
         return pc.fill_null(date_cells(values), text_scalar(""))
     if is_text(values):
         return pc.fill_null(quoted(text_cells(values), line_end), text_scalar(""))
     return None
+
+
+def has_time_of_day(values: pd.Series) -> bool:
+    """Whether a datetime column holds timestamps (some value has a time of day), not
+    calendar days: CSV writes days as YYYY-MM-DD and timestamps in full."""
+    present = values.dropna()
+    return bool((present != present.dt.normalize()).any())
+
+
+def bool_cells(values: pd.Series, true: str, false: str) -> pa.Array:
+    """A boolean column as ``true`` / ``false`` text (missing values: ``false``)."""
+    flags = pa.array(values.to_numpy(dtype=bool, na_value=False))
+    return pc.if_else(flags, text_scalar(true), text_scalar(false))
+
+
+def each_time_once(values: pd.Series, text_of: Callable[[pd.DatetimeIndex], list]) -> np.ndarray:
+    """A datetime column as text, ``text_of`` applied to its distinct times only (a scored
+    table has one ``scored_at`` for every row): Python strings, None where missing."""
+    codes, times = pd.factorize(values)
+    return np.array([*text_of(times), None], dtype=object)[codes]  # code -1 (missing): None
 
 
 def date_cells(values: pd.Series) -> pa.Array:
@@ -128,9 +147,9 @@ def text_cells(values: pd.Series) -> pa.Array:
 
 
 def integer_cells(values: pd.Series) -> pa.Array:
-    """An integer column's digits, missing values empty."""
+    """An integer column's digits (``0`` where missing: see :func:`with_missing`)."""
     integers = pa.array(values.to_numpy(dtype="int64", na_value=0), type=pa.int64())
-    return with_missing(pc.cast(integers, pa.large_string()), values.isna().to_numpy())
+    return pc.cast(integers, pa.large_string())
 
 
 def fits_int64(dtype: object) -> bool:
@@ -151,6 +170,7 @@ def is_text(values: pd.Series) -> bool:
 
 
 def with_missing(cells: pa.Array, missing: np.ndarray) -> pa.Array:
+    """``cells`` with empty text where ``missing``."""
     if not missing.any():
         return cells
     return pc.if_else(pa.array(missing), text_scalar(""), cells)
@@ -176,12 +196,7 @@ def float_cells(numbers: np.ndarray) -> pa.Array:
     cells = pc.cast(pa.array(numbers), pa.large_string())
     if whole.any():
         cells = pc.if_else(pa.array(whole), whole_cells, cells)
-    others = ~(whole | plain)
-    if others.any():
-        texts = np.full(len(numbers), None, dtype=object)
-        texts[others] = [repr(float(v)) for v in numbers[others]]
-        cells = pc.if_else(pa.array(others), pa.array(texts, type=pa.large_string()), cells)
-    return cells
+    return _by_python(cells, ~(whole | plain), numbers, lambda v: repr(float(v)))
 
 
 def fixed_cells(numbers: np.ndarray, decimals: int) -> pa.Array:
@@ -210,11 +225,19 @@ def fixed_cells(numbers: np.ndarray, decimals: int) -> pa.Array:
     if negative.any():
         signed = pc.binary_join_element_wise(text_scalar("-"), cells, text_scalar(""))
         cells = pc.if_else(pa.array(negative), signed, cells)
-    if not simple.all():
-        texts = np.full(len(numbers), None, dtype=object)
-        texts[~simple] = [f"{v:.{decimals}f}" for v in numbers[~simple]]
-        cells = pc.if_else(pa.array(~simple), pa.array(texts, type=pa.large_string()), cells)
-    return cells
+    return _by_python(cells, ~simple, numbers, lambda v: f"{v:.{decimals}f}")
+
+
+def _by_python(
+    cells: pa.Array, where: np.ndarray, numbers: np.ndarray, text_of: Callable[[float], str]
+) -> pa.Array:
+    """``cells`` with ``text_of(number)`` where ``where``: the few numbers Arrow's text would
+    not match Python's."""
+    if not where.any():
+        return cells
+    texts = np.full(len(numbers), None, dtype=object)
+    texts[where] = [text_of(v) for v in numbers[where]]
+    return pc.if_else(pa.array(where), pa.array(texts, type=pa.large_string()), cells)
 
 
 def quoted(text: pa.Array, line_end: str = os.linesep) -> pa.Array:

@@ -30,10 +30,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clvcast.csv_text import (
+    bool_cells,
     date_cells,
+    each_time_once,
     fits_int64,
     fixed_cells,
     float_cells,
+    has_time_of_day,
     integer_cells,
     is_text,
     text_cells,
@@ -93,8 +96,7 @@ def _cells(values: pd.Series, column: str) -> pd.Series:
     missing = values.isna().to_numpy()
     dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype):
-        flags = pa.array(values.to_numpy(dtype=bool, na_value=False))
-        cells = pc.if_else(flags, text_scalar("true"), text_scalar("false"))
+        cells = bool_cells(values, "true", "false")
     elif pd.api.types.is_datetime64_any_dtype(dtype):
         cells = _datetimes(values)
     elif fits_int64(dtype):
@@ -128,19 +130,10 @@ def _text_cell(value: object) -> str:
     return str(value)
 
 
-def has_time_of_day(values: pd.Series) -> bool:
-    """Whether a datetime column holds timestamps (some value has a time of day), not
-    calendar days: CSV writes days as YYYY-MM-DD and timestamps in full."""
-    present = values.dropna()
-    return bool((present != present.dt.normalize()).any())
-
-
 def _datetimes(values: pd.Series) -> pa.Array:
     """Dates as YYYY-MM-DD; timestamps with a time of day (or a zone) as ISO 8601."""
     zoned = getattr(values.dtype, "tz", None) is not None
     if not (zoned or has_time_of_day(values)):
         return date_cells(values)
-    # ISO text of each distinct time (a scored table has one scored_at for every row)
-    codes, times = pd.factorize(values)
-    texts = np.array([time.isoformat() for time in times] + [None], dtype=object)
-    return pa.array(texts[codes], type=pa.large_string())  # code -1 (missing): None
+    texts = each_time_once(values, lambda times: [time.isoformat() for time in times])
+    return pa.array(texts, type=pa.large_string())

@@ -17,18 +17,16 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clvcast.atomic import atomic_path
-from clvcast.csv_text import csv_buffers
+from clvcast.csv_text import csv_buffers, each_time_once, has_time_of_day
 from clvcast.errors import InputError, OutputWarning
 from clvcast.marketing import (
     MARKETING_ENCODING,
     check_csv_format,
-    has_time_of_day,
     marketing_frame,
 )
 
@@ -61,11 +59,10 @@ def _with_timestamps_as_text(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _times_as_text(values: pd.Series) -> pd.Series:
-    """``values.dt.strftime("%Y-%m-%dT%H:%M:%S")``, each distinct time formatted once (a
-    scored table has one ``scored_at`` for every row: 0.16 s against 1.6 s at 847k rows)."""
-    codes, times = pd.factorize(values)
-    texts = np.append(times.strftime("%Y-%m-%dT%H:%M:%S").to_numpy(dtype=object), None)
-    return pd.Series(texts[codes], index=values.index, name=values.name)  # code -1: None
+    """``values.dt.strftime("%Y-%m-%dT%H:%M:%S")``, each distinct time formatted once
+    (:func:`~clvcast.csv_text.each_time_once`: 0.16 s against 1.6 s at 847k rows)."""
+    texts = each_time_once(values, lambda times: list(times.strftime("%Y-%m-%dT%H:%M:%S")))
+    return pd.Series(texts, index=values.index, name=values.name)
 
 
 # Columns that hold calendar days: Parquet and SQL store them as dates (no time of day).

@@ -316,6 +316,7 @@ def test_an_lbfgs_run_that_stops_short_is_restarted_where_it_stopped(
 ):
     """An L-BFGS-B run that ends with a large gradient (as on millions of whole-day
     contacts) is continued from its end point, not abandoned for the multistart step."""
+    import scipy.optimize
     from scipy.optimize import minimize as scipy_minimize
 
     import clvcast.models.fitting as fitting
@@ -328,7 +329,8 @@ def test_an_lbfgs_run_that_stops_short_is_restarted_where_it_stopped(
             kwargs["options"] = {**kwargs["options"], "maxiter": 3}
         return scipy_minimize(*args, **kwargs)
 
-    monkeypatch.setattr(fitting, "minimize", first_run_stops_early)
+    # fitting imports SciPy's optimiser when a step needs it: patched where it comes from
+    monkeypatch.setattr(scipy.optimize, "minimize", first_run_stops_early)
     model = BetaGeoModel().fit(master_summary)
     assert model.fit_step_ == "lbfgs" and len(model.fit_attempts_) == 1
     assert len(runs) == 2  # one restart was enough
@@ -412,9 +414,10 @@ def test_the_pilot_step_ends_where_plain_lbfgs_does_in_fewer_evaluations(monkeyp
 
 
 def test_a_flat_likelihood_fails_the_pilot_and_fits_as_without_it(monkeypatch, small_pilot):
-    """Almost no dropout: a runs towards 0 and the sample's Hessian is not positive
-    definite there. A descent from the sample's optimum could stop on the flat at a lower
-    likelihood, so the pilot step fails and the fit is the one made without a pilot."""
+    """Almost no dropout: a runs towards 0 and the sample's likelihood is flat there (its
+    Hessian's least curvature 6e-12 of its largest). A descent from the sample's optimum
+    could stop on the flat at a lower likelihood, so the pilot step fails and the fit is the
+    one made without a pilot."""
     summary = simulate_summary(40_000, (0.5, 10.0, 1e-4, 10.0), (6.0, 3.5, 15.0), seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the model's own warning about no dropout
@@ -424,7 +427,7 @@ def test_a_flat_likelihood_fails_the_pilot_and_fits_as_without_it(monkeypatch, s
     assert piloted.fit_attempts_[0] == {
         "step": "pilot",
         "converged": False,
-        "reason": "the sample's Hessian is not positive definite",
+        "reason": "the sample's likelihood is flat in some direction",
     }
     assert piloted.fit_step_ == plain.fit_step_ == "lbfgs"
     np.testing.assert_array_equal(piloted.params_.to_numpy(), plain.params_.to_numpy())
@@ -438,6 +441,69 @@ def test_the_pilot_sample_does_not_depend_on_the_contacts_order(small_pilot):
     shuffled = BetaGeoModel().fit(summary.sample(frac=1.0, random_state=1))
     assert first.fit_step_ == "pilot"
     np.testing.assert_array_equal(first.params_.to_numpy(), shuffled.params_.to_numpy())
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        (2.4, 7.0, 0.6, 4.0),
+        (1.3, 10.0, 0.15, 3.3),
+        (2.0, 2.6, 0.35, 7.3),
+        (1.3, 1.0, 0.06, 0.3),
+        (2.9, 3.4, 1.0, 13.6),
+        (0.25, 3.0, 0.07, 2.0),
+    ],
+)
+def test_the_sample_fit_reaches_the_lbfgs_optimum_from_lifetimes_start(params):
+    """The pilot's sample fit: quasi-Newton steps from lifetimes' start with the identity as
+    first curvature end at L-BFGS-B's optimum. On five of these six simulated logs the
+    descent ran away (to a spurious likelihood of -1e19 or less, far off) before steps were
+    bounded to a factor e per parameter."""
+    from clvcast.models import fitting
+
+    summary = simulate_summary(5_000, params, seed=3)
+    x, t_x, T = (summary[column].to_numpy(dtype=float) for column in ("frequency", "recency", "T"))
+    (ux, utx, uT), weights, _ = compress_rows(x, t_x, T)
+    scale = 1.0 / T.max()
+    args = (likelihood.prepare_bgnbd_data(ux, utx * scale, uT * scale, weights), 0.0)
+    start = np.full(4, 0.1)
+    with np.errstate(all="ignore"):
+        theirs, their_value, _ = fitting._run_lbfgs(likelihood.bgnbd_objective, start, args)
+        ours, our_value, gradient = fitting._run_quasi_newton(
+            likelihood.bgnbd_objective, start, np.eye(4), args, steps=fitting.SAMPLE_STEPS
+        )
+    assert fitting._verdict(ours, our_value, gradient)[0] == "converged"
+    assert our_value == pytest.approx(their_value, abs=1e-12)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+PILOT_IMPORTS = """
+import sys
+from clvcast.models import fitting
+from clvcast.models import CLVForecaster
+from clvcast.models.simulate import simulate_summary
+fitting.PILOT_CONTACTS, fitting.PILOT_MIN_CONTACTS = 2_000, int(sys.argv[1])
+forecaster = CLVForecaster().fit(simulate_summary(20_000, (0.25, 40.0, 0.8, 2.5), (6.0, 3.5, 15.0)))
+print(forecaster.bgnbd_.fit_step_, forecaster.gamma_gamma_.fit_step_, "scipy.optimize" in sys.modules)
+"""
+
+
+def test_a_fit_that_takes_the_pilot_step_needs_no_scipy_optimiser():
+    """SciPy's optimiser (0.2 s of imports) loads only for the steps after the pilot."""
+    import subprocess
+
+    def steps_and_import(least_contacts: int) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", PILOT_IMPORTS, str(least_contacts)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        return done.stdout.split()
+
+    assert steps_and_import(8_000) == ["pilot", "pilot", "False"]
+    assert steps_and_import(10**12) == ["lbfgs", "lbfgs", "True"]
 
 
 def test_forward_difference_standard_errors_match_central_ones(master_summary):

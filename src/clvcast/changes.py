@@ -18,6 +18,9 @@ The rows carry every column of the scored table (the current values) plus ``chan
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -93,13 +96,32 @@ def changed_rows(
     return result
 
 
-def removed_rows(before: pd.DataFrame, seen: pd.Series, columns: list[str]) -> pd.DataFrame:
+def removed_rows(before: pd.DataFrame, seen: pd.Series, dtypes: Mapping[str, Any]) -> pd.DataFrame:
     """The contacts of ``before`` (:func:`by_contact`) that are not in ``seen`` (the ids of
     the current table): their id, ``change = "removed"`` and empty values in the other
-    ``columns``."""
+    columns, named with their types by ``dtypes`` (the current table's).
+
+    The empty columns have the current table's types (booleans and whole numbers their
+    nullable kinds), so that the changes table, these rows after the changed ones, keeps
+    them: untyped empty columns made every column of a million changed rows Python objects
+    (4.3 s), and CSV then wrote dates as ``2024-07-07 00:00:00``.
+    """
     ids = before.index.to_series(index=None)
     gone = ids[~isin_ids(ids, seen)].sort_values(kind="stable").to_numpy()
-    result = pd.DataFrame({"contact_id": gone}).reindex(columns=[*columns, "change"])
+    index = pd.RangeIndex(len(gone))
+    result = pd.DataFrame(
+        {name: pd.Series(index=index, dtype=_nullable(dtype)) for name, dtype in dtypes.items()}
+    )
     result["contact_id"] = gone
     result["change"] = "removed"
     return result
+
+
+def _nullable(dtype: Any) -> Any:
+    """``dtype``, or the type of its kind that holds a missing value (NumPy's booleans and
+    integers hold none)."""
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype) and isinstance(dtype, np.dtype):
+        return "Int64"
+    return dtype

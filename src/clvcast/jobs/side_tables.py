@@ -89,8 +89,7 @@ class SideTables:
     _members: list[pd.DataFrame] = field(default_factory=list)
     _seen: list[pd.Series] = field(default_factory=list)
     _columns: list[str] = field(default_factory=list)
-    _bools: list[str] = field(default_factory=list)
-    _times: dict[str, Any] = field(default_factory=dict)
+    _dtypes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # the previous table by contact id, made once: every chunk is compared against it
@@ -100,12 +99,7 @@ class SideTables:
         """Keep what the side tables need from one chunk of the scored table."""
         if not self._columns:
             self._columns = [str(c) for c in part.columns]
-            self._bools = [c for c in self._columns if pd.api.types.is_bool_dtype(part[c])]
-            self._times = {
-                c: part[c].dtype
-                for c in self._columns
-                if pd.api.types.is_datetime64_any_dtype(part[c])
-            }
+            self._dtypes = {str(c): part[c].dtype for c in part.columns}
         if self.previous is not None:
             context = [c for c in part.columns if str(c).startswith("clv_")]
             context += [c for c in MIGRATION_CONTEXT if c in part.columns]
@@ -157,15 +151,11 @@ class SideTables:
     def _changes(self) -> pd.DataFrame:
         changed = [part for part in self._changed if len(part)]
         seen = pd.concat(self._seen, ignore_index=True) if self._seen else pd.Series([], dtype=str)
-        removed = removed_rows(self._before, seen, self._columns)
+        removed = removed_rows(self._before, seen, self._dtypes)
         table = pd.concat([*changed, removed], ignore_index=True) if changed else removed
-        for column in self._bools:  # booleans stay booleans, empty for removed contacts
-            table[column] = table[column].astype("boolean")
-        # Dates and times stay dates and times (the removed contacts' empty values made them
-        # Python objects, which CSV wrote as "2024-07-07 00:00:00", not as dates)
-        for column, dtype in self._times.items():
-            table[column] = table[column].astype(dtype)
-        return table[[*self._columns, "change"]]
+        # The removed rows' types (the scored table's, booleans and whole numbers nullable)
+        # whether or not a contact was removed: booleans are always nullable here.
+        return table.astype(removed.dtypes.to_dict())[[*self._columns, "change"]]
 
     def _with_attributes(self, table: pd.DataFrame, current: pd.DataFrame | None) -> pd.DataFrame:
         """``table`` (audience events) with the contacts' attributes, from ``current`` (the

@@ -27,7 +27,7 @@ ALLOWED = {
     "rfm": {"errors", "atomic", "summary", "estimator", "changes", "whole_numbers"},
     "csv_text": {"cores"},  # CSV cells and lines made in Arrow
     "marketing": {"errors", "csv_text"},  # the marketing CSV format
-    "audiences": {"errors"},  # the audience condition language
+    "audiences": {"errors", "text_ids"},  # the audience condition language
     "changes": {"errors", "text_ids"},  # changed rows for syncs
     "output": {"errors", "atomic", "marketing", "csv_text"},
     "model_file": {"errors", "atomic"},  # rebuilds clvcast's classes by an allow-list

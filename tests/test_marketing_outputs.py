@@ -260,6 +260,33 @@ def test_audiences_members_entered_and_left_match_pandas(shop):
     assert shop["may"].notes and "vip_fading" in shop["may"].notes[0]  # said, not silent
 
 
+def test_entered_and_left_equals_an_outer_merge_of_the_memberships():
+    """Entered and left, found by hashing (audience, id) pairs in Arrow, against pandas'
+    outer merge of the two membership tables, row for row and in order: ids in several
+    audiences, ids that are prefixes of others, an audience that empties, one that is new."""
+    from clvcast.audiences import entered_and_left
+
+    rng = np.random.default_rng(4)
+
+    def members(audiences):
+        parts = []
+        for name in audiences:
+            ids = rng.choice(3_000, size=int(rng.integers(1, 1_500)), replace=False)
+            parts.append(pd.DataFrame({"audience": name, "contact_id": [f"c{i}" for i in ids]}))
+        return pd.concat(parts, ignore_index=True).astype(str)
+
+    previous, current = members(["a", "b", "gone"]), members(["a", "b", "new"])
+    keys = ["audience", "contact_id"]
+    merged = previous.merge(current, on=keys, how="outer", indicator=True)
+    merged = merged[merged["_merge"] != "both"]
+    merged["event"] = np.where(merged["_merge"] == "right_only", "entered", "left")
+    expected = merged[[*keys, "event"]].sort_values(["audience", "event", "contact_id"])
+    got = entered_and_left(previous, current)
+    pd.testing.assert_frame_equal(got, expected.reset_index(drop=True), check_dtype=False)
+    assert set(got["audience"]) == {"a", "b", "gone", "new"}
+    assert entered_and_left(current, current).empty
+
+
 def test_changed_only_equals_the_pandas_diff_and_is_small(shop):
     folder = shop["folder"]
     may, june = _scored(folder, "may.parquet"), _scored(folder, "june.parquet")

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from clvcast.errors import InputError
+from clvcast.text_ids import isin_ids
 
 # The kinds of values a column holds, for checking comparisons before any work.
 NUMBER, TEXT, BOOLEAN, DATE = "number", "text", "boolean", "date"
@@ -367,8 +368,17 @@ def entered_and_left(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFr
     audience, event and id.
     """
     keys = ["audience", "contact_id"]
-    merged = previous[keys].merge(current[keys], on=keys, how="outer", indicator=True)
-    event = np.where(merged["_merge"] == "right_only", "entered", "left")
-    merged = merged.assign(event=event)[merged["_merge"] != "both"]
-    result = merged[[*keys, "event"]].sort_values(["audience", "event", "contact_id"])
-    return result.reset_index(drop=True)
+    before, after = _member_keys(previous), _member_keys(current)
+    entered = current.loc[~isin_ids(after, before), keys].assign(event="entered")
+    left = previous.loc[~isin_ids(before, after), keys].assign(event="left")
+    result = pd.concat([entered, left], ignore_index=True)
+    return result.sort_values(["audience", "event", "contact_id"]).reset_index(drop=True)
+
+
+def _member_keys(members: pd.DataFrame) -> pd.Series:
+    """One text key per membership row, audience and contact id joined by a character
+    neither holds (ASCII's unit separator), so that :func:`~clvcast.text_ids.isin_ids`
+    hashes the pairs in Arrow: an outer merge on the two columns took 2 s for a million
+    members."""
+    audience = members["audience"].astype(str).fillna("")
+    return audience + "\x1f" + members["contact_id"].astype(str).fillna("")

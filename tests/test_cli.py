@@ -397,8 +397,9 @@ def test_churn_bad_options(files, tmp_path):
     ("chosen", "expected"), [(None, "system"), ("mimalloc", "mimalloc")], ids=["default", "user's"]
 )
 def test_rfm_gives_arrow_malloc_unless_the_user_chose_a_pool(files, tmp_path, chosen, expected):
-    # Arrow's default pool (mimalloc) gives freed memory back at once: rfm and forecast take
-    # the C library's malloc, unless ARROW_DEFAULT_MEMORY_POOL says otherwise.
+    # Arrow's default pool (mimalloc) gives freed memory back at once: every command that
+    # reads a purchase log takes the C library's malloc, unless ARROW_DEFAULT_MEMORY_POOL
+    # says otherwise.
     import os
     import subprocess
     import sys

@@ -94,18 +94,22 @@ def _print(args: argparse.Namespace, text: Callable[[], str]) -> None:
 
 def use_malloc_for_arrow() -> None:
     """Give the process's new Arrow buffers the C library's ``malloc``, unless the user chose
-    a pool with ``ARROW_DEFAULT_MEMORY_POOL``. ``rfm`` and ``forecast`` call it.
+    a pool with ``ARROW_DEFAULT_MEMORY_POOL``. Every command that reads a purchase log calls
+    it.
 
     pyarrow's default pool, mimalloc, hands freed memory back to the system within
     milliseconds, so a command that builds its table column by column and then writes it
     faults the same memory in again and again: ``clvcast forecast`` on 1M contacts took
     3.34 s with it against 3.03 s with ``malloc`` (and 3.01 s with jemalloc, which not every
-    build has), medians of eight alternated runs; ``rfm`` the same or a little quicker.
-    ``train`` and ``predict`` keep Arrow's pool: on 100M rows, in chunks, ``malloc`` kept
-    more memory (peak 7,300 MB against 7,138 MB, and 7,209 against 7,142) and took no less
-    time (283.8 s against 278.8 s, 307.1 against 276.7). Buffers made before keep their
-    pool. A choice for the whole process, like the logging set-up in :func:`main`, which
-    the library's functions leave alone.
+    build has), medians of eight alternated runs; ``rfm`` the same or a little quicker. Its
+    fresh memory can also come slowly: on this project's test machine (a virtual machine)
+    its first touch of 100 MB took 0.01-1.0 s against 0.06 s from ``malloc``, and joining
+    the 80 chunks of 9.8M contact ids 1.5 s against 0.09 s. ``predict`` on 10M rows (1M
+    contacts, three alternated pairs): 19.1 s against 22.8 s, peak 2,109 MB against 2,520
+    MB; with ``--previous``, ``--audiences`` and ``--changed-only`` (four pairs) 25.0 s
+    against 32.3 s, peak 2,440 MB against 2,880 MB. Buffers made before keep their pool. A
+    choice for the whole process, like the logging set-up in :func:`main`, which the
+    library's functions leave alone.
     """
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
@@ -161,6 +165,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 def cmd_churn(args: argparse.Namespace) -> int:
     """clvcast churn: contact table with churn risk, bands and drift dates."""
+    use_malloc_for_arrow()
     from clvcast.console import format_table_job
     from clvcast.jobs import churn
 
@@ -186,6 +191,7 @@ def cmd_churn(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """clvcast train: fit the pipeline, log an MLflow run, register a model version."""
+    use_malloc_for_arrow()
     from clvcast.console import format_train
     from clvcast.jobs import TrainConfig, train
 
@@ -219,6 +225,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """clvcast predict: score every contact with a model version and write the table."""
+    use_malloc_for_arrow()
     from clvcast.console import format_predict
     from clvcast.jobs import predict
 
@@ -276,6 +283,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """clvcast demo: train, register, alias, batch-predict and report on bundled CDNOW."""
+    use_malloc_for_arrow()
     from clvcast.console import format_demo
     from clvcast.jobs import demo
 

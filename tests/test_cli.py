@@ -419,3 +419,35 @@ def test_rfm_gives_arrow_malloc_unless_the_user_chose_a_pool(files, tmp_path, ch
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-2:] == ["0", expected]
+
+
+NUMPY_PAGES = """
+import clvcast.cli as cli
+
+def report(argv=None):
+    import numpy as np
+    print(np._core.multiarray._get_madvise_hugepage())
+    return 0
+
+cli.main = report
+cli.console_main()
+"""
+
+
+@pytest.mark.parametrize(("chosen", "expected"), [(None, "False"), ("1", "True")])
+def test_the_command_gives_numpy_small_pages_unless_the_user_chose(chosen, expected):
+    # NumPy's 2 MB pages are slow to first touch on virtual machines that back memory
+    # lazily: the clvcast command turns them off, unless NUMPY_MADVISE_HUGEPAGE says
+    # otherwise. main() itself (notebooks, tests) leaves the process's NumPy alone.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if chosen:
+        env["NUMPY_MADVISE_HUGEPAGE"] = chosen
+    done = subprocess.run(
+        [sys.executable, "-c", NUMPY_PAGES], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [expected]

@@ -444,7 +444,16 @@ def console_main() -> int:
 
     See :mod:`clvcast.process_exit` (0.07-0.1 s of every command); it returns the exit code
     when the usual exit is needed. Usage errors and ``--help`` exit from argparse as usual.
+
+    The process's NumPy gets the kernel's ordinary 4 KB pages: by default it asks for 2 MB
+    pages for every large array, and on virtual machines whose host backs guest memory
+    only when it is first touched (as on this project's test machine) a fresh 2 MB page is
+    slow and its cost varies from hour to hour: ``np.diff`` and one ``astype`` of 10M
+    values took 1.6 s on fresh 2 MB pages against 0.06-0.17 s. On 10M rows (1M contacts),
+    alternated pairs: ``train`` 67.2 s against 81.6 s (two), ``predict`` 16.2 s against
+    18.6 s (three); ``rfm`` and ``forecast`` are the same either way. Set before NumPy is imported; a user's ``NUMPY_MADVISE_HUGEPAGE`` wins.
     """
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     code = main()
     exit_quickly(code)
     return code

@@ -12,7 +12,13 @@ two fresh processes on the same input file, in one run of this script:
 For each process it prints wall seconds (a monotonic clock around the child), CPU seconds
 (user + system of the child, from ``os.wait4``) and peak RSS (the child's ``ru_maxrss``), and
 the lifetimes / clvcast ratios (above 1: clvcast is faster or smaller); with ``--repeat N``
-the two sides run N times each, alternated, and the figures are medians. The inputs are
+the two sides run N times each, alternated, and the figures are medians.
+
+The ``clvcast`` command gives its NumPy the kernel's 4 KB pages (see
+:func:`clvcast.cli.console_main`); the lifetimes script runs with NumPy's default (2 MB pages
+for large arrays), as a user would run it. On a machine where fresh 2 MB pages are slow,
+part of the ratio is that setting, not the code: ``--same-numpy-pages`` runs the script
+with ``NUMPY_MADVISE_HUGEPAGE=0`` too. The inputs are
 generated here (seeded): purchase logs with string ids and timestamps (as
 ``bench_summary.py`` makes them), CDNOW as lifetimes ships it, and a line-item export shaped
 like UCI Online Retail (``clvcast.data.simulate.online_retail_lines``).
@@ -23,6 +29,7 @@ Run from the repository root with the project's virtualenv::
     python benchmarks/bench_commands.py --cases rfm-20m  # the larger ones by name
     python benchmarks/bench_commands.py --cases forecast-1m-csv  # the 1M case to CSV
     python benchmarks/bench_commands.py --repeat 5      # medians of five alternated runs
+    python benchmarks/bench_commands.py --same-numpy-pages  # the script with 4 KB pages too
     python benchmarks/bench_commands.py --list
 """
 
@@ -314,10 +321,14 @@ def make_input(key: str, folder: Path) -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
-def run_process(argv: list[str], cwd: Path) -> dict[str, float]:
-    """Run ``argv`` to its end: wall and CPU seconds and peak RSS of that process."""
+def run_process(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run ``argv`` to its end (with ``env`` added to this process's environment): wall and
+    CPU seconds and peak RSS of that process."""
+    environment = {**os.environ, **(env or {})}
     started = time.perf_counter()
-    child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        argv, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -349,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run each side this many times, alternated, and print the medians (and the "
         "range of wall seconds): a machine whose speed drifts moves both sides alike",
     )
+    parser.add_argument(
+        "--same-numpy-pages",
+        action="store_true",
+        help="run the lifetimes script with NUMPY_MADVISE_HUGEPAGE=0, the setting the clvcast "
+        "command gives itself",
+    )
     parser.add_argument("--make", nargs=2, metavar=("CASE", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -361,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{case.name:<16} {case.what}")
         return 0
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}")
+    script_env = {"NUMPY_MADVISE_HUGEPAGE": "0"} if args.same_numpy_pages else {}
+    if args.same_numpy_pages:
+        print("the lifetimes script runs with NUMPY_MADVISE_HUGEPAGE=0, as clvcast does")
     header = (
         f"{'case':<16} {'side':<10} {'wall s':>8} {'cpu s':>8} {'peak MB':>8}   "
         f"lifetimes/clvcast: wall  cpu  peak"
@@ -374,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, list[dict[str, float]]] = {"clvcast": [], "lifetimes": []}
             for _ in range(args.repeat):  # alternated: drift moves both sides alike
                 runs["clvcast"].append(run_process(case.clvcast(folder, source), folder))
-                runs["lifetimes"].append(run_process(case.lifetimes(folder, source), folder))
+                script = case.lifetimes(folder, source)
+                runs["lifetimes"].append(run_process(script, folder, script_env))
             ours, theirs = median_row(runs["clvcast"]), median_row(runs["lifetimes"])
             for side, row in (("clvcast", ours), ("lifetimes", theirs)):
                 walls = sorted(run["wall"] for run in runs[side])

@@ -400,10 +400,6 @@ def test_rfm_gives_arrow_malloc_unless_the_user_chose_a_pool(files, tmp_path, ch
     # Arrow's default pool (mimalloc) gives freed memory back at once: every command that
     # reads a purchase log takes the C library's malloc, unless ARROW_DEFAULT_MEMORY_POOL
     # says otherwise.
-    import os
-    import subprocess
-    import sys
-
     transactions, _ = files
     script = (
         "from clvcast.cli import main; import pyarrow as pa; "
@@ -411,14 +407,24 @@ def test_rfm_gives_arrow_malloc_unless_the_user_chose_a_pool(files, tmp_path, ch
         f"'2023-06-30', '--output', {str(tmp_path / 'out.parquet')!r}, '-q']); "
         "print(code, pa.default_memory_pool().backend_name)"
     )
-    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-    if chosen:
-        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    assert _run_with(script, "ARROW_DEFAULT_MEMORY_POOL", chosen)[-2:] == ["0", expected]
+
+
+def _run_with(script: str, variable: str, value: str | None) -> list[str]:
+    """The words ``script`` prints, run by a fresh Python with the environment ``variable``
+    set to ``value`` (unset for None)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != variable}
+    if value:
+        env[variable] = value
     done = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split()[-2:] == ["0", expected]
+    return done.stdout.split()
 
 
 NUMPY_PAGES = """
@@ -439,15 +445,4 @@ def test_the_command_gives_numpy_small_pages_unless_the_user_chose(chosen, expec
     # NumPy's 2 MB pages are slow to first touch on virtual machines that back memory
     # lazily: the clvcast command turns them off, unless NUMPY_MADVISE_HUGEPAGE says
     # otherwise. main() itself (notebooks, tests) leaves the process's NumPy alone.
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    if chosen:
-        env["NUMPY_MADVISE_HUGEPAGE"] = chosen
-    done = subprocess.run(
-        [sys.executable, "-c", NUMPY_PAGES], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [expected]
+    assert _run_with(NUMPY_PAGES, "NUMPY_MADVISE_HUGEPAGE", chosen) == [expected]

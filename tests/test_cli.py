@@ -206,11 +206,14 @@ def test_argparse_errors_and_help():
 
 
 def test_demo_runs_on_cdnow(tmp_path):
-    result = clvcast("demo", "--output-dir", str(tmp_path / "scored"))
+    # in a folder of its own: the demo's MLflow store (./mlruns) and model file (./models)
+    # belong to the working directory, and a test must leave the checkout as it found it
+    result = clvcast("demo", "--output-dir", str(tmp_path / "scored"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "69,659 rows read" in result.stdout
     table = pd.read_parquet(tmp_path / "scored" / "cdnow_contacts.parquet")
     assert len(table) == 23_502
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
 
 
 def test_internal_errors_are_one_line_too(monkeypatch, capsys, files, tmp_path):

@@ -38,14 +38,17 @@ def cdnow_file(tmp_path_factory):
 
 
 @pytest.fixture
-def tracking_uri_kept():
+def tracking_uri_kept(monkeypatch):
     """MLflow's process-wide tracking URI, set to a sentinel that every clvcast call must
-    leave alone."""
-    before = mlflow.get_tracking_uri()
+    leave alone, and afterwards unset again: setting it back to what ``get_tracking_uri()``
+    said would pin MLflow's default (``mlflow.db`` in the working directory, the checkout),
+    and a later test of the same process then made that file there."""
+    from mlflow.tracking._tracking_service import utils
+
     sentinel = "sqlite:///sentinel-never-used.db"
-    mlflow.set_tracking_uri(sentinel)
-    yield sentinel
-    mlflow.set_tracking_uri(before)
+    monkeypatch.setattr(utils, "_tracking_uri", sentinel)
+    assert mlflow.get_tracking_uri() == sentinel
+    return sentinel
 
 
 def test_the_python_flow_of_the_issue_works_in_an_empty_folder(

@@ -451,7 +451,8 @@ def console_main() -> int:
     slow and its cost varies from hour to hour: ``np.diff`` and one ``astype`` of 10M
     values took 1.6 s on fresh 2 MB pages against 0.06-0.17 s. On 10M rows (1M contacts),
     alternated pairs: ``train`` 67.2 s against 81.6 s (two), ``predict`` 16.2 s against
-    18.6 s (three); ``rfm`` and ``forecast`` are the same either way. Set before NumPy is imported; a user's ``NUMPY_MADVISE_HUGEPAGE`` wins.
+    18.6 s (three); ``rfm`` and ``forecast`` are the same either way. Set before NumPy is
+    imported; a user's ``NUMPY_MADVISE_HUGEPAGE`` wins.
     """
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     code = main()

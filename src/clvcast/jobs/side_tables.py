@@ -88,8 +88,7 @@ class SideTables:
     _changed: list[pd.DataFrame] = field(default_factory=list)
     _members: list[pd.DataFrame] = field(default_factory=list)
     _seen: list[pd.Series] = field(default_factory=list)
-    _columns: list[str] = field(default_factory=list)
-    _dtypes: dict[str, Any] = field(default_factory=dict)
+    _dtypes: dict[str, Any] = field(default_factory=dict)  # the scored table's columns
 
     def __post_init__(self) -> None:
         # the previous table by contact id, made once: every chunk is compared against it
@@ -97,8 +96,7 @@ class SideTables:
 
     def observe(self, part: pd.DataFrame) -> None:
         """Keep what the side tables need from one chunk of the scored table."""
-        if not self._columns:
-            self._columns = [str(c) for c in part.columns]
+        if not self._dtypes:
             self._dtypes = {str(c): part[c].dtype for c in part.columns}
         if self.previous is not None:
             context = [c for c in part.columns if str(c).startswith("clv_")]
@@ -155,7 +153,7 @@ class SideTables:
         table = pd.concat([*changed, removed], ignore_index=True) if changed else removed
         # The removed rows' types (the scored table's, booleans and whole numbers nullable)
         # whether or not a contact was removed: booleans are always nullable here.
-        return table.astype(removed.dtypes.to_dict())[[*self._columns, "change"]]
+        return table.astype(removed.dtypes.to_dict())[[*self._dtypes, "change"]]
 
     def _with_attributes(self, table: pd.DataFrame, current: pd.DataFrame | None) -> pd.DataFrame:
         """``table`` (audience events) with the contacts' attributes, from ``current`` (the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -92,12 +93,49 @@ def test_the_python_flow_of_the_issue_works_in_an_empty_folder(
 
 def test_failed_calls_leave_mlflow_settings_alone(tmp_path, tracking_uri_kept, cdnow_file):
     other = f"sqlite:///{tmp_path / 'other.db'}"
-    with pytest.raises(TrackingError, match="no registered model 'nope'"):
+    MlflowClient(tracking_uri=other).search_experiments()  # an empty store
+    with pytest.raises(
+        TrackingError, match=f"no registered model 'nope' in the MLflow store {other}"
+    ):
         clvcast.predict("models:/nope@champion", cdnow_file, as_of=AS_OF, read=READ, store=other)
     assert mlflow.get_tracking_uri() == tracking_uri_kept
     with pytest.raises(TrackingError):
         MlflowStore(other).load("runs:/0123456789abcdef/model")
     assert mlflow.get_tracking_uri() == tracking_uri_kept
+
+
+def test_loading_from_a_store_that_is_not_there_makes_none(tmp_path, monkeypatch, cdnow_file):
+    """A model asked of a SQLite store that does not exist is refused with the store's path;
+    MLflow would make an empty database (and the default ``mlruns`` folder) first."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    missing = tmp_path / "mlruns" / "mlflow.db"
+    with pytest.raises(TrackingError, match=f"no MLflow store at {missing}"):
+        clvcast.predict("models:/clvcast@champion", cdnow_file, as_of=AS_OF, read=READ)
+    with pytest.raises(TrackingError, match="no MLflow store at .*elsewhere.db"):
+        MlflowStore(f"sqlite:///{tmp_path / 'elsewhere.db'}").load("runs:/0123456789abcdef/model")
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_a_refused_training_leaves_no_store(tmp_path, monkeypatch):
+    """Input refused for its data, or a store that cannot be written: nothing is made,
+    not even the default store's empty database, and the store is checked first."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    bad = tmp_path / "orders.csv"
+    bad.write_text("contact_id,date,amount\na,2024-01-01,x\n")
+    with pytest.raises(InputError, match="unparseable amount"):
+        clvcast.train(str(bad), as_of="2024-06-30")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["orders.csv"]
+    nowhere = f"sqlite:///{tmp_path / 'no-such-folder' / 'mlflow.db'}"
+    with pytest.raises(TrackingError, match="no-such-folder does not exist"):
+        clvcast.train(str(bad), as_of="2024-06-30", store=nowhere)  # before reading the data
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not os.access(locked, os.W_OK):  # root may write anywhere
+        with pytest.raises(TrackingError, match="is not writable"):
+            clvcast.train(str(bad), as_of="2024-06-30", store=f"sqlite:///{locked / 'm.db'}")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["locked", "orders.csv"]
 
 
 def test_cli_and_python_jobs_write_the_same_tables(cdnow_file, tmp_path):

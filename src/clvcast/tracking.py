@@ -66,13 +66,21 @@ class TrackingError(ClvcastError):
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The tracking URI to use: argument, then ``MLFLOW_TRACKING_URI``, then ``mlruns/``."""
+    """The tracking URI to use: argument, then ``MLFLOW_TRACKING_URI``, then
+    ``mlruns/mlflow.db`` in the working directory (made only when a run is logged there)."""
     if uri:
         return uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    DEFAULT_STORE_DIR.mkdir(exist_ok=True)
     return f"sqlite:///{(DEFAULT_STORE_DIR / 'mlflow.db').resolve()}"
+
+
+def sqlite_database(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").partition("?")[0]
+    return None if path in ("", ":memory:") else Path(path)
 
 
 def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
@@ -209,7 +217,63 @@ class MlflowStore:
 
     def __init__(self, uri: str | None = None) -> None:
         self.uri = resolve_tracking_uri(uri)
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self._is_default = not uri and not os.environ.get("MLFLOW_TRACKING_URI")
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        """The store's MLflow client, opened on first use. Opening a SQLite store that is
+        not there makes its database (and, for the default store, the ``mlruns`` folder):
+        only a command that logs a run gets here with a new store (see
+        :meth:`check_writable`, :meth:`existing_client`)."""
+        return self._open()
+
+    def _open(self) -> MlflowClient:
+        if self._client is None:
+            database = sqlite_database(self.uri)
+            if database is not None and self._is_default:
+                database.parent.mkdir(exist_ok=True)
+            self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        return self._client
+
+    def existing_client(self) -> MlflowClient:
+        """The client of a store that must hold something already (to load a model): a
+        SQLite database that is not there is refused, not made empty (MLflow would make
+        it, and its tables, in seconds, and then report that it holds no model)."""
+        database = sqlite_database(self.uri)
+        if self._client is None and database is not None and not database.is_file():
+            raise TrackingError(
+                f"no MLflow store at {database}: nothing was logged there. Train a model "
+                "first (clvcast train), or point --tracking-uri (or MLFLOW_TRACKING_URI) at "
+                "the store that holds it."
+            )
+        return self.client
+
+    def check_writable(self) -> None:
+        """Refuse now, before hours of work, a store a run could not be logged in; leave
+        nothing behind. A SQLite database needs its folder (for the default store, a
+        working directory to make ``mlruns`` in) and write access; any other store is
+        opened, which checks its URI (a server is contacted only when a run is logged)."""
+        database = sqlite_database(self.uri)
+        if database is None:
+            self._open()
+            return
+        if database.is_file():
+            folder, what = database, "database"
+        elif self._is_default and not database.parent.exists():
+            folder, what = database.parent.parent, "working directory"
+        else:
+            folder, what = database.parent, "folder"
+        if not folder.exists():
+            raise TrackingError(
+                f"cannot use the MLflow store {self.uri}: its folder {folder} does not exist. "
+                "Create it, or choose another --tracking-uri."
+            )
+        if not os.access(folder, os.W_OK):
+            raise TrackingError(
+                f"cannot use the MLflow store {self.uri}: the {what} {folder} is not writable. "
+                "Choose another --tracking-uri, or run from a folder you can write in."
+            )
 
     def __repr__(self) -> str:
         return f"MlflowStore({self.uri!r})"
@@ -329,7 +393,7 @@ class MlflowStore:
     def load(self, model: str, *, trust_model_file: bool = False) -> LoadedModel:
         """The pipeline of ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or
         ``runs:/RUN_ID/model`` in this store (see :func:`load_model`)."""
-        name, version = _resolve_version(self.client, model)
+        name, version = _resolve_version(self.existing_client(), model, self.uri)
         with tempfile.TemporaryDirectory(prefix="clvcast-model-") as folder:
             try:
                 local = self._download(model, name, version, folder)
@@ -436,7 +500,7 @@ def load_model(
     return MlflowStore.of(tracking_uri).load(model, trust_model_file=trust_model_file)
 
 
-def _resolve_version(client: MlflowClient, model: str) -> tuple[str, str]:
+def _resolve_version(client: MlflowClient, model: str, uri: str) -> tuple[str, str]:
     if model.startswith("runs:/"):
         return "run", model.removeprefix("runs:/").split("/")[0]
     reference = model.removeprefix("models:/").strip("/")
@@ -446,7 +510,8 @@ def _resolve_version(client: MlflowClient, model: str) -> tuple[str, str]:
     except MlflowException as exc:
         known = [m.name for m in client.search_registered_models()]
         raise TrackingError(
-            f"no registered model '{name}' in the MLflow store; registered: {known or 'none'}. "
+            f"no registered model '{name}' in the MLflow store {uri}; registered: "
+            f"{known or 'none'}. "
             "Train one with `clvcast train --register-as NAME`."
         ) from exc
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))

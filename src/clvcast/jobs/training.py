@@ -117,6 +117,7 @@ def train(
     if save is not None:
         _prepare_save(save, {"transactions": transactions})
     mlflow_store = MlflowStore.of(store)
+    mlflow_store.check_writable()
     steps = _Steps(progress)
     pipeline = config.pipeline()
     with training_data(

@@ -131,13 +131,18 @@ def run_inprocess(*args: object, cwd: Path | None = None) -> subprocess.Complete
 
 
 def run_clvcast(
-    *args: object, cwd: Path | None = None, timeout: float = 600
+    *args: object,
+    cwd: Path | None = None,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """``python -m clvcast ARGS`` in a fresh process, output captured as text."""
+    """``python -m clvcast ARGS`` in a fresh process, output captured as text; ``env``
+    adds to (or overrides) this process's environment variables."""
     return subprocess.run(
         [sys.executable, "-m", "clvcast", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
     )

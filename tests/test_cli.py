@@ -34,6 +34,8 @@ def files(tmp_path, transactions):
 def test_rfm_writes_contact_table_with_prospects(files, tmp_path):
     transactions, contacts = files
     out = tmp_path / "contacts_scored.parquet"
+    temporary = tmp_path / "tmp"  # the process's temporary directory
+    temporary.mkdir()
     result = clvcast(
         "rfm",
         "--transactions",
@@ -46,8 +48,11 @@ def test_rfm_writes_contact_table_with_prospects(files, tmp_path):
         str(out),
         "--save-boundaries",
         str(tmp_path / "b.json"),
+        env={"TMPDIR": str(temporary)},
     )
     assert result.returncode == 0, result.stderr
+    # DuckDB's spill folder is removed before the process ends, not left behind
+    assert list(temporary.iterdir()) == []
     assert "Ingestion report for transactions.csv" in result.stdout
     assert "R5 = last purchase 0-" in result.stdout
     table = pd.read_parquet(out)

@@ -61,6 +61,25 @@ def test_threads_that_hold_the_exit(thread_name, steps_back):
         assert lines == ["buffered line", "atexit handler ran"]
 
 
+def test_exit_waits_for_the_clean_up_threads():
+    """A clean-up thread (closing DuckDB, removing its spill folder) finishes its work
+    before the process ends; the teardown is still skipped."""
+    result = _run(
+        """
+        import time
+        def clean_up():
+            time.sleep(0.5)
+            os.write(1, b"cleaned up\\n")
+        threading.Thread(target=clean_up, name="clvcast-cleanup-test").start()
+        exit_quickly(0)
+        print("returned")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()  # the thread writes unbuffered: its line may come first
+    assert sorted(lines) == ["atexit handler ran", "buffered line", "cleaned up"]
+
+
 def test_steps_back_under_a_tracer_or_profiler():
     for attach in ("sys.settrace(lambda *a: None)", "sys.setprofile(lambda *a: None)"):
         result = _run(f"{attach}\nexit_quickly(5)\nprint('returned')\n")

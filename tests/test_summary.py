@@ -189,7 +189,7 @@ def test_an_ingestion_is_closed_and_its_spill_folder_removed_after_the_block(cdn
         spill = Path(connection.execute("SELECT current_setting('temp_directory')").fetchone()[0])
         assert spill.is_dir() and spill.name.startswith("clvcast-duckdb-")
     for thread in threading.enumerate():
-        if thread.name == "clvcast-duckdb-close":
+        if thread.name == "clvcast-cleanup-duckdb":
             thread.join(timeout=120)  # only to fail, never to time: it takes milliseconds
     assert not spill.exists()
     with pytest.raises(duckdb.ConnectionException):

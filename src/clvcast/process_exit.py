@@ -6,6 +6,9 @@ pyarrow and DuckDB that takes 0.07-0.1 s, in which the user waits and nothing is
 ends with ``os._exit``). :func:`exit_quickly` skips that step, after doing what the teardown
 does for the command's results:
 
+- clvcast's clean-up threads finish (:data:`CLEANUP_THREAD_PREFIX`: closing DuckDB and
+  removing its spill folder, which otherwise stayed behind in the temporary directory, one
+  empty ``clvcast-duckdb-*`` folder a command, and the spill files of a large one);
 - the ``atexit`` handlers run: logging flushes and closes its files, MLflow and coverage
   save theirs, temporary folders are removed by their finalizers;
 - stdout and stderr are flushed.
@@ -32,6 +35,9 @@ import threading
 # clvcast's own threads (helper threads of the fits, the import thread of a job) are idle or
 # only importing once a command returns: nothing of theirs is waiting to be written.
 OWN_THREAD_PREFIX = "clvcast-"
+# ... except these, which finish a command's work in the background (they take milliseconds
+# by the time a command ends): the exit waits for them.
+CLEANUP_THREAD_PREFIX = "clvcast-cleanup-"
 
 
 def _waited_for_threads() -> list[str]:
@@ -60,6 +66,9 @@ def exit_quickly(code: int) -> None:
     """End the process now with ``code``, or return when that could lose something."""
     if _observed() or _waited_for_threads():
         return
+    for thread in threading.enumerate():
+        if thread.name.startswith(CLEANUP_THREAD_PREFIX):
+            thread.join()
     atexit._run_exitfuncs()  # what the teardown would run first; it clears the handlers
     try:
         for stream in (sys.stdout, sys.stderr):

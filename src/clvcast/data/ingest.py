@@ -799,8 +799,10 @@ def _close_meanwhile(connection: duckdb.DuckDBPyConnection, spill: str) -> threa
 
     Closing hands DuckDB's memory back to the system, page by page (5M rows: 0.04 s, most
     of it the kernel's): meanwhile the caller goes on with what it fetched (the RFM table
-    and its file). The thread is not a daemon, so the process waits for it before it ends;
-    the connection is no longer the caller's, so nothing else touches it.
+    and its file). The thread is not a daemon, so the process waits for it before it ends,
+    also the command's quick exit (its name starts with
+    :data:`~clvcast.process_exit.CLEANUP_THREAD_PREFIX`); the connection is no longer the
+    caller's, so nothing else touches it.
     """
 
     def close() -> None:
@@ -809,7 +811,7 @@ def _close_meanwhile(connection: duckdb.DuckDBPyConnection, spill: str) -> threa
         finally:
             shutil.rmtree(spill, ignore_errors=True)
 
-    thread = threading.Thread(target=close, name="clvcast-duckdb-close")
+    thread = threading.Thread(target=close, name="clvcast-cleanup-duckdb")
     thread.start()
     return thread
 

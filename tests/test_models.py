@@ -19,7 +19,7 @@ from lifetimes.datasets import load_cdnow_summary, load_cdnow_summary_data_with_
 import clvcast
 from clvcast.contact_table import build_contact_table
 from clvcast.cores import map_in_order, meanwhile
-from clvcast.errors import DataQualityWarning, InputError, ModelError, NotFittedError
+from clvcast.errors import DataQualityWarning, InputError, ModelError, ModelWarning, NotFittedError
 from clvcast.models import (
     BetaGeoModel,
     CLVForecaster,
@@ -256,6 +256,39 @@ def test_too_little_data_warns_with_numbers_and_errors_below_floor():
         BetaGeoModel().fit(no_repeat)
     with pytest.raises(ModelError, match="at least 5 repeat buyers"):
         GammaGammaModel().fit(no_repeat)
+
+
+def test_gamma_gamma_of_equal_spend_is_that_spend_not_a_fit(tmp_path):
+    """Repeat buyers who all spend the same (every amount 1.0 in an export without revenue,
+    or one price): there is no spread of spend to fit. Every contact's expected order value
+    is that amount, with one warning, in the model file and the lifetimes adapter too. A
+    penalized fit made the BTYDplus grocery log's 1.0 into 1.08 for one-time buyers."""
+    from clvcast.model_file import load_model_file, save_model_file
+
+    summary = simulate_summary(2_000, (0.3, 40.0, 0.8, 2.5), seed=1)
+    repeat = (summary["frequency"] > 0).to_numpy()
+    # a price's day totals averaged in floating point: equal up to their last bits
+    rounding = np.where(np.arange(len(summary)) % 2 == 0, 1.0, 1.0 + 2e-16)
+    for price in (1.0, 19.99):
+        summary["monetary_value"] = np.where(repeat, price * rounding, 0.0)
+        with pytest.warns(DataQualityWarning, match=f"same amount per purchase day, {price:g},"):
+            model = GammaGammaModel().fit(summary)
+        assert model.fit_step_ == "constant spend" and model.n_repeat_buyers_ == repeat.sum()
+        assert model.population_mean_ == pytest.approx(price, rel=1e-12)
+        np.testing.assert_allclose(model.expected_order_value(summary), price, rtol=1e-12)
+        fitter = model.to_lifetimes()
+        spend = fitter.conditional_expected_average_profit(
+            summary["frequency"], summary["monetary_value"]
+        )
+        np.testing.assert_allclose(spend, price, rtol=1e-12)
+        path = save_model_file(model, tmp_path / "spend.model", {})
+        loaded = load_model_file(path)
+        np.testing.assert_allclose(loaded.expected_order_value(summary), price, rtol=1e-12)
+    # a spread of a hundredth of a percent is spend to learn: the model is fitted
+    summary["monetary_value"] = np.where(repeat, 20.0 * (1 + 1e-4 * (rounding > 1)), 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelWarning)
+        assert GammaGammaModel().fit(summary).fit_step_ != "constant spend"
 
 
 def test_inconsistent_summaries_are_refused(master_summary):

@@ -46,11 +46,24 @@ def format_parameters(model) -> str:
 
 
 def format_models(forecaster) -> str:
+    from clvcast.models.gamma_gamma import CONSTANT_STEP
+
     bgnbd, gamma_gamma = forecaster.bgnbd_, forecaster.gamma_gamma_
     lines = [
         f"BG/NBD fitted on {bgnbd.n_contacts_:,} contacts ({bgnbd.n_rows_fitted_:,} distinct "
         f"rows, step '{bgnbd.fit_step_}'), log-likelihood {bgnbd.log_likelihood_:,.1f}:",
         format_parameters(bgnbd),
+    ]
+    if gamma_gamma.fit_step_ == CONSTANT_STEP:
+        return "\n".join(
+            [
+                *lines,
+                f"Gamma-Gamma not fitted: all {gamma_gamma.n_repeat_buyers_:,} repeat buyers "
+                "spend the same per purchase day;",
+                f"  every contact's expected order value is {gamma_gamma.population_mean_:,.2f}",
+            ]
+        )
+    lines += [
         f"Gamma-Gamma fitted on {gamma_gamma.n_repeat_buyers_:,} repeat buyers (step "
         f"'{gamma_gamma.fit_step_}'), frequency/spend correlation "
         f"{gamma_gamma.frequency_monetary_correlation_:.2f}:",

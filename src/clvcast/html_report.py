@@ -43,6 +43,7 @@ from clvcast.estimator import check_fitted
 from clvcast.figures import FigureInputs, model_figure
 from clvcast.models.evaluation import HoldoutEvaluation
 from clvcast.models.forecast import prediction_columns
+from clvcast.models.gamma_gamma import CONSTANT_STEP
 from clvcast.pipeline import CLVPipeline, PipelineEvaluation
 from clvcast.rfm import segment_table
 
@@ -649,6 +650,26 @@ def _model(ctx: _Context) -> list[str]:
         columns=["setting", "value"],
     )
     correlation = gamma.frequency_monetary_correlation_
+    if gamma.fit_step_ == CONSTANT_STEP:
+        spend = [
+            _paragraph(
+                f"Not fitted: all {gamma.n_repeat_buyers_:,} repeat buyers spend the same per "
+                "purchase day, so there is no spread of spend to learn. Every contact's "
+                f"expected order value is {_number(gamma.population_mean_, 2)}{_e(ctx.money)}, "
+                "and CLV is the predicted purchases times it, discounted."
+            )
+        ]
+    else:
+        spend = [
+            parameters(gamma),
+            _paragraph(
+                f"Expected order value of a contact without repeat purchases (the population "
+                f"mean p v / (q - 1)): {_number(gamma.population_mean_, 2)}{_e(ctx.money)}. "
+                f"Correlation of purchase frequency and spend among the "
+                f"{gamma.n_repeat_buyers_:,} repeat buyers: {correlation:.2f} (the model "
+                f"assumes none; above {gamma.max_correlation:g} the fit warns)."
+            ),
+        ]
     return [
         _paragraph(
             f"The models were fitted on the purchases up to {pipeline.as_of_.date()}. "
@@ -667,14 +688,7 @@ def _model(ctx: _Context) -> list[str]:
             f"{'' if unit == 1.0 else f' x {unit:g}'}."
         ),
         "<h3>Gamma-Gamma</h3>",
-        parameters(gamma),
-        _paragraph(
-            f"Expected order value of a contact without repeat purchases (the population "
-            f"mean p v / (q - 1)): {_number(gamma.population_mean_, 2)}{_e(ctx.money)}. "
-            f"Correlation of purchase frequency and spend among the "
-            f"{gamma.n_repeat_buyers_:,} repeat buyers: {correlation:.2f} (the model "
-            f"assumes none; above {gamma.max_correlation:g} the fit warns)."
-        ),
+        *spend,
         "<h3>Fit</h3>",
         _table(fit, fit_formats),
         _paragraph(

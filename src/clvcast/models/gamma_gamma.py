@@ -11,7 +11,10 @@ What contacts the model cannot see get (documented in the README):
 - one-time buyers (``frequency == 0``): the population mean order value ``p v / (q - 1)``;
   the first order's value is not used, following the model (lifetimes #134, #81, #315);
 - refunds: amounts <= 0 never reach the summary under the ``drop``/``net`` ingestion policies,
-  so expected order values are always positive.
+  so expected order values are always positive;
+- repeat buyers who all spend the same per purchase day (an export without revenue, every
+  amount 1.0): the model is not fitted (see :data:`CONSTANT_SPREAD`) and every contact's
+  expected order value is that amount, with a warning.
 """
 
 from __future__ import annotations
@@ -34,6 +37,18 @@ from clvcast.models.likelihood import gamma_gamma_objective, prepare_gamma_gamma
 
 PARAMS = ("p", "q", "v")
 _SPREAD_STARTS = ((1.0, 1.0, 2.0), (2.0, 0.5, 3.0), (0.0, 2.0, 1.0))
+# Repeat buyers whose mean order values differ by less than this share of their mean give
+# the model no spread of spend to learn: its likelihood then grows without bound as p goes
+# to infinity, and a fit runs away or converges only with a penalizer, whose pull biases
+# the population mean (the BTYDplus grocery log, every amount 1.0: 1.08 instead of 1.0,
+# and every CLV 8% too high with it).
+CONSTANT_SPREAD = 1e-6
+CONSTANT_STEP = "constant spend"  # the fit step of such a model: no fit, the common value
+# The constant model in the model's own parameters: with q = p + 1 and v = the common value,
+# the population mean p v / (q - 1) is that value exactly, and every contact's expected
+# order value a weighted mean of it and the contact's own (equal) mean. So the formulas,
+# the model file and the lifetimes adapter need no case of their own.
+_CONSTANT_P = 1e12
 
 
 def expected_order_value(
@@ -93,6 +108,8 @@ class GammaGammaModel(Estimator):
                 f"Gamma-Gamma needs at least {MIN_REPEAT_BUYERS} repeat buyers to learn "
                 f"order values; this summary has {len(x):,}. Use a longer history."
             )
+        if np.ptp(m) <= CONSTANT_SPREAD * np.mean(m):
+            return self._constant_spend(m)
         varies = len(x) > 2 and np.ptp(x) > 0 and np.ptp(m) > 0
         correlation = float(np.corrcoef(x, m)[0, 1]) if varies else float("nan")
         if np.isfinite(correlation) and abs(correlation) > self.max_correlation:
@@ -146,6 +163,35 @@ class GammaGammaModel(Estimator):
         self.fit_step_ = result.step
         self.fit_attempts_ = result.attempts
         self.penalizer_used_ = result.penalizer
+        return self
+
+    def _constant_spend(self, m: np.ndarray) -> GammaGammaModel:
+        """The model of repeat buyers who all spend the same (see :data:`CONSTANT_SPREAD`):
+        every contact's expected order value is their mean spend; nothing is estimated."""
+        value = float(np.mean(m))
+        warnings.warn(
+            f"Gamma-Gamma: all {len(m):,} repeat buyers spend the same amount per purchase "
+            f"day, {value:,.6g}, so there is no spread of spend to fit: every contact's "
+            f"expected order value is {value:,.6g}. With amounts that are all equal (1.0 in "
+            "an export without revenue) CLV is the predicted purchases times that value.",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+        nan = float("nan")
+        names = list(PARAMS)
+        self.params_ = pd.Series(
+            [_CONSTANT_P, _CONSTANT_P + 1, value], index=names, name="Gamma-Gamma"
+        )
+        self.covariance_ = pd.DataFrame(np.full((3, 3), nan), index=names, columns=names)
+        self.standard_errors_ = pd.Series(np.full(3, nan), index=names, name="se")
+        self.log_likelihood_ = nan
+        self.population_mean_ = value
+        self.frequency_monetary_correlation_ = nan
+        self.n_repeat_buyers_ = int(len(m))
+        self.n_rows_fitted_ = 0
+        self.fit_step_ = CONSTANT_STEP
+        self.fit_attempts_ = []
+        self.penalizer_used_ = 0.0
         return self
 
     def expected_order_value(self, summary: pd.DataFrame) -> pd.Series:

@@ -291,6 +291,89 @@ def test_gamma_gamma_of_equal_spend_is_that_spend_not_a_fit(tmp_path):
         assert GammaGammaModel().fit(summary).fit_step_ != "constant spend"
 
 
+def _spend_at_the_edges() -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """5,000 simulated contacts and, for their repeat buyers, mean order values from each
+    edge of the Gamma-Gamma model (both with a population mean of 20):
+
+    - fixed spend per contact: a contact always spends its own mu, mu ~ inverse-gamma
+      with shape 4 and scale 60 (a plan or a basket per contact);
+    - alike contacts: every order value Gamma(3, rate 0.15), the same for every contact,
+      so ``x m`` is Gamma(3 x, 0.15)."""
+    summary = simulate_summary(5_000, (0.3, 40.0, 0.8, 2.5), seed=1)
+    x = summary["frequency"].to_numpy(dtype=float)
+    x = x[x > 0]
+    rng = np.random.default_rng(0)
+    return summary, {
+        "fixed": 60.0 / rng.gamma(4.0, 1.0, len(x)),
+        "alike": rng.gamma(3.0 * x, 1.0 / 0.15) / x,
+    }
+
+
+def test_edge_fits_are_the_limit_models_maximum_likelihood():
+    """Each edge fit is the maximum of its limit model's likelihood, computed here with
+    scipy.stats (inverse-gamma means; gamma totals), and finds the simulated parameters."""
+    from scipy import stats
+    from scipy.optimize import minimize
+
+    from clvcast.models.likelihood import prepare_gamma_gamma_data
+    from clvcast.models.spend_edges import alike_contacts_fit, fixed_spend_fit
+
+    summary, means = _spend_at_the_edges()
+    x = summary["frequency"].to_numpy(dtype=float)
+    x = x[x > 0]
+
+    def fixed_ll(log_params, m):  # q, scale
+        q, scale = np.exp(log_params)
+        return stats.invgamma.logpdf(m, q, scale=scale).sum()
+
+    def alike_ll(log_params, m):  # p, rate; the density of m = (x m) / x
+        p, rate = np.exp(log_params)
+        return (stats.gamma.logpdf(x * m, p * x, scale=1 / rate) + np.log(x)).sum()
+
+    for name, fit_edge, ll, truth in (
+        ("fixed", fixed_spend_fit, fixed_ll, (4.0, 60.0)),
+        ("alike", alike_contacts_fit, alike_ll, (3.0, 0.15)),
+    ):
+        m = means[name]
+        edge = fit_edge(prepare_gamma_gamma_data(x, m, np.ones(len(x))))
+        best = minimize(
+            lambda t, ll=ll, m=m: -ll(t, m),
+            np.log(truth),
+            method="Nelder-Mead",
+            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000},
+        )
+        assert edge.objective == pytest.approx(best.fun / len(x), abs=1e-9), name
+        p, q, _ = np.exp(edge.log_params)
+        shape = q if name == "fixed" else p  # the parameter the edge keeps finite
+        np.testing.assert_allclose(shape, truth[0], rtol=0.1, err_msg=name)
+
+
+def test_gamma_gamma_at_an_edge_of_its_parameter_space():
+    """Spend fixed per contact, or alike across contacts: the likelihood is largest with a
+    parameter at infinity, the optimiser's steps fail, and the penalized fit biased the
+    population mean (21.1 and 22.3 for a true 20). The edge fit wins instead."""
+    summary, means = _spend_at_the_edges()
+    repeat = summary["frequency"] > 0
+    x = summary.loc[repeat, "frequency"].to_numpy(dtype=float)
+    for name, step, meaning in (
+        ("fixed", "edge: fixed spend per contact", "its own mean"),
+        ("alike", "edge: alike contacts", "mean of all repeat purchase days"),
+    ):
+        summary.loc[repeat, "monetary_value"] = means[name]
+        with pytest.warns(ModelWarning, match=f"largest at an edge .*{meaning}"):
+            model = GammaGammaModel().fit(summary)
+        assert model.fit_step_ == step and model.penalizer_used_ == 0.0
+        assert model.population_mean_ == pytest.approx(20.0, rel=0.02), name
+        expected = model.expected_order_value(summary)[repeat].to_numpy()
+        if name == "fixed":  # a repeat buyer's own mean
+            np.testing.assert_allclose(expected, means[name], rtol=1e-9)
+        else:  # the mean of every repeat purchase day, for everyone
+            pooled = np.dot(x, means[name]) / x.sum()
+            np.testing.assert_allclose(expected, pooled, rtol=1e-9)
+            assert model.population_mean_ == pytest.approx(pooled, rel=1e-12)
+        assert model.standard_errors_.isna().all()
+
+
 def test_inconsistent_summaries_are_refused(master_summary):
     broken = master_summary.copy()
     broken.iloc[0, broken.columns.get_loc("recency")] = broken["T"].iloc[0] + 5

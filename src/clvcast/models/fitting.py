@@ -19,6 +19,10 @@ convergence by the gradient itself and, when a step fails, tries the next one:
 3. ``nelder-mead``: derivative-free Nelder-Mead, then an L-BFGS-B polish.
 4. ``penalized``: step 1 with a small penalizer (``1e-3``), which regularises degenerate
    data; the estimate then differs from the unpenalized optimum, and a warning says so.
+   A model whose likelihood may be largest at an edge of its parameter space, with a
+   parameter at infinity (Gamma-Gamma, :mod:`clvcast.models.spend_edges`), gives its edge
+   fits here: the one with the highest likelihood wins, the penalized fit counted by its
+   plain likelihood.
 
 The step that worked is recorded on the fitted model (``fit_step_``, ``fit_attempts_``).
 BLAS thread pools are capped to one thread around the optimiser: numpy and scipy ship
@@ -276,11 +280,14 @@ def minimize_with_retries(
     model: str,
     spread_starts: Sequence[Sequence[float]] = (),
     pilot_args: tuple | None = None,
+    edges: Callable[[], list[FitResult]] | None = None,
 ) -> FitResult:
     """Minimise ``objective(log_params, *data_args, penalizer)`` following the retry steps.
 
     ``pilot_args``: the data of a sample for the ``pilot`` step, in the form of
     ``data_args`` (see :func:`pilot_weights`); without them the steps start at ``lbfgs``.
+    ``edges``: fits of the model's edges (objective without penalty), tried with the
+    ``penalized`` step when ``penalizer`` is 0 (see the module docstring).
     Raises :class:`~clvcast.errors.ModelError` naming every step tried when none converges.
     """
     default = np.full(n_params, 0.1)
@@ -329,8 +336,10 @@ def minimize_with_retries(
             ("penalized", _run_lbfgs, [default], max(penalizer, RETRY_PENALIZER)),
         ):
             result = attempt(step, runner, starts, step_penalizer)
+            if step == "penalized" and edges is not None and penalizer == 0:
+                result = _best_of_edges(result, edges(), objective, data_args, attempts)
             if result is not None:
-                if step == "penalized" and penalizer < RETRY_PENALIZER:
+                if step == "penalized" and result.step == step and penalizer < RETRY_PENALIZER:
                     warnings.warn(
                         f"{model}: the fit converged only with penalizer {RETRY_PENALIZER:g}; "
                         "its parameters are regularised, not the plain maximum likelihood.",
@@ -343,6 +352,38 @@ def minimize_with_retries(
         f"{model} did not converge after every retry step ({tried}). Check the data "
         "(enough repeat buyers, a long enough history) or pass a penalizer such as 0.01."
     )
+
+
+def _best_of_edges(
+    penalized: FitResult | None,
+    edge_fits: list[FitResult],
+    objective: Objective,
+    data_args: tuple,
+    attempts: list[dict[str, object]],
+) -> FitResult | None:
+    """The edge fit with the highest likelihood, if it beats the penalized fit's plain
+    likelihood (its objective without the penalty); otherwise the penalized fit."""
+    plain = np.inf
+    if penalized is not None:
+        with np.errstate(all="ignore"):
+            plain = float(objective(penalized.log_params, *data_args, 0.0)[0])
+    best = None
+    for edge in edge_fits:
+        attempts.append(
+            {
+                "step": edge.step,
+                "converged": True,
+                "objective": edge.objective,
+                "gradient": float("nan"),
+                "reason": "maximum likelihood at an edge of the parameter space",
+            }
+        )
+        if np.isfinite(edge.objective) and (best is None or edge.objective < best.objective):
+            best = edge
+    if best is None or not best.objective < plain:
+        return penalized
+    best.attempts = attempts
+    return best
 
 
 # compress_rows' result: the unique rows (one array per column), their counts, each row's code.

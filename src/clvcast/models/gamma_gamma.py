@@ -24,16 +24,20 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from clvcast.errors import DataQualityWarning, InputError, ModelError
+from clvcast.errors import DataQualityWarning, InputError, ModelError, ModelWarning
 from clvcast.estimator import Estimator, check_fitted
 from clvcast.models.checks import MIN_REPEAT_BUYERS, require_columns
 from clvcast.models.fitting import (
+    FitResult,
     minimize_with_retries,
     parameter_table,
     pilot_weights,
     standard_errors,
 )
 from clvcast.models.likelihood import gamma_gamma_objective, prepare_gamma_gamma_data
+from clvcast.models.spend_edges import ALIKE_CONTACTS, FIXED_SPEND, edge_fits
+
+EDGE_STEPS = (FIXED_SPEND, ALIKE_CONTACTS)
 
 PARAMS = ("p", "q", "v")
 _SPREAD_STARTS = ((1.0, 1.0, 2.0), (2.0, 0.5, 3.0), (0.0, 2.0, 1.0))
@@ -135,8 +139,11 @@ class GammaGammaModel(Estimator):
             model="Gamma-Gamma",
             spread_starts=_SPREAD_STARTS,
             pilot_args=pilot,
+            edges=lambda: edge_fits(data),
         )
         params = np.exp(result.log_params)
+        if result.step in EDGE_STEPS:
+            return self._at_edge(result, params, correlation, len(x))
         if params[1] <= 1:
             raise ModelError(
                 f"Gamma-Gamma: q = {params[1]:.3f} <= 1, so the population mean order value "
@@ -163,6 +170,41 @@ class GammaGammaModel(Estimator):
         self.fit_step_ = result.step
         self.fit_attempts_ = result.attempts
         self.penalizer_used_ = result.penalizer
+        return self
+
+    def _at_edge(
+        self, result: FitResult, params: np.ndarray, correlation: float, n_buyers: int
+    ) -> GammaGammaModel:
+        """The model at an edge of its parameter space (:mod:`clvcast.models.spend_edges`),
+        which the optimiser's steps cannot reach: no standard errors, and a warning that
+        says what the edge means for the expected order values."""
+        mean = float(params[2] * params[0] / (params[1] - 1))
+        meaning = (
+            "each contact spends about the same on every purchase day, and contacts differ: "
+            "a repeat buyer's expected order value is its own mean"
+            if result.step == FIXED_SPEND
+            else "contacts' mean spend differs no more than chance explains: every "
+            "contact's expected order value is the mean of all repeat purchase days"
+        )
+        warnings.warn(
+            f"Gamma-Gamma: the likelihood is largest at an edge of the model ({meaning}); "
+            f"one-time buyers get {mean:,.4g}. No standard errors there.",
+            ModelWarning,
+            stacklevel=3,
+        )
+        nan = float("nan")
+        names = list(PARAMS)
+        self.params_ = pd.Series(params, index=names, name="Gamma-Gamma")
+        self.covariance_ = pd.DataFrame(np.full((3, 3), nan), index=names, columns=names)
+        self.standard_errors_ = pd.Series(np.full(3, nan), index=names, name="se")
+        self.log_likelihood_ = float(-result.objective * n_buyers)
+        self.population_mean_ = mean
+        self.frequency_monetary_correlation_ = correlation
+        self.n_repeat_buyers_ = int(n_buyers)
+        self.n_rows_fitted_ = int(n_buyers)
+        self.fit_step_ = result.step
+        self.fit_attempts_ = result.attempts
+        self.penalizer_used_ = 0.0
         return self
 
     def _constant_spend(self, m: np.ndarray) -> GammaGammaModel:

@@ -130,6 +130,31 @@ def test_semicolons_decimal_commas_and_a_bom(tmp_path):
         read_transactions(path)
 
 
+@pytest.mark.parametrize(
+    ("amounts", "hint"),
+    [
+        (["12,50", "7,99"], "look like decimal commas: pass --decimal ,"),
+        (["1,234", "2,000"], "may be decimal commas .* or thousands separators"),
+        (["1,234.50", "2,000"], "have thousands separators: export them without"),
+        (["€10.50", "$12"], "carry a currency sign or code"),
+        (["12.50 EUR", "7.99"], "carry a currency sign or code"),
+        (["abc", "n/a"], r"\(row 1: \"abc\", row 2: \"n/a\"\)\. Fix"),  # no hint
+    ],
+    ids=["decimal commas", "comma before three digits", "thousands", "sign", "code", "junk"],
+)
+def test_unreadable_amounts_get_the_hint_of_what_they_look_like(tmp_path, amounts, hint):
+    """The hint reads the example values themselves: it said 'decimal commas' for any two
+    bad amounts, from the comma that joins the examples in the message."""
+    path = tmp_path / "shop.csv"
+    rows = [f'c{i},2024-03-0{i + 1},"{amount}"' for i, amount in enumerate(amounts)]
+    path.write_text("contact_id,date,amount\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=hint) as info:
+        read_transactions(path)
+    assert "\n" not in str(info.value)
+    if hint.startswith(("carry", "have thousands")):  # unambiguous: no decimal-comma advice
+        assert "decimal" not in str(info.value)
+
+
 def test_latin1_file_gets_one_line_and_reads_with_its_encoding(tmp_path):
     orders = _orders()
     orders["contact_id"] = orders["contact_id"].str.replace("c", "jörg", regex=False)

@@ -67,7 +67,6 @@ from clvcast.data.inputs import (
 from clvcast.data.lines import purchase_days
 from clvcast.data.report import (
     REASON_AFTER_AS_OF,
-    REASON_BAD_AMOUNT,
     REASON_DUPLICATE,
     REASON_MISSING_CONTACT,
     IngestionReport,
@@ -546,12 +545,21 @@ def duckdb_problem(exc: Exception) -> str:
     )
 
 
-def _examples_of(connection: duckdb.DuckDBPyConnection, sql: str, total: int) -> str:
-    """'row 3: "abc", row 9: "x"' from a query of (0-based position, value), first rows first."""
-    rows = connection.execute(f"{sql} ORDER BY 1 LIMIT {EXAMPLES}").fetchall()
+def _example_rows(connection: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
+    """The first rows of a query of (0-based position, value), first rows first."""
+    return connection.execute(f"{sql} ORDER BY 1 LIMIT {EXAMPLES}").fetchall()
+
+
+def _shown(rows: list[tuple[Any, ...]], total: int) -> str:
+    """'row 3: "abc", row 9: "x"' from :func:`_example_rows`' rows, of ``total`` in all."""
     shown = [f'row {int(position) + 1}: "{value}"' for position, value in rows]
     more = total - len(rows)
     return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
+
+
+def _examples_of(connection: duckdb.DuckDBPyConnection, sql: str, total: int) -> str:
+    """'row 3: "abc", row 9: "x"' from a query of (0-based position, value), first rows first."""
+    return _shown(_example_rows(connection, sql), total)
 
 
 def _scalar(connection: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
@@ -939,19 +947,16 @@ def _ingest(
             continue
         shown = f"source.{_quote(date_col)}" if code in (2, 3) else amount_shown
         column = date_col if code in (2, 3) else options.amount_label
-        examples = _examples_of(
+        rows = _example_rows(
             connection,
             f"SELECT {_POSITION}, {shown} FROM {numbered} WHERE {typed.problem()} = {code}",
-            count,
         )
         hint = ""
-        if (
-            code == rules.PROBLEMS.index(REASON_BAD_AMOUNT) + 1
-            and options.decimal == "."
-            and ("," in examples)
-        ):
-            hint = "; the amounts look like decimal commas: pass --decimal ,"
-        found.append(f"{count:,} rows with {reason} in column '{column}' ({examples}){hint}")
+        if code == rules.BAD_AMOUNT:
+            hint = rules.amount_hint((value for _, value in rows), options.decimal)
+        found.append(
+            f"{count:,} rows with {reason} in column '{column}' ({_shown(rows, count)}){hint}"
+        )
     if found and invalid == "error":
         raise rules.invalid_rows(name, found)
 

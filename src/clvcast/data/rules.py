@@ -6,7 +6,9 @@ they find them, so a message or a report field changes in one place.
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -31,6 +33,7 @@ PROBLEMS = (
     REASON_AMOUNT_RANGE,
 )
 GUEST_CHECKOUT = 1  # the problem code of a row without a contact id: dropped, never refused
+BAD_AMOUNT = PROBLEMS.index(REASON_BAD_AMOUNT) + 1  # its amount is not a number: see amount_hint
 
 
 def case_twins(name: str, column: str, count: int, first: str, second: str) -> str:
@@ -40,6 +43,37 @@ def case_twins(name: str, column: str, count: int, first: str, second: str) -> s
         "customer may count as two; pass --id-case lower (id_case='lower') if they are "
         "the same."
     )
+
+
+_CURRENCY = re.compile(
+    r"[€$£¥₹₽₩¢]|\b(?:EUR|USD|GBP|PLN|CHF|SEK|NOK|DKK|CZK|HUF|JPY|CAD|AUD)\b", re.IGNORECASE
+)
+_COMMA_LAST = re.compile(r"\s*[-+]?[\d.\s']*\d,(\d+)\s*")  # 12,50  1.234,56  1,234
+_THOUSANDS = re.compile(r"\s*[-+]?\d{1,3}(?:,\d{3})+\.\d+\s*")  # 1,234.50
+
+
+def amount_hint(values: Iterable[object], decimal: str) -> str:
+    """What unparseable amounts look like, as the end of their message ("" when nothing is
+    recognised), from the example ``values`` as read: a currency sign or code, thousands
+    separators ("1,234.50"), or decimal commas (with ``decimal='.'``). A comma before
+    exactly three digits ("1,234") may be either, and the hint says both."""
+    texts = [str(value) for value in values if value is not None]
+    if any(_CURRENCY.search(text) for text in texts):
+        return (
+            "; the amounts carry a currency sign or code: export them as plain numbers "
+            "(clvcast does not read currencies)"
+        )
+    if any(_THOUSANDS.fullmatch(text) for text in texts):
+        return "; the amounts have thousands separators: export them without"
+    commas = [match for text in texts if (match := _COMMA_LAST.fullmatch(text))]
+    if decimal == "." and any(len(match.group(1)) != 3 for match in commas):
+        return "; the amounts look like decimal commas: pass --decimal ,"
+    if decimal == "." and commas:
+        return (
+            "; the commas may be decimal commas (pass --decimal ,) or thousands "
+            "separators (export the amounts without them)"
+        )
+    return ""
 
 
 def check_amount_columns(name: str, columns: list[str], amount_col: str, quantity_col) -> None:

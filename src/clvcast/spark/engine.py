@@ -214,11 +214,18 @@ def _order(options: ReadOptions, kinds: dict[str, str]):
     return text
 
 
-def _examples(frame: Any, column, total: int) -> str:
-    values = [row[0] for row in frame.select(column).limit(EXAMPLES).collect()]
+def _example_values(frame: Any, column) -> list[Any]:
+    return [row[0] for row in frame.select(column).limit(EXAMPLES).collect()]
+
+
+def _shown(values: list[Any], total: int) -> str:
     shown = ", ".join(f'"{value}"' for value in values)
     more = total - len(values)
     return "for example " + shown + (f" and {more:,} more" if more > 0 else "")
+
+
+def _examples(frame: Any, column, total: int) -> str:
+    return _shown(_example_values(frame, column), total)
 
 
 def _workdir() -> str:
@@ -328,8 +335,13 @@ def _aggregate(
             continue
         column = options.date_col if code in (2, 3) else options.amount_label
         raw = "raw_date" if code in (2, 3) else "raw_amount"
-        examples = _examples(typed.where(F.col("problem") == code), raw, count)
-        found.append(f"{count:,} rows with {reason} in column '{column}' ({examples})")
+        values = _example_values(typed.where(F.col("problem") == code), raw)
+        hint = ""
+        if code == rules.BAD_AMOUNT:
+            hint = rules.amount_hint(values, options.decimal)
+        found.append(
+            f"{count:,} rows with {reason} in column '{column}' ({_shown(values, count)}){hint}"
+        )
     if found and options.invalid == "error":
         raise rules.invalid_rows(name, found)
     usable = typed.where(F.col("problem") == 0)

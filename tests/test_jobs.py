@@ -266,3 +266,34 @@ def test_a_failed_import_meanwhile_is_left_for_the_job_to_raise(tmp_path, monkey
     assert "clvcast_broken_library" not in sys.modules
     with pytest.raises(ImportError, match="no such library"):
         importlib.import_module("clvcast_broken_library")
+
+
+def test_contacts_whose_ids_are_written_another_way_are_refused(cdnow_file, tmp_path):
+    """CDNOW's ids have leading zeros ("00001"); a CRM export that lost them ("1") matched
+    none: every buyer was scored without its attributes and every contact was added as a
+    prospect, without a word. The same for upper and lower case, which --id-case settles."""
+    from clvcast.jobs import rfm
+
+    ids = pd.read_csv(cdnow_file, dtype=str)["contact_id"].drop_duplicates().to_numpy()
+    crm = pd.DataFrame({"contact_id": ids, "email": [f"{i}@example.com" for i in ids]})
+    out = tmp_path / "scored.parquet"
+    lost_zeros = crm.assign(contact_id=crm["contact_id"].str.lstrip("0"))
+    with pytest.raises(
+        InputError, match="only when written without leading zeros: 4,9[0-9]{2} of its 5,000"
+    ):
+        rfm(str(cdnow_file), as_of=AS_OF, read=READ, contacts=lost_zeros, output=out)
+    upper = pd.DataFrame({"contact_id": ["C" + i for i in ids], "email": crm["email"]})
+    lower_log = tmp_path / "lower.csv"
+    log = pd.read_csv(cdnow_file, dtype=str)
+    log.assign(contact_id="c" + log["contact_id"]).to_csv(lower_log, index=False)
+    with pytest.raises(InputError, match="only when written in lower case.*--id-case lower"):
+        rfm(str(lower_log), as_of=AS_OF, read=READ, contacts=upper, output=out)
+    assert not out.exists()
+    # As written, with prospects besides the buyers: joined, no refusal.
+    prospects = pd.DataFrame({"contact_id": ["p1", "p2"], "email": ["a@x.org", "b@x.org"]})
+    table = rfm(str(cdnow_file), as_of=AS_OF, read=READ, contacts=pd.concat([crm, prospects])).table
+    assert table["email"].notna().all() and len(table) == 5_002
+    assert {"p1", "p2"} <= set(table.loc[table["rfm_group"] == "prospect", "contact_id"])
+    lower = ReadOptions(date_format="%Y%m%d", id_case="lower")
+    table = rfm(str(lower_log), as_of=AS_OF, read=lower, contacts=upper).table
+    assert table["email"].notna().all() and len(table) == 5_000

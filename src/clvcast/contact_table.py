@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from clvcast.cores import meanwhile
@@ -219,8 +220,10 @@ def _with_contacts(
     if clashes:
         contacts = contacts.rename(columns={c: f"contact_{c}" for c in clashes})
         attributes = [c for c in contacts.columns if c != "contact_id"]
+    bought = isin_ids(contacts["contact_id"], table["contact_id"])
+    check_id_formats(table["contact_id"], contacts["contact_id"], bought)
     buyers = table.merge(contacts, on="contact_id", how="left")
-    prospects = contacts.loc[~isin_ids(contacts["contact_id"], table["contact_id"])].copy()
+    prospects = contacts.loc[~bought].copy()
     prospects = prospects.sort_values("contact_id", kind="stable")
     prospects["orders"] = 0
     prospects["total_spend"] = 0.0
@@ -232,6 +235,47 @@ def _with_contacts(
     combined = pd.concat([buyers, prospects], ignore_index=True)
     ordered = ["contact_id", *attributes, *SUMMARY_COLUMNS, *SCORE_COLUMNS, *forecast_columns]
     return combined[ordered]
+
+
+# Other ways of writing the same id, and what settles each: (what differs, the id written
+# that way, the fix).
+_ID_FORMS = (
+    (
+        "without leading zeros",
+        lambda ids: ids.str.lstrip("0"),
+        "write the ids the same way in both (with or without leading zeros)",
+    ),
+    (
+        "in lower case",
+        lambda ids: ids.str.lower(),
+        "pass --id-case lower (id_case='lower') if upper and lower case are the same contact",
+    ),
+)
+
+
+def check_id_formats(buyer_ids: pd.Series, contact_ids: pd.Series, bought: np.ndarray) -> None:
+    """Refuse a contacts table whose ids match the purchase log's only when written another
+    way (leading zeros, upper/lower case) more often than as they are: joined as written,
+    buyers would lose their attributes and every contact would be added as a prospect,
+    without a word (a CRM export "123" against a shop's "00123"). ``bought``: which
+    ``contact_ids`` are among ``buyer_ids`` as written."""
+    matched = int(bought.sum())
+    unmatched = contact_ids[~bought].astype("str")
+    if len(unmatched) <= matched:  # another form could not match more of them
+        return
+    buyers = buyer_ids.astype("str")
+    for difference, form, fix in _ID_FORMS:
+        buyer_forms, contact_forms = form(buyers), form(unmatched)
+        hits = isin_ids(contact_forms, buyer_forms) & (contact_forms != "").to_numpy()
+        if hits.sum() <= matched:
+            continue
+        example = unmatched[hits].iloc[0]
+        twin = buyers[(buyer_forms == contact_forms[hits].iloc[0]).to_numpy()].iloc[0]
+        raise InputError(
+            f"the contacts table's ids match the transactions' only when written {difference}:"
+            f" {int(hits.sum()):,} of its {len(contact_ids):,} contacts match that way (for "
+            f"example '{example}' and '{twin}'), {matched:,} as written; {fix}."
+        )
 
 
 def check_contact_attributes(contacts: pd.DataFrame) -> None:

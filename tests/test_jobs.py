@@ -279,7 +279,8 @@ def test_contacts_whose_ids_are_written_another_way_are_refused(cdnow_file, tmp_
     out = tmp_path / "scored.parquet"
     lost_zeros = crm.assign(contact_id=crm["contact_id"].str.lstrip("0"))
     with pytest.raises(
-        InputError, match="only when written without leading zeros: 4,9[0-9]{2} of its 5,000"
+        InputError,
+        match="4,9[0-9]{2} of the contacts table.s 5,000 ids match the transactions. only when written without leading zeros",
     ):
         rfm(str(cdnow_file), as_of=AS_OF, read=READ, contacts=lost_zeros, output=out)
     upper = pd.DataFrame({"contact_id": ["C" + i for i in ids], "email": crm["email"]})

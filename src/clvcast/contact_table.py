@@ -253,28 +253,34 @@ _ID_FORMS = (
 )
 
 
+# Contacts that match a buyer only when written another way, as a share of the contacts
+# table, from which the table is refused: a few could be chance ("815" and "0815" in two
+# unrelated numberings); one in a hundred is two exports of the same ids that differ.
+ID_FORM_SHARE = 0.01
+
+
 def check_id_formats(buyer_ids: pd.Series, contact_ids: pd.Series, bought: np.ndarray) -> None:
-    """Refuse a contacts table whose ids match the purchase log's only when written another
-    way (leading zeros, upper/lower case) more often than as they are: joined as written,
-    buyers would lose their attributes and every contact would be added as a prospect,
-    without a word (a CRM export "123" against a shop's "00123"). ``bought``: which
-    ``contact_ids`` are among ``buyer_ids`` as written."""
-    matched = int(bought.sum())
+    """Refuse a contacts table whose ids match the purchase log's when written another way
+    (without leading zeros, in lower case) for :data:`ID_FORM_SHARE` of its contacts or more:
+    joined as written, those buyers would lose their attributes and come back as prospects,
+    without a word (a CRM export of "123" against a shop's "00123"; CDNOW's ids below 10000
+    are padded). ``bought``: which ``contact_ids`` are among ``buyer_ids`` as written."""
+    least = max(1, int(ID_FORM_SHARE * len(contact_ids)))
     unmatched = contact_ids[~bought].astype("str")
-    if len(unmatched) <= matched:  # another form could not match more of them
+    if len(unmatched) < least:
         return
     buyers = buyer_ids.astype("str")
     for difference, form, fix in _ID_FORMS:
         buyer_forms, contact_forms = form(buyers), form(unmatched)
         hits = isin_ids(contact_forms, buyer_forms) & (contact_forms != "").to_numpy()
-        if hits.sum() <= matched:
+        if hits.sum() < least:
             continue
         example = unmatched[hits].iloc[0]
         twin = buyers[(buyer_forms == contact_forms[hits].iloc[0]).to_numpy()].iloc[0]
         raise InputError(
-            f"the contacts table's ids match the transactions' only when written {difference}:"
-            f" {int(hits.sum()):,} of its {len(contact_ids):,} contacts match that way (for "
-            f"example '{example}' and '{twin}'), {matched:,} as written; {fix}."
+            f"{int(hits.sum()):,} of the contacts table's {len(contact_ids):,} ids match the "
+            f"transactions' only when written {difference} (for example '{example}' and "
+            f"'{twin}'; {int(bought.sum()):,} match as written); {fix}."
         )
 
 

@@ -283,3 +283,26 @@ def test_oddities_are_named(tmp_path, capsys):
     assert code == 0
     assert "note: 1 rows are dated before 1970 (earliest 1900-01-01)" in out
     assert "clvcast: warning: transactions (odd.csv): 1 rows are dated before 1970" in err
+
+
+def test_an_as_of_date_long_after_the_last_purchase_is_named(cdnow_raw, tmp_path, capsys):
+    """CDNOW ends on 1998-06-30; scored at 2001-06-30 (a wrong --as-of, or a cut export),
+    its three years without a purchase read as every contact's silence, without a word."""
+    path = tmp_path / "cdnow.csv"
+    cdnow_raw.to_csv(path, index=False)
+    args = [
+        "rfm",
+        "--transactions",
+        path,
+        "--date-format",
+        "%Y%m%d",
+        "--output",
+        tmp_path / "o.csv",
+    ]
+    code, out, err = clvcast(capsys, *args, "--as-of", "2001-06-30")
+    assert code == 0
+    assert "is 1,096 days after the last purchase (1998-06-30)" in out  # the report's note
+    assert "check --as-of (the log ends on 1998-06-30)" in err  # and the warning
+    for as_of in ("1998-09-27", "1998-06-30"):  # 89 days later, or the log's last day
+        code, out, err = clvcast(capsys, *args, "--as-of", as_of)
+        assert code == 0 and "after the last purchase" not in out + err

@@ -1043,6 +1043,7 @@ def _ingest(
         all_contacts=all_contacts,
         first=first,
         last=last,
+        as_of=as_of_day,
     )
     _drop_all_but(connection, ("daily", "contacts"))
     connection.execute(

@@ -166,8 +166,10 @@ def finish_report(
     all_contacts: int,
     first: object,
     last: object,
+    as_of: pd.Timestamp | None = None,
 ) -> None:
-    """Fill in the purchase-day counts, or refuse a log with nothing left in it."""
+    """Fill in the purchase-day counts, or refuse a log with nothing left in it; warn when
+    ``as_of`` lies long after the log's last purchase (:func:`late_as_of`)."""
     if days == 0:
         raise InputError(
             f"transactions ({report.source}): no usable purchase is left after the drops "
@@ -180,3 +182,28 @@ def finish_report(
     report.contacts_without_purchase = int(all_contacts) - report.contacts
     report.first_date = pd.Timestamp(first)
     report.last_date = pd.Timestamp(last)
+    late_as_of(report, as_of)
+
+
+# An as-of date this many days or more after the log's last purchase, and more than a tenth
+# of the log's span after it, is more often a wrong --as-of or a cut export than a shop
+# where no one bought for months: the models read the gap as every contact's silence.
+LATE_AS_OF_DAYS = 90
+
+
+def late_as_of(report: IngestionReport, as_of: pd.Timestamp | None) -> None:
+    """Note and warn when the as-of date lies long after the log's last purchase day."""
+    if as_of is None or report.last_date is None or report.first_date is None:
+        return
+    gap = (pd.Timestamp(as_of).normalize() - report.last_date.normalize()).days
+    span = (report.last_date - report.first_date).days
+    if gap < LATE_AS_OF_DAYS or gap <= span / 10:
+        return
+    last = report.last_date.date()
+    text = (
+        f"the as-of date {pd.Timestamp(as_of).date()} is {gap:,} days after the last purchase "
+        f"({last}), and the models read those days as every contact's silence (lower P(alive) "
+        f"and forecasts); check --as-of (the log ends on {last}) and that the export is whole"
+    )
+    report.notes.append(text)
+    warnings.warn(f"transactions ({report.source}): {text}", DataQualityWarning, 4)

@@ -407,6 +407,7 @@ def _aggregate(
         all_contacts=all_contacts,
         first=first,
         last=last,
+        as_of=as_of_day,
     )
     purchases = daily.select(
         "contact_id",

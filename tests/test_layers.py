@@ -24,7 +24,7 @@ ALLOWED = {
     "atomic": {"errors"},
     "data": {"errors", "data", "limits"},
     "summary": {"errors", "data"},
-    "rfm": {"errors", "atomic", "summary", "estimator", "changes", "whole_numbers"},
+    "rfm": {"errors", "atomic", "summary", "estimator", "changes", "whole_numbers", "text_ids"},
     "csv_text": {"cores"},  # CSV cells and lines made in Arrow
     "marketing": {"errors", "csv_text"},  # the marketing CSV format
     "audiences": {"errors", "text_ids"},  # the audience condition language

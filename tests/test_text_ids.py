@@ -1,12 +1,12 @@
-"""isin_ids answers as pandas' isin does, and contact_codes as pandas' factorize, on
-Arrow-backed and plain text ids."""
+"""isin_ids answers as pandas' isin does, contact_codes as pandas' factorize and
+all_distinct as pandas' duplicated, on Arrow-backed and plain text ids."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from clvcast.text_ids import contact_codes, isin_ids, same_ids
+from clvcast.text_ids import all_distinct, contact_codes, isin_ids, same_ids
 
 
 def test_isin_ids_equals_pandas_isin():
@@ -57,3 +57,22 @@ def test_same_ids_is_equality_position_by_position():
     assert same_ids(missing, pd.Index(list(missing), dtype="str"))
     assert not same_ids(missing, ids)
     assert same_ids(pd.Index([], dtype="str"), pd.Index([], dtype="str"))
+
+
+def test_all_distinct_equals_pandas_duplicated():
+    """Sorted ids (the neighbour comparison), shuffled ones (hashed), a repeat at the
+    start, the end or apart, missing ids (one missing is distinct, two are a repeat)."""
+    distinct = pd.Series([f"{i:05d}" for i in range(2_000)], dtype="str")
+    shuffled = distinct.sample(frac=1, random_state=3).reset_index(drop=True)
+    cases = [distinct, shuffled, distinct.astype(object), distinct[:1], distinct[:0]]
+    for at in (0, 1_000, 1_998):
+        repeated = distinct.copy()
+        repeated[at + 1] = repeated[at]  # neighbours in a sorted column
+        cases += [repeated, repeated.sample(frac=1, random_state=at).reset_index(drop=True)]
+    one_missing, two_missing = distinct.copy(), distinct.copy()
+    one_missing[5] = None
+    two_missing[[5, 700]] = None
+    cases += [one_missing, two_missing]
+    answers = [all_distinct(case) for case in cases]
+    assert answers == [not case.duplicated().any() for case in cases]
+    assert answers.count(False) == 7  # the six repeats and the two missing ids

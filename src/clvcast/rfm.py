@@ -38,6 +38,7 @@ from clvcast.atomic import write_text_atomic
 from clvcast.changes import values_differ
 from clvcast.errors import InputError, RFMWarning
 from clvcast.estimator import Estimator, check_fitted
+from clvcast.text_ids import all_distinct
 from clvcast.whole_numbers import whole_number_codes
 
 MonetaryBasis = Literal["total", "average"]
@@ -583,6 +584,8 @@ def check_scored_table(frame: pd.DataFrame, name: str) -> None:
             f"the {name} scored table has no column(s) {missing}; give a table written by "
             "clvcast predict."
         )
+    if all_distinct(frame["contact_id"].astype(str)):
+        return
     repeated = frame["contact_id"].astype(str).duplicated()
     if repeated.any():
         example = frame["contact_id"].astype(str)[repeated].iloc[0]

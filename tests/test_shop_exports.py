@@ -417,3 +417,16 @@ def test_cli_reads_a_european_export_and_refuses_ambiguity_in_one_line(tmp_path)
         "rfm", "--transactions", ambiguous, "--as-of", "05/01/2024", "--output", refused
     )
     assert as_of.returncode == 2 and "use YYYY-MM-DD" in as_of.stderr
+
+
+def test_a_spreadsheet_total_row_is_named_with_its_empty_date(tmp_path):
+    """A sheet's 'Total' line has no date: the message shows the cell as empty (it read
+    'row 3: "None"', a value nobody wrote)."""
+    path = tmp_path / "sheet.csv"
+    path.write_text("contact_id,date,amount\na,2024-01-05,10\nb,2024-02-05,20\nTotal,,30\n")
+    with pytest.raises(
+        InputError, match=r"1 rows with missing date in column 'date' \(row 3: empty\)"
+    ):
+        read_transactions(path)
+    log = read_transactions(path, invalid="drop")
+    assert sorted(log.purchases["contact_id"]) == ["a", "b"]

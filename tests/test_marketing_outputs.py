@@ -360,22 +360,53 @@ def test_three_valued_logic_like_sql():
     assert found == {"not_high": {"c"}, "small": {"a"}, "either": {"a", "c"}}
 
 
+def test_label_values_that_never_occur_are_refused():
+    """A segment, group, cell or band written as no scored table writes it would pick no
+    one (or everyone, with !=), week after week: refused, with the labels and the
+    nearest one. Labels that exist, orderings and other text columns are left alone."""
+    from clvcast.rfm import label_values
+
+    frame = pd.DataFrame({"rfm_segment": ["champions"], "rfm_cell": ["R5F5M5"], "city": ["x"]})
+    labels = label_values()
+    for condition, message in (
+        (
+            'rfm_segment == "Champions"',
+            "rfm_segment is never 'Champions'; did you mean 'champions'?",
+        ),
+        ('rfm_segment != "vip"', "rfm_segment is never 'vip'; its values: about to sleep"),
+        ("rfm_segment in ['champions', 'loyal']", "rfm_segment is never 'loyal'"),
+        ("'R5F5M6' == rfm_cell", r"rfm_cell is never 'R5F5M6'; its values: .* \(125 in all\)"),
+    ):
+        with pytest.raises(InputError, match=message):
+            load_audiences({"a": condition}, kinds_of(frame), labels)
+    for condition in (
+        "rfm_segment in ['champions', 'loyal customers', 'prospect']",
+        "rfm_cell >= 'R4' and city == 'Madrid'",
+    ):
+        load_audiences({"a": condition}, kinds_of(frame), labels)
+    load_audiences({"a": 'rfm_segment == "Champions"'}, kinds_of(frame))  # no labels given
+
+
 def test_bad_audience_is_one_line_before_anything_is_written(shop, tmp_path):
     folder = shop["folder"]
     model = tmp_path / "m.model"
     shop["pipeline"].save(model)
     bad = tmp_path / "bad.yaml"
-    bad.write_text('vip: high_value and newsletr == "subscribed"\n')
-    result = run_inprocess(
-        "predict", "--model", model, "--transactions", folder / "cdnow.parquet",
-        "--date-format", "%Y%m%d", "--as-of", JUNE, "--contacts", folder / "contacts.csv",
-        "--output", tmp_path / "out.csv", "--audiences", bad, "--format", "marketing",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "unknown column 'newsletr'" in lines[0], result.stderr
-    assert sorted(os.listdir(tmp_path)) == ["bad.yaml", "m.model"]  # nothing written
+    for condition, problem in (
+        ('vip: high_value and newsletr == "subscribed"', "unknown column 'newsletr'"),
+        ('vip: churn_risk_band == "High"', "churn_risk_band is never 'High'; did you mean 'high'?"),
+    ):
+        bad.write_text(condition + "\n")
+        result = run_inprocess(
+            "predict", "--model", model, "--transactions", folder / "cdnow.parquet",
+            "--date-format", "%Y%m%d", "--as-of", JUNE, "--contacts", folder / "contacts.csv",
+            "--output", tmp_path / "out.csv", "--audiences", bad, "--format", "marketing",
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and problem in lines[0], result.stderr
+        assert sorted(os.listdir(tmp_path)) == ["bad.yaml", "m.model"]  # nothing written
     without = run_inprocess(
         "predict", "--model", model, "--transactions", folder / "cdnow.parquet",
         "--date-format", "%Y%m%d", "--as-of", JUNE, "--output", tmp_path / "out.csv",

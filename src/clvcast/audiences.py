@@ -19,8 +19,11 @@ node against an allow-list; nothing is ever evaluated as Python:
 
 A comparison with a missing value is unknown, as in SQL (``and``, ``or`` and ``not`` follow
 SQL's three-valued logic), and only a condition that is true picks a contact: neither
-``clv_12m < 100`` nor ``not clv_12m >= 100`` picks a contact without a CLV. Function calls, attribute access, indexing, arithmetic and anything
-else are refused with one line naming the audience and what to change, before any work.
+``clv_12m < 100`` nor ``not clv_12m >= 100`` picks a contact without a CLV. Text compared
+with a column of labels clvcast writes (segments, groups, cells, risk bands) must be one
+of its labels: ``rfm_segment == "Champions"`` would pick no one, week after week.
+Function calls, attribute access, indexing, arithmetic and anything else are refused with
+one line naming the audience and what to change, before any work.
 """
 
 from __future__ import annotations
@@ -97,12 +100,18 @@ class Audience:
         return result.fillna(False).astype(bool)
 
 
-def parse_condition(name: str, condition: object, kinds: Mapping[str, str]) -> Audience:
+def parse_condition(
+    name: str,
+    condition: object,
+    kinds: Mapping[str, str],
+    labels: Mapping[str, frozenset[str]] | None = None,
+) -> Audience:
     """Parse and check one audience's condition against the columns ``kinds`` names.
 
     Raises :class:`~clvcast.errors.InputError` with one line for any syntax error, any
-    construct outside the allow-list, any unknown column or any comparison of a column with a
-    literal of another kind (a text column with a number, say).
+    construct outside the allow-list, any unknown column, any comparison of a column with a
+    literal of another kind (a text column with a number, say) or of a column of
+    ``labels`` (column -> every value it can hold) with a text that is none of them.
     """
     where = f"audience '{name}'"
     if not isinstance(condition, str) or not condition.strip():
@@ -119,6 +128,9 @@ def parse_condition(name: str, condition: object, kinds: Mapping[str, str]) -> A
         ) from None
     columns: set[str] = set()
     kind = _check(tree.body, where, kinds, columns)
+    for node in ast.walk(tree.body):
+        if isinstance(node, ast.Compare):
+            _check_labels(node, where, labels or {})
     if kind != BOOLEAN:
         raise InputError(
             f"{where}: the condition {text!r} is a {kind} value, not a test; compare it, e.g. "
@@ -207,6 +219,34 @@ def _check_comparison(
         for side in (left, right):
             if isinstance(side, ast.Constant):
                 _date_literal(side.value, where, shown)
+
+
+_EQUALITY = (ast.Eq, ast.NotEq, ast.In, ast.NotIn)
+
+
+def _check_labels(node: ast.Compare, where: str, labels: Mapping[str, frozenset[str]]) -> None:
+    """Refuse a text literal tested for (in)equality with a label column that can never
+    hold it."""
+    operands = [node.left, *node.comparators]
+    for op, left, right in zip(node.ops, operands, operands[1:], strict=False):
+        if not isinstance(op, _EQUALITY):
+            continue
+        for column, other in ((left, right), (right, left)):
+            if not isinstance(column, ast.Name) or column.id not in labels:
+                continue
+            literals = other.elts if isinstance(other, ast.List | ast.Tuple | ast.Set) else [other]
+            for literal in literals:
+                value = literal.value if isinstance(literal, ast.Constant) else None
+                if isinstance(value, str) and value not in labels[column.id]:
+                    raise InputError(_not_a_label(where, column.id, value, labels[column.id]))
+
+
+def _not_a_label(where: str, column: str, value: str, values: frozenset[str]) -> str:
+    near = [v for v in values if v.casefold() == value.strip().casefold()]
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    shown = sorted(values)
+    listed = ", ".join(shown[:12]) + (f" ... ({len(shown)} in all)" if len(shown) > 12 else "")
+    return f"{where}: {column} is never '{value}'; {hint}its values: {listed}."
 
 
 def _agree(left: str, right: str, shown: str, where: str) -> None:
@@ -322,9 +362,12 @@ def check_audience_name(name: object, where: str) -> str:
 
 
 def load_audiences(
-    source: str | Path | Mapping[str, str], kinds: Mapping[str, str]
+    source: str | Path | Mapping[str, str],
+    kinds: Mapping[str, str],
+    labels: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Audience]:
-    """The audiences of a YAML file (or a mapping), each condition parsed and checked."""
+    """The audiences of a YAML file (or a mapping), each condition parsed and checked
+    (:func:`parse_condition`)."""
     where = "audiences" if isinstance(source, Mapping) else f"audiences file {Path(source).name}"
     if isinstance(source, Mapping):
         raw: object = dict(source)
@@ -345,7 +388,7 @@ def load_audiences(
             "'at_risk_vip: high_value and churn_risk_band == \"high\"'."
         )
     return [
-        parse_condition(check_audience_name(name, where), condition, kinds)
+        parse_condition(check_audience_name(name, where), condition, kinds, labels)
         for name, condition in raw.items()
     ]
 

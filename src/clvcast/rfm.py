@@ -148,6 +148,17 @@ SEGMENT_RULES: tuple[SegmentRule, ...] = (
 )
 
 
+def label_values() -> dict[str, frozenset[str]]:
+    """Every value the label columns of a scored table can hold: ``rfm_segment`` (the
+    segments and ``prospect``), ``rfm_group`` and ``rfm_cell`` (R1F1M1 to R5F5M5)."""
+    scores = range(1, 6)
+    return {
+        "rfm_segment": frozenset({*(rule.name for rule in SEGMENT_RULES), PROSPECT}),
+        "rfm_group": frozenset(GROUPS),
+        "rfm_cell": frozenset(f"R{r}F{f}M{m}" for r in scores for f in scores for m in scores),
+    }
+
+
 def segment_table() -> pd.DataFrame:
     """The segment map as a table (R, F, M score ranges per segment), as the docs show it."""
 

@@ -33,7 +33,7 @@ from clvcast.changes import DEFAULT_CLV_TOLERANCE, by_contact, changed_rows, rem
 from clvcast.contact_table import BATCH_COLUMNS, SCORED_COLUMNS
 from clvcast.errors import InputError
 from clvcast.output import DATE_COLUMNS, is_sql_url, read_scored, side_target
-from clvcast.rfm import MIGRATION_FIELDS, MIGRATION_INPUT_COLUMNS, rfm_migrations
+from clvcast.rfm import MIGRATION_FIELDS, MIGRATION_INPUT_COLUMNS, label_values, rfm_migrations
 
 _TEXT_COLUMNS = {"contact_id", "rfm_cell", "rfm_group", "rfm_segment", "churn_risk_band"}
 _TEXT_COLUMNS |= {"model_name", "model_version"}
@@ -247,8 +247,15 @@ def load_checked_audiences(
     notes: list[str],
 ) -> list[Audience]:
     """Parse the audiences and check every column and comparison before any work."""
+    from clvcast.churn.model import RISK_BANDS  # loaded already with the model's classifier
+
     kinds = expected_kinds(horizon_columns, contacts, migrations=True)
-    audiences = load_audiences(source, kinds)
+    labels = label_values()
+    for name in MIGRATION_FIELDS:
+        if name in labels:
+            labels[f"{name}_from"] = labels[f"{name}_to"] = labels[name]
+    labels["churn_risk_band"] = frozenset(band for band, _ in RISK_BANDS)
+    audiences = load_audiences(source, kinds, labels)
     if not has_previous:
         for audience in audiences:
             if audience.uses_any(MIGRATION_COLUMNS):

@@ -95,3 +95,16 @@ def test_identical_model_comparison_is_explained():
     same = pd.DataFrame({"rmse": [1.000, 1.004, 1.008], "mae": [0.5, 0.501, 0.502]})
     apart = pd.DataFrame({"rmse": [1.0, 1.2, 1.3], "mae": [0.5, 0.6, 0.7]})
     assert models_agree(same) and not models_agree(apart)
+
+
+def test_a_holdout_longer_than_the_history_names_the_history(cdnow_sample_log):
+    """A holdout that starts before the first purchase left no history: the message said
+    'no purchase on or before the as-of date 1991-...', a date the user never gave."""
+    from clvcast.errors import InputError
+
+    with pytest.raises(
+        InputError,
+        match=r"a holdout of 3,000 days before 1998-06-30 starts before the first "
+        r"purchase \(1997-01-01\).* within the 545 days of history",
+    ):
+        evaluate_holdout(cdnow_sample_log, "1990-04-13", "1998-06-30")

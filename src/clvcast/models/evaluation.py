@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from clvcast.data import parse_as_of
+from clvcast.errors import InputError
 from clvcast.estimator import clone
 from clvcast.models.bgnbd import expected_purchases_new_contact
 from clvcast.models.fitting import compress_rows
@@ -130,6 +131,16 @@ def evaluate_holdout(
     purchases = purchases_frame(purchases)
     cal_end = parse_as_of(calibration_end)
     obs_end = parse_as_of(observation_end)
+    first = pd.Timestamp(purchases["date"].min()) if len(purchases) else None
+    if first is not None and cal_end < first.normalize():
+        days = (obs_end - cal_end).days
+        history = (obs_end - first.normalize()).days
+        raise InputError(
+            f"a holdout of {days:,} days before {obs_end.date()} starts before the first "
+            f"purchase ({first.date()}), so the models would have no history to learn "
+            f"from; choose a holdout well within the {history:,} days of history "
+            "(holdout_days; CLI --holdout-days)."
+        )
     split = calibration_holdout(purchases, cal_end, obs_end)
     summary = split[["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal"]]
     summary = summary.rename(columns=lambda c: c.removesuffix("_cal"))

@@ -316,7 +316,7 @@ def test_bad_arguments_give_one_clear_line(trained, workdir):
     )
     one_line_error(
         bad("--model", "models/cdnow.model", "--output", "sqlite:///x.db"),
-        "needs a table name",
+        "a SQL output needs a table name: pass --table NAME",  # not "--table None"
     )
     one_line_error(
         bad("--model", "models/cdnow.model", "--output", "/proc/scores.parquet"),

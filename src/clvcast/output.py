@@ -264,7 +264,12 @@ def _transactional_ddl(engine) -> None:
 def check_table_name(name: str | None, max_length: int = 63) -> str:
     """``name`` if it is a plain identifier the database can hold (``max_length``: the
     dialect's limit; PostgreSQL cuts longer names, which could make two names one)."""
-    if not name or not _IDENTIFIER.match(name):
+    if not name:
+        raise InputError(
+            "a SQL output needs a table name: pass --table NAME (table_name=...), of letters, "
+            "digits and _ (starting with a letter or _), at most 63 characters."
+        )
+    if not _IDENTIFIER.match(name):
         raise InputError(
             f"--table {name!r}: a SQL output needs a table name of letters, digits and _ "
             "(starting with a letter or _), at most 63 characters."

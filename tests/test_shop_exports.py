@@ -155,6 +155,27 @@ def test_unreadable_amounts_get_the_hint_of_what_they_look_like(tmp_path, amount
         assert "decimal" not in str(info.value)
 
 
+def test_excel_unicode_text_utf16_reads_without_an_encoding(tmp_path):
+    """Excel's "Unicode text" export is UTF-16 with a byte-order mark, tab-separated: the
+    mark says what the file is, so it reads as the UTF-8 file does (the message suggested
+    latin-1, which would read every second byte as a NUL)."""
+    orders = _orders()
+    orders["contact_id"] = orders["contact_id"].str.replace("c", "jörg", regex=False)
+    lines = ["contact_id\tdate\tamount"] + [
+        f"{row.contact_id}\t{row.date:%Y-%m-%d}\t{row.amount}" for row in orders.itertuples()
+    ]
+    path = tmp_path / "export.txt"
+    path.write_bytes("\n".join(lines).encode("utf-16"))  # with its byte-order mark
+    assert path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+    _assert_log(read_transactions(path), orders)
+    contacts = tmp_path / "contacts.txt"
+    contacts.write_bytes("contact_id\temail\njörg001\tj@example.com\n".encode("utf-16"))
+    assert read_contacts(contacts).to_dict("list") == {
+        "contact_id": ["jörg001"],
+        "email": ["j@example.com"],
+    }
+
+
 def test_latin1_file_gets_one_line_and_reads_with_its_encoding(tmp_path):
     orders = _orders()
     orders["contact_id"] = orders["contact_id"].str.replace("c", "jörg", regex=False)

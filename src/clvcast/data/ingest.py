@@ -59,6 +59,7 @@ from clvcast.data.inputs import (
     check_unique_columns,
     csv_separator,
     existing_file,
+    file_encoding,
     is_parquet,
     parse_as_of,
     separator_name,
@@ -428,8 +429,10 @@ def utf8_text_file(path: Path, encoding: str, workdir: str | os.PathLike[str], w
     """``path`` itself when it is UTF-8 (a BOM is fine), else a UTF-8 copy in ``workdir``.
 
     DuckDB reads UTF-8 only; other encodings (latin-1, cp1252, utf-16...) go through
-    Python's codecs once. A file that does not decode gets one line naming the option.
+    Python's codecs once. A file that does not decode gets one line naming the option. A
+    UTF-16 byte-order mark makes the file UTF-16 (:func:`~clvcast.data.inputs.file_encoding`).
     """
+    encoding = file_encoding(path, encoding)
     name = encoding.lower().replace("_", "-")
     try:
         codec = codecs.lookup(name)

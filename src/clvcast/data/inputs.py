@@ -41,6 +41,20 @@ def text_codec(encoding: str) -> str:
     return "utf-8-sig" if encoding.lower().replace("_", "-") in {"utf-8", "utf8"} else encoding
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def file_encoding(path: Path, encoding: str) -> str:
+    """The encoding to read a text file with: ``encoding``, except that a file asked for as
+    UTF-8 (the default) that starts with a UTF-16 byte-order mark, as Excel's "Unicode
+    text" exports do, is UTF-16: the mark says so, and it cannot begin UTF-8 text."""
+    if text_codec(encoding) != "utf-8-sig":
+        return encoding
+    with open(path, "rb") as handle:
+        start = handle.read(2)
+    return "utf-16" if start in _UTF16_BOMS else encoding
+
+
 def csv_separator(path: Path, sep: str | None, encoding: str = "utf-8") -> str:
     """``sep`` when given, else the one detected from the file's header (tab for .tsv)."""
     if sep:
@@ -108,6 +122,7 @@ def read_table(
         if is_parquet(path):
             return pd.read_parquet(path)
         if suffix in CSV_SUFFIXES:
+            encoding = file_encoding(path, encoding)
             chosen = csv_separator(path, sep, encoding)
             check_csv_header(path, chosen, what, encoding)
             frame = pd.read_csv(

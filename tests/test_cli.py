@@ -344,7 +344,7 @@ def test_forecast_bad_options(files, tmp_path):
     bad = inprocess(*base, "--holdout-days", "0")
     assert bad.returncode == 2 and "--holdout-days 0" in bad.stderr
     long = inprocess(*base, "--holdout-days", "5000")
-    assert long.returncode == 2 and "no purchase on or before the as-of date" in long.stderr
+    assert long.returncode == 2 and "a holdout of 5,000 days before 2023-06-30" in long.stderr
     rate = inprocess(*base, "--discount-rate-monthly", "-3")
     assert rate.returncode == 2 and "--discount-rate-monthly -3: use a number >= 0" in rate.stderr
     assert not (tmp_path / "f.csv").exists()

@@ -352,7 +352,12 @@ def test_gamma_gamma_at_an_edge_of_its_parameter_space():
     """Spend fixed per contact, or alike across contacts: the likelihood is largest with a
     parameter at infinity, the optimiser's steps fail, and the penalized fit biased the
     population mean (21.1 and 22.3 for a true 20). The edge fit wins instead."""
+    from types import SimpleNamespace
+
+    from clvcast.console import format_models
+
     summary, means = _spend_at_the_edges()
+    bgnbd = BetaGeoModel().fit(summary)
     repeat = summary["frequency"] > 0
     x = summary.loc[repeat, "frequency"].to_numpy(dtype=float)
     for name, step, meaning in (
@@ -372,6 +377,9 @@ def test_gamma_gamma_at_an_edge_of_its_parameter_space():
             np.testing.assert_allclose(expected, pooled, rtol=1e-9)
             assert model.population_mean_ == pytest.approx(pooled, rel=1e-12)
         assert model.standard_errors_.isna().all()
+        printed = format_models(SimpleNamespace(bgnbd_=bgnbd, gamma_gamma_=model))
+        assert "Gamma-Gamma at an edge on" in printed and "inf" in printed
+        assert "1e+12" not in printed and "nan" not in printed  # no stand-in numbers shown
 
 
 def test_inconsistent_summaries_are_refused(master_summary):

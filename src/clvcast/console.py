@@ -46,32 +46,49 @@ def format_parameters(model) -> str:
 
 
 def format_models(forecaster) -> str:
-    from clvcast.models.gamma_gamma import CONSTANT_STEP
-
-    bgnbd, gamma_gamma = forecaster.bgnbd_, forecaster.gamma_gamma_
+    bgnbd = forecaster.bgnbd_
     lines = [
         f"BG/NBD fitted on {bgnbd.n_contacts_:,} contacts ({bgnbd.n_rows_fitted_:,} distinct "
         f"rows, step '{bgnbd.fit_step_}'), log-likelihood {bgnbd.log_likelihood_:,.1f}:",
         format_parameters(bgnbd),
-    ]
-    if gamma_gamma.fit_step_ == CONSTANT_STEP:
-        return "\n".join(
-            [
-                *lines,
-                f"Gamma-Gamma not fitted: all {gamma_gamma.n_repeat_buyers_:,} repeat buyers "
-                "spend the same per purchase day;",
-                f"  every contact's expected order value is {gamma_gamma.population_mean_:,.2f}",
-            ]
-        )
-    lines += [
-        f"Gamma-Gamma fitted on {gamma_gamma.n_repeat_buyers_:,} repeat buyers (step "
-        f"'{gamma_gamma.fit_step_}'), frequency/spend correlation "
-        f"{gamma_gamma.frequency_monetary_correlation_:.2f}:",
-        format_parameters(gamma_gamma),
-        f"  one-time buyers get the population mean order value "
-        f"{gamma_gamma.population_mean_:,.2f}",
+        *_spend_model_lines(forecaster.gamma_gamma_),
     ]
     return "\n".join(lines)
+
+
+def _spend_model_lines(model) -> list[str]:
+    """What the Gamma-Gamma fit found: its parameters, or, where it is not fitted or lies at
+    an edge (a parameter at infinity), what that means for the expected order values."""
+    from clvcast.models.gamma_gamma import CONSTANT_STEP
+    from clvcast.models.spend_edges import ALIKE_CONTACTS, FIXED_SPEND
+
+    buyers, mean = model.n_repeat_buyers_, model.population_mean_
+    p, q, _ = model.params_
+    if model.fit_step_ == CONSTANT_STEP:
+        return [
+            f"Gamma-Gamma not fitted: all {buyers:,} repeat buyers spend the same per purchase day;",
+            f"  every contact's expected order value is {mean:,.2f}",
+        ]
+    if model.fit_step_ == FIXED_SPEND:
+        return [
+            f"Gamma-Gamma at an edge on {buyers:,} repeat buyers: each spends about the same "
+            f"on every purchase day (p = inf, q={q:.4g});",
+            "  a repeat buyer's expected order value is its own mean; one-time buyers get "
+            f"the population mean {mean:,.2f}",
+        ]
+    if model.fit_step_ == ALIKE_CONTACTS:
+        return [
+            f"Gamma-Gamma at an edge on {buyers:,} repeat buyers: their mean spends differ "
+            f"no more than chance (q = inf, p={p:.4g});",
+            "  every contact's expected order value is the mean of all repeat purchase days, "
+            f"{mean:,.2f}",
+        ]
+    return [
+        f"Gamma-Gamma fitted on {buyers:,} repeat buyers (step '{model.fit_step_}'), "
+        f"frequency/spend correlation {model.frequency_monetary_correlation_:.2f}:",
+        format_parameters(model),
+        f"  one-time buyers get the population mean order value {mean:,.2f}",
+    ]
 
 
 def _top_fifth_share(values: np.ndarray) -> float:

@@ -595,11 +595,12 @@ def check_scored_table(frame: pd.DataFrame, name: str) -> None:
             f"the {name} scored table has no column(s) {missing}; give a table written by "
             "clvcast predict."
         )
-    if all_distinct(frame["contact_id"].astype(str)):
+    ids = frame["contact_id"].astype(str)
+    if all_distinct(ids):
         return
-    repeated = frame["contact_id"].astype(str).duplicated()
+    repeated = ids.duplicated()
     if repeated.any():
-        example = frame["contact_id"].astype(str)[repeated].iloc[0]
+        example = ids[repeated].iloc[0]
         raise InputError(
             f"the {name} scored table has {int(repeated.sum()):,} repeated contact ids "
             f"(for example '{example}'); give a table written by clvcast predict."

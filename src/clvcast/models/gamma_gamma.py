@@ -35,7 +35,7 @@ from clvcast.models.fitting import (
     standard_errors,
 )
 from clvcast.models.likelihood import gamma_gamma_objective, prepare_gamma_gamma_data
-from clvcast.models.spend_edges import ALIKE_CONTACTS, FIXED_SPEND, edge_fits
+from clvcast.models.spend_edges import ALIKE_CONTACTS, EDGE_INFINITY, FIXED_SPEND, edge_fits
 
 EDGE_STEPS = (FIXED_SPEND, ALIKE_CONTACTS)
 
@@ -48,11 +48,11 @@ _SPREAD_STARTS = ((1.0, 1.0, 2.0), (2.0, 0.5, 3.0), (0.0, 2.0, 1.0))
 # and every CLV 8% too high with it).
 CONSTANT_SPREAD = 1e-6
 CONSTANT_STEP = "constant spend"  # the fit step of such a model: no fit, the common value
-# The constant model in the model's own parameters: with q = p + 1 and v = the common value,
-# the population mean p v / (q - 1) is that value exactly, and every contact's expected
-# order value a weighted mean of it and the contact's own (equal) mean. So the formulas,
-# the model file and the lifetimes adapter need no case of their own.
-_CONSTANT_P = 1e12
+# The constant model is written in the model's own parameters, both shapes at infinity
+# (EDGE_INFINITY): with q = p + 1 and v = the common value, the population mean
+# p v / (q - 1) is that value, and every contact's expected order value a weighted mean of
+# it and the contact's own (equal) mean. So the formulas, the model file and the lifetimes
+# adapter need no case of their own.
 
 
 def expected_order_value(
@@ -159,17 +159,49 @@ class GammaGammaModel(Estimator):
             gradient=result.gradient,
         )
         penalty = result.penalizer * float(np.sum(params**2))
-        self.params_ = pd.Series(params, index=list(PARAMS), name="Gamma-Gamma")
-        self.covariance_ = pd.DataFrame(covariance, index=list(PARAMS), columns=list(PARAMS))
-        self.standard_errors_ = pd.Series(errors, index=list(PARAMS), name="se")
-        self.log_likelihood_ = float(-(result.objective - penalty) * data.n_contacts)
+        return self._store(
+            params,
+            covariance=covariance,
+            errors=errors,
+            log_likelihood=-(result.objective - penalty) * data.n_contacts,
+            correlation=correlation,
+            n_buyers=len(x),
+            n_rows=len(x),
+            step=result.step,
+            attempts=result.attempts,
+            penalizer=result.penalizer,
+        )
+
+    def _store(
+        self,
+        params: np.ndarray,
+        *,
+        covariance: np.ndarray | None = None,
+        errors: np.ndarray | None = None,
+        log_likelihood: float,
+        correlation: float,
+        n_buyers: int,
+        n_rows: int,
+        step: str,
+        attempts: list[dict[str, object]],
+        penalizer: float,
+    ) -> GammaGammaModel:
+        """Set the fitted state (see the class docstring); a model the optimiser did not
+        estimate (an edge, equal spend) has no ``covariance`` and ``errors``: NaN."""
+        names = list(PARAMS)
+        if covariance is None or errors is None:
+            covariance, errors = np.full((3, 3), np.nan), np.full(3, np.nan)
+        self.params_ = pd.Series(params, index=names, name="Gamma-Gamma")
+        self.covariance_ = pd.DataFrame(covariance, index=names, columns=names)
+        self.standard_errors_ = pd.Series(errors, index=names, name="se")
+        self.log_likelihood_ = float(log_likelihood)
         self.population_mean_ = float(params[2] * params[0] / (params[1] - 1))
         self.frequency_monetary_correlation_ = correlation
-        self.n_repeat_buyers_ = int(len(x))
-        self.n_rows_fitted_ = int(len(x))
-        self.fit_step_ = result.step
-        self.fit_attempts_ = result.attempts
-        self.penalizer_used_ = result.penalizer
+        self.n_repeat_buyers_ = int(n_buyers)
+        self.n_rows_fitted_ = int(n_rows)
+        self.fit_step_ = step
+        self.fit_attempts_ = attempts
+        self.penalizer_used_ = penalizer
         return self
 
     def _at_edge(
@@ -178,7 +210,16 @@ class GammaGammaModel(Estimator):
         """The model at an edge of its parameter space (:mod:`clvcast.models.spend_edges`),
         which the optimiser's steps cannot reach: no standard errors, and a warning that
         says what the edge means for the expected order values."""
-        mean = float(params[2] * params[0] / (params[1] - 1))
+        self._store(
+            params,
+            log_likelihood=-result.objective * n_buyers,
+            correlation=correlation,
+            n_buyers=n_buyers,
+            n_rows=n_buyers,
+            step=result.step,
+            attempts=result.attempts,
+            penalizer=0.0,
+        )
         meaning = (
             "each contact spends about the same on every purchase day, and contacts differ: "
             "a repeat buyer's expected order value is its own mean"
@@ -188,23 +229,10 @@ class GammaGammaModel(Estimator):
         )
         warnings.warn(
             f"Gamma-Gamma: the likelihood is largest at an edge of the model ({meaning}); "
-            f"one-time buyers get {mean:,.4g}. No standard errors there.",
+            f"one-time buyers get {self.population_mean_:,.4g}. No standard errors there.",
             ModelWarning,
             stacklevel=3,
         )
-        nan = float("nan")
-        names = list(PARAMS)
-        self.params_ = pd.Series(params, index=names, name="Gamma-Gamma")
-        self.covariance_ = pd.DataFrame(np.full((3, 3), nan), index=names, columns=names)
-        self.standard_errors_ = pd.Series(np.full(3, nan), index=names, name="se")
-        self.log_likelihood_ = float(-result.objective * n_buyers)
-        self.population_mean_ = mean
-        self.frequency_monetary_correlation_ = correlation
-        self.n_repeat_buyers_ = int(n_buyers)
-        self.n_rows_fitted_ = int(n_buyers)
-        self.fit_step_ = result.step
-        self.fit_attempts_ = result.attempts
-        self.penalizer_used_ = 0.0
         return self
 
     def _constant_spend(self, m: np.ndarray) -> GammaGammaModel:
@@ -219,22 +247,16 @@ class GammaGammaModel(Estimator):
             DataQualityWarning,
             stacklevel=3,
         )
-        nan = float("nan")
-        names = list(PARAMS)
-        self.params_ = pd.Series(
-            [_CONSTANT_P, _CONSTANT_P + 1, value], index=names, name="Gamma-Gamma"
+        return self._store(
+            np.array([EDGE_INFINITY, EDGE_INFINITY + 1, value]),
+            log_likelihood=float("nan"),
+            correlation=float("nan"),
+            n_buyers=len(m),
+            n_rows=0,
+            step=CONSTANT_STEP,
+            attempts=[],
+            penalizer=0.0,
         )
-        self.covariance_ = pd.DataFrame(np.full((3, 3), nan), index=names, columns=names)
-        self.standard_errors_ = pd.Series(np.full(3, nan), index=names, name="se")
-        self.log_likelihood_ = nan
-        self.population_mean_ = value
-        self.frequency_monetary_correlation_ = nan
-        self.n_repeat_buyers_ = int(len(m))
-        self.n_rows_fitted_ = 0
-        self.fit_step_ = CONSTANT_STEP
-        self.fit_attempts_ = []
-        self.penalizer_used_ = 0.0
-        return self
 
     def expected_order_value(self, summary: pd.DataFrame) -> pd.Series:
         """Expected value of each contact's future orders (population mean for x = 0)."""

@@ -60,7 +60,7 @@ def _spend_model_lines(model) -> list[str]:
     """What the Gamma-Gamma fit found: its parameters, or, where it is not fitted or lies at
     an edge (a parameter at infinity), what that means for the expected order values."""
     from clvcast.models.gamma_gamma import CONSTANT_STEP
-    from clvcast.models.spend_edges import ALIKE_CONTACTS, FIXED_SPEND
+    from clvcast.models.spend_edges import FIXED_SPEND, MEANING
 
     buyers, mean = model.n_repeat_buyers_, model.population_mean_
     p, q, _ = model.params_
@@ -69,19 +69,12 @@ def _spend_model_lines(model) -> list[str]:
             f"Gamma-Gamma not fitted: all {buyers:,} repeat buyers spend the same per purchase day;",
             f"  every contact's expected order value is {mean:,.2f}",
         ]
-    if model.fit_step_ == FIXED_SPEND:
+    if model.fit_step_ in MEANING:
+        finite = f"q={q:.4g}" if model.fit_step_ == FIXED_SPEND else f"p={p:.4g}"
         return [
-            f"Gamma-Gamma at an edge on {buyers:,} repeat buyers: each spends about the same "
-            f"on every purchase day (p = inf, q={q:.4g});",
-            "  a repeat buyer's expected order value is its own mean; one-time buyers get "
-            f"the population mean {mean:,.2f}",
-        ]
-    if model.fit_step_ == ALIKE_CONTACTS:
-        return [
-            f"Gamma-Gamma at an edge on {buyers:,} repeat buyers: their mean spends differ "
-            f"no more than chance (q = inf, p={p:.4g});",
-            "  every contact's expected order value is the mean of all repeat purchase days, "
-            f"{mean:,.2f}",
+            f"Gamma-Gamma at an edge on {buyers:,} repeat buyers ({finite}): "
+            f"{MEANING[model.fit_step_]};",
+            f"  one-time buyers get the population mean order value {mean:,.2f}",
         ]
     return [
         f"Gamma-Gamma fitted on {buyers:,} repeat buyers (step '{model.fit_step_}'), "

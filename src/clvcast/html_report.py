@@ -44,7 +44,7 @@ from clvcast.figures import FigureInputs, model_figure
 from clvcast.models.evaluation import HoldoutEvaluation
 from clvcast.models.forecast import prediction_columns
 from clvcast.models.gamma_gamma import CONSTANT_STEP
-from clvcast.models.spend_edges import ALIKE_CONTACTS, FIXED_SPEND
+from clvcast.models.spend_edges import MEANING
 from clvcast.pipeline import CLVPipeline, PipelineEvaluation
 from clvcast.rfm import segment_table
 
@@ -651,19 +651,13 @@ def _model(ctx: _Context) -> list[str]:
         columns=["setting", "value"],
     )
     correlation = gamma.frequency_monetary_correlation_
-    if gamma.fit_step_ in (FIXED_SPEND, ALIKE_CONTACTS):
-        meaning = (
-            "each contact spends about the same on every purchase day (p is infinite), so a "
-            "repeat buyer's expected order value is its own mean"
-            if gamma.fit_step_ == FIXED_SPEND
-            else "contacts' mean spends differ no more than chance (q is infinite), so every "
-            "contact's expected order value is the mean of all repeat purchase days"
-        )
+    if gamma.fit_step_ in MEANING:
         spend = [
             _paragraph(
                 f"The likelihood is largest at an edge of the model, fitted as its limit on "
-                f"the {gamma.n_repeat_buyers_:,} repeat buyers: {meaning}. One-time buyers get "
-                f"{_number(gamma.population_mean_, 2)}{_e(ctx.money)}. No standard errors there."
+                f"the {gamma.n_repeat_buyers_:,} repeat buyers: {MEANING[gamma.fit_step_]}. "
+                f"One-time buyers get {_number(gamma.population_mean_, 2)}{_e(ctx.money)}. "
+                "No standard errors there."
             )
         ]
     elif gamma.fit_step_ == CONSTANT_STEP:

@@ -35,9 +35,7 @@ from clvcast.models.fitting import (
     standard_errors,
 )
 from clvcast.models.likelihood import gamma_gamma_objective, prepare_gamma_gamma_data
-from clvcast.models.spend_edges import ALIKE_CONTACTS, EDGE_INFINITY, FIXED_SPEND, edge_fits
-
-EDGE_STEPS = (FIXED_SPEND, ALIKE_CONTACTS)
+from clvcast.models.spend_edges import EDGE_INFINITY, MEANING, edge_fits
 
 PARAMS = ("p", "q", "v")
 _SPREAD_STARTS = ((1.0, 1.0, 2.0), (2.0, 0.5, 3.0), (0.0, 2.0, 1.0))
@@ -142,7 +140,7 @@ class GammaGammaModel(Estimator):
             edges=lambda: edge_fits(data),
         )
         params = np.exp(result.log_params)
-        if result.step in EDGE_STEPS:
+        if result.step in MEANING:  # an edge (spend_edges)
             return self._at_edge(result, params, correlation, len(x))
         if params[1] <= 1:
             raise ModelError(
@@ -220,16 +218,10 @@ class GammaGammaModel(Estimator):
             attempts=result.attempts,
             penalizer=0.0,
         )
-        meaning = (
-            "each contact spends about the same on every purchase day, and contacts differ: "
-            "a repeat buyer's expected order value is its own mean"
-            if result.step == FIXED_SPEND
-            else "contacts' mean spend differs no more than chance explains: every "
-            "contact's expected order value is the mean of all repeat purchase days"
-        )
         warnings.warn(
-            f"Gamma-Gamma: the likelihood is largest at an edge of the model ({meaning}); "
-            f"one-time buyers get {self.population_mean_:,.4g}. No standard errors there.",
+            f"Gamma-Gamma: the likelihood is largest at an edge of the model: "
+            f"{MEANING[result.step]}; one-time buyers get {self.population_mean_:,.4g}. No "
+            "standard errors there.",
             ModelWarning,
             stacklevel=3,
         )

@@ -35,6 +35,14 @@ from clvcast.models.likelihood import GammaGammaData
 EDGE_INFINITY = 1e12
 FIXED_SPEND = "edge: fixed spend per contact"
 ALIKE_CONTACTS = "edge: alike contacts"
+# What each edge means for the expected order values, in the words of the fit's warning,
+# clvcast forecast's summary and the report.
+MEANING = {
+    FIXED_SPEND: "each contact spends about the same on every purchase day (p = inf), so a "
+    "repeat buyer's expected order value is its own mean",
+    ALIKE_CONTACTS: "contacts' mean spends differ no more than chance (q = inf), so every "
+    "contact's expected order value is the mean of all repeat purchase days",
+}
 _ROOT_STEPS = 200  # bisection steps on a log scale: far beyond double precision
 
 

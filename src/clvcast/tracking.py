@@ -90,10 +90,10 @@ def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     location = None
-    if uri.startswith("sqlite:///"):
+    database = sqlite_database(uri)
+    if database is not None:
         # a relative database path (sqlite:///mlruns.db) is relative to the working directory
-        database = Path(uri.removeprefix("sqlite:///")).resolve()
-        location = (database.parent / "artifacts").as_uri()
+        location = (database.resolve().parent / "artifacts").as_uri()
     return client.create_experiment(name, artifact_location=location)
 
 

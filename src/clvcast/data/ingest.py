@@ -555,10 +555,7 @@ def _example_rows(connection: duckdb.DuckDBPyConnection, sql: str) -> list[tuple
 
 def _shown(rows: list[tuple[Any, ...]], total: int) -> str:
     """'row 3: "abc", row 9: "x"' from :func:`_example_rows`' rows, of ``total`` in all."""
-    shown = [
-        f"row {int(position) + 1}: " + ("empty" if value is None else f'"{value}"')
-        for position, value in rows
-    ]
+    shown = [f"row {int(position) + 1}: {rules.shown_value(value)}" for position, value in rows]
     more = total - len(rows)
     return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
 

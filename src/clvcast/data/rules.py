@@ -45,6 +45,12 @@ def case_twins(name: str, column: str, count: int, first: str, second: str) -> s
     )
 
 
+def shown_value(value: object) -> str:
+    """A cell as the examples of a refused row show it: quoted, or ``empty`` (a missing
+    value, which read as "None" before)."""
+    return "empty" if value is None else f'"{value}"'
+
+
 _CURRENCY = re.compile(
     r"[€$£¥₹₽₩¢]|\b(?:EUR|USD|GBP|PLN|CHF|SEK|NOK|DKK|CZK|HUF|JPY|CAD|AUD)\b", re.IGNORECASE
 )

@@ -219,7 +219,7 @@ def _example_values(frame: Any, column) -> list[Any]:
 
 
 def _shown(values: list[Any], total: int) -> str:
-    shown = ", ".join("empty" if value is None else f'"{value}"' for value in values)
+    shown = ", ".join(rules.shown_value(value) for value in values)
     more = total - len(values)
     return "for example " + shown + (f" and {more:,} more" if more > 0 else "")
 

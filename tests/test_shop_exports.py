@@ -373,6 +373,66 @@ def test_madrid_late_evening_orders_land_on_the_local_day():
         read_transactions(frame, timezone="Mars/Olympus")
 
 
+def _as_numbers(orders: pd.DataFrame, date_format: str) -> pd.Series:
+    """The orders' dates as an export writes them in one of the number formats."""
+    stamps = orders["date"] + pd.Timedelta(hours=9, minutes=30)  # a time of day, not midnight
+    if date_format == "excel":
+        return (stamps - pd.Timestamp("1899-12-30")) / pd.Timedelta(days=1)
+    seconds = (stamps - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    return seconds * 1000 if date_format == "unix-ms" else seconds
+
+
+@pytest.mark.parametrize("date_format", ["unix", "unix-ms", "excel"])
+def test_dates_written_as_numbers_read_with_their_format_and_are_never_guessed(
+    tmp_path, date_format
+):
+    """Unix times and spreadsheet serial days were refused as unparseable dates with no
+    word of what they were; now the message names the format that reads them, and with it
+    the log is the one the same orders give with ISO dates, from CSV, Parquet (integer or
+    float column) and a DataFrame."""
+    orders = _orders()
+    numbers = orders.assign(date=_as_numbers(orders, date_format))
+    path = tmp_path / "events.csv"
+    numbers.to_csv(path, index=False)
+    numbers.to_parquet(tmp_path / "events.parquet")
+    label = {"unix": "Unix times in seconds", "unix-ms": "Unix times in milliseconds"}
+    shown = label.get(date_format, "spreadsheet serial day numbers")
+    with pytest.raises(InputError, match=f"look like {shown}.*: pass --date-format {date_format}"):
+        read_transactions(path)
+    for source in (path, tmp_path / "events.parquet", numbers):
+        log = read_transactions(source, date_format=date_format)
+        _assert_log(log, orders)
+        assert log.report.date_format.startswith(shown)
+
+
+def test_unix_times_are_instants_taken_to_the_shops_zone():
+    """A Unix time is an instant in UTC: 23:30 UTC is the next day in Madrid, as for
+    timestamps with an offset."""
+    late = (pd.Timestamp("2024-03-01 23:30") - pd.Timestamp("1970-01-01")).total_seconds()
+    frame = pd.DataFrame({"contact_id": ["a"], "date": [int(late)], "amount": [10.0]})
+    utc = read_transactions(frame, date_format="unix")
+    madrid = read_transactions(frame, date_format="unix", timezone="Europe/Madrid")
+    assert utc.purchases["date"].dt.strftime("%m-%d").tolist() == ["03-01"]
+    assert madrid.purchases["date"].dt.strftime("%m-%d").tolist() == ["03-02"]
+    assert any("Europe/Madrid" in note for note in madrid.report.notes)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["123456", "234567"], ["1700000000", "12"], ["44927", "2024-01-01"], ["99999999999"]],
+    ids=["six digits", "mixed lengths", "mixed with text", "eleven digits"],
+)
+def test_numbers_that_fit_no_date_format_get_no_hint(values):
+    from clvcast.data.dates import number_date_hint
+
+    assert number_date_hint(values) == ""
+
+
+def test_a_date_format_without_strftime_codes_is_refused_with_the_choices(tmp_path):
+    with pytest.raises(InputError, match="'unixx' has no strftime code.*unix, unix-ms, excel"):
+        read_transactions(_orders(), date_format="unixx")
+
+
 # --- through the CLI ---------------------------------------------------------------------
 
 

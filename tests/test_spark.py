@@ -103,6 +103,22 @@ def test_spark_applies_the_same_policies(spark, tmp_path):
         read_transactions_spark(spark, path, ReadOptions())
 
 
+def test_spark_reads_unix_times_and_names_their_format_as_the_local_engine(spark, tmp_path):
+    stamps = pd.to_datetime(["2024-01-01 08:00", "2024-01-01 23:30", "2024-02-03 12:00"])
+    seconds = (stamps - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    frame = pd.DataFrame({"contact_id": ["a", "a", "b"], "date": seconds, "amount": 10.0})
+    path = tmp_path / "events.parquet"
+    frame.to_parquet(path, index=False)
+    options = {"date_format": "unix", "timezone": "Europe/Madrid"}
+    local = read_transactions(path, **options)
+    purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
+    pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
+    assert report.to_dict() == local.report.to_dict()
+    assert len(local.purchases) == 3  # 23:30 UTC is the next day in Madrid
+    with pytest.raises(Exception, match="look like Unix times in seconds"):
+        read_transactions_spark(spark, path, ReadOptions())
+
+
 def test_spark_reads_order_lines_refunds_and_ids_as_the_local_engine(spark, tmp_path):
     export = online_retail_lines(300, seed=7)
     lines = export.lines.copy()

@@ -135,8 +135,10 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         "--date-format",
         default=None,
         metavar="FMT",
-        help="strftime format of the dates, e.g. %%d/%%m/%%Y (default: one format inferred "
-        "from every value; a column that reads as day/month and month/day alike is refused)",
+        help="strftime format of the dates, e.g. %%d/%%m/%%Y, or for dates written as "
+        "numbers: unix (seconds since 1970, UTC), unix-ms (milliseconds) or excel "
+        "(spreadsheet serial days) (default: one format inferred from every value; a "
+        "column that reads as day/month and month/day alike is refused)",
     )
     group.add_argument(
         "--dayfirst",

@@ -15,12 +15,20 @@ and month-first layouts on *every* distinct value and keeps the one that reads t
 
 Time zones: values with a UTC offset are converted to the shop's zone (``timezone``, UTC by
 default) before the day is taken; naive values are taken as local to it already.
+
+Numbers are dates only when the format says which numbers (:data:`NUMBER_FORMATS`): Unix
+times in seconds or milliseconds (instants, converted to the shop's zone like values with an
+offset) or spreadsheet serial day numbers. They are never inferred: a column of numbers may
+as well be order numbers, and a wrong unit moves every date by years. A column that looks
+like them is refused with the format that reads it (:func:`number_date_hint`).
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 import warnings
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -43,6 +51,33 @@ _DATE_LAYOUTS = (
 _TIME_SUFFIXES = ("", " %H:%M", " %H:%M:%S")
 _DAY_FIRST = ("%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%d/%m/%y")
 _MONTH_FIRST = {"%d/%m/%Y": "%m/%d/%Y", "%d-%m-%Y": "%m-%d-%Y", "%d/%m/%y": "%m/%d/%y"}
+
+
+# The --date-format names of dates written as numbers: (what the report calls them, the
+# number's unit for pandas, the day it counts from, whether it is an instant in UTC).
+NUMBER_FORMATS = {
+    "unix": ("Unix times in seconds", "s", "unix", True),
+    "unix-ms": ("Unix times in milliseconds", "ms", "unix", True),
+    "excel": ("spreadsheet serial day numbers (Excel, LibreOffice)", "D", "1899-12-30", False),
+}
+
+
+def _parse_numbers(values: pd.Series, date_format: str) -> pd.Series:
+    """Dates written as numbers in ``date_format`` (a :data:`NUMBER_FORMATS` name); text that
+    is not a number, or a number beyond pandas' dates, reads as missing (unparseable)."""
+    _, unit, origin, instant = NUMBER_FORMATS[date_format]
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return pd.to_datetime(numbers, unit=unit, origin=origin, utc=instant, errors="coerce")
+        except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):  # some out of range
+            within = numbers.where(numbers.abs() < _NUMBER_LIMITS[unit])
+            return pd.to_datetime(within, unit=unit, origin=origin, utc=instant, errors="coerce")
+
+
+# Numbers beyond these read as unparseable: pandas' dates end in 2262 (9.2e9 seconds).
+_NUMBER_LIMITS = {"s": 9e9, "ms": 9e12, "D": 1e5}
 
 
 def _parse(values: pd.Series, date_format: str) -> pd.Series:
@@ -127,6 +162,12 @@ def parse_dates(
     if pd.api.types.is_datetime64_dtype(raw):
         return raw, None
     text = raw.astype("string").str.strip() if date_format is None else raw.astype("string")
+    if date_format in NUMBER_FORMATS:
+        parsed = _parse_numbers(text, date_format)
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            notes.append(f"Unix times (UTC) were converted to {timezone} before the day")
+            parsed = parsed.dt.tz_convert(timezone).dt.tz_localize(None)
+        return parsed, NUMBER_FORMATS[date_format][0]
     chosen = date_format or infer_date_format(text, dayfirst=dayfirst, what=what)
     parsed = _parse(text, chosen)
     shown = ("ISO 8601" if chosen == ISO else chosen) + (
@@ -138,10 +179,39 @@ def parse_dates(
     return parsed, shown
 
 
+# What numbers of each format look like: (digits before any decimal point, lowest, highest),
+# the range being 1973-2100 (Unix times) and 1954-2119 (serial days).
+_NUMBER_SHAPES = {
+    "unix": (range(9, 11), 1e8, 4.2e9),
+    "unix-ms": (range(12, 14), 1e11, 4.2e12),
+    "excel": (range(5, 6), 2e4, 8e4),
+}
+_NUMBER = re.compile(r"\s*(\d+)(?:\.\d*)?\s*")
+
+
+def number_date_hint(values: Iterable[object]) -> str:
+    """The end of an unparseable-date message when the example ``values`` are all numbers of
+    one of :data:`NUMBER_FORMATS` (its option), else ""."""
+    texts = [str(value) for value in values if value is not None]
+    matches = [_NUMBER.fullmatch(text) for text in texts]
+    if not texts or not all(matches):
+        return ""
+    for name, (digits, low, high) in _NUMBER_SHAPES.items():
+        if all(len(m.group(1)) in digits and low <= float(m.group(0)) <= high for m in matches):
+            return f"; they look like {NUMBER_FORMATS[name][0]}: pass --date-format {name}"
+    return ""
+
+
 def check_date_format(date_format: str | None) -> None:
     """One clear error for a strftime format with an unknown directive (``%Q``)."""
-    if date_format is None:
+    if date_format is None or date_format in NUMBER_FORMATS:
         return
+    if "%" not in date_format:
+        raise InputError(
+            f"--date-format {date_format!r} has no strftime code; use codes such as %Y-%m-%d "
+            f"or %d/%m/%Y %H:%M, or one of {', '.join(NUMBER_FORMATS)} for dates written as "
+            "numbers."
+        )
     try:
         datetime.datetime.strptime("", date_format)
     except ValueError as exc:

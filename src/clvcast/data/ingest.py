@@ -954,9 +954,7 @@ def _ingest(
             connection,
             f"SELECT {_POSITION}, {shown} FROM {numbered} WHERE {typed.problem()} = {code}",
         )
-        hint = ""
-        if code == rules.BAD_AMOUNT:
-            hint = rules.amount_hint((value for _, value in rows), options.decimal)
+        hint = rules.problem_hint(code, (value for _, value in rows), options.decimal)
         found.append(
             f"{count:,} rows with {reason} in column '{column}' ({_shown(rows, count)}){hint}"
         )

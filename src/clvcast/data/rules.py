@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from clvcast.data.dates import number_date_hint
 from clvcast.data.report import (
     REASON_AMOUNT_RANGE,
     REASON_BAD_AMOUNT,
@@ -34,6 +35,18 @@ PROBLEMS = (
 )
 GUEST_CHECKOUT = 1  # the problem code of a row without a contact id: dropped, never refused
 BAD_AMOUNT = PROBLEMS.index(REASON_BAD_AMOUNT) + 1  # its amount is not a number: see amount_hint
+BAD_DATE = PROBLEMS.index(REASON_BAD_DATE) + 1  # its date reads in no format: see problem_hint
+
+
+def problem_hint(code: int, values: Iterable[object], decimal: str) -> str:
+    """The end of the message about rows with problem ``code``, from their example
+    ``values`` as read: what the amounts or dates look like and the option that reads them
+    (:func:`amount_hint`, :func:`~clvcast.data.dates.number_date_hint`), or ""."""
+    if code == BAD_AMOUNT:
+        return amount_hint(values, decimal)
+    if code == BAD_DATE:
+        return number_date_hint(values)
+    return ""
 
 
 def case_twins(name: str, column: str, count: int, first: str, second: str) -> str:

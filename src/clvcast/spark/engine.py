@@ -336,9 +336,7 @@ def _aggregate(
         column = options.date_col if code in (2, 3) else options.amount_label
         raw = "raw_date" if code in (2, 3) else "raw_amount"
         values = _example_values(typed.where(F.col("problem") == code), raw)
-        hint = ""
-        if code == rules.BAD_AMOUNT:
-            hint = rules.amount_hint(values, options.decimal)
+        hint = rules.problem_hint(code, values, options.decimal)
         found.append(
             f"{count:,} rows with {reason} in column '{column}' ({_shown(values, count)}){hint}"
         )

@@ -156,7 +156,10 @@ def test_float_contact_ids_lose_their_decimal_point():
     assert log.purchases["contact_id"].tolist() == ["101"]
 
 
-def test_time_zones_are_converted_to_utc_before_taking_the_day():
+def test_offsets_give_the_day_as_written_unless_a_zone_is_chosen():
+    """A timestamp with a UTC offset is a local time at that offset: its day is the one it
+    writes. Converting to UTC by default moved late-evening orders of a shop west of UTC
+    (and the first hour after midnight east of it) to another day, with only a note."""
     data = frame(
         [
             ("a", "2024-01-01T23:30:00-02:00", 1.0),  # 01:30 UTC on Jan 2
@@ -165,22 +168,49 @@ def test_time_zones_are_converted_to_utc_before_taking_the_day():
     )
     log = read_transactions(data)
     assert log.purchases["date"].tolist() == [
+        pd.Timestamp("2024-01-01"),
+        pd.Timestamp("2024-01-05"),
+    ]
+    assert any("the day as written" in note for note in log.report.notes)
+    utc = read_transactions(data, timezone="UTC")
+    assert utc.purchases["date"].tolist() == [
         pd.Timestamp("2024-01-02"),
         pd.Timestamp("2024-01-05"),
     ]
-    assert any("UTC" in note for note in log.report.notes)
+    assert any("converted to UTC" in note for note in utc.report.notes)
 
 
-def test_tz_aware_datetime_column_is_converted():
+def test_summer_and_winter_offsets_each_keep_their_clock():
+    """Mixed offsets (a European shop's +01:00 in winter and +02:00 in summer) are read as
+    instants by pandas; each gets its own offset back."""
+    stamps = ["2024-01-05 00:30:00+01:00", "2024-07-05 00:30:00+0200", "2024-07-06 10:00Z"]
+    data = frame([(c, stamp, 1.0) for c, stamp in zip("abc", stamps, strict=True)])
+    days = read_transactions(data).purchases["date"].dt.strftime("%m-%d").tolist()
+    assert days == ["01-05", "07-05", "07-06"]
+    madrid = read_transactions(data, timezone="Europe/Madrid").purchases["date"]
+    assert madrid.dt.strftime("%m-%d").tolist() == ["01-05", "07-05", "07-06"]
+    utc = read_transactions(data, timezone="UTC").purchases["date"]
+    assert utc.dt.strftime("%m-%d").tolist() == ["01-04", "07-04", "07-06"]
+
+
+def test_tz_aware_column_is_taken_in_its_own_zone_or_converted(tmp_path):
     stamps = pd.to_datetime(["2024-03-01 23:00", "2024-03-05 01:00"]).tz_localize(
         "America/New_York"
     )
     data = pd.DataFrame({"contact_id": ["a", "a"], "date": stamps, "amount": [1.0, 2.0]})
-    log = read_transactions(data)
-    assert log.purchases["date"].tolist() == [
-        pd.Timestamp("2024-03-02"),
-        pd.Timestamp("2024-03-05"),
-    ]
+    data.to_parquet(tmp_path / "zoned.parquet")
+    for source in (data, tmp_path / "zoned.parquet"):  # the file keeps the zone's name
+        log = read_transactions(source)
+        assert log.purchases["date"].tolist() == [
+            pd.Timestamp("2024-03-01"),
+            pd.Timestamp("2024-03-05"),
+        ]
+        assert any("America/New_York" in note for note in log.report.notes)
+        converted = read_transactions(source, timezone="UTC")
+        assert converted.purchases["date"].tolist() == [
+            pd.Timestamp("2024-03-02"),
+            pd.Timestamp("2024-03-05"),
+        ]
 
 
 def test_rows_after_as_of_are_dropped_and_counted():

@@ -119,6 +119,19 @@ def test_spark_reads_unix_times_and_names_their_format_as_the_local_engine(spark
         read_transactions_spark(spark, path, ReadOptions())
 
 
+def test_spark_takes_zoned_timestamps_in_the_zone_the_file_names(spark, tmp_path):
+    stamps = pd.to_datetime(["2024-03-01 23:00", "2024-07-05 00:30"]).tz_localize("Europe/Madrid")
+    frame = pd.DataFrame({"contact_id": ["a", "b"], "date": stamps, "amount": 10.0})
+    path = tmp_path / "zoned.parquet"
+    frame.to_parquet(path, index=False)
+    for options in ({}, {"timezone": "UTC"}):
+        local = read_transactions(path, **options)
+        purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
+        pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
+        assert report.to_dict() == local.report.to_dict()
+    assert local.purchases["date"].dt.strftime("%m-%d").tolist() == ["03-01", "07-04"]
+
+
 def test_spark_reads_order_lines_refunds_and_ids_as_the_local_engine(spark, tmp_path):
     export = online_retail_lines(300, seed=7)
     lines = export.lines.copy()

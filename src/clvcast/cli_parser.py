@@ -148,11 +148,12 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
     )
     group.add_argument(
         "--timezone",
-        default="UTC",
+        default=None,
         metavar="ZONE",
-        help="the shop's time zone, e.g. Europe/Madrid: timestamps with a UTC offset are "
-        "converted to it before taking the day; naive ones are taken as local "
-        "(default: %(default)s)",
+        help="the shop's time zone, e.g. Europe/Madrid: timestamps with a UTC offset or a "
+        "zone are converted to it before taking the day; naive ones are taken as local "
+        "(default: the day as written: text with an offset at the time it writes, "
+        "instants such as Unix times in UTC)",
     )
     group.add_argument(
         "--sep",

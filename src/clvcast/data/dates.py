@@ -13,8 +13,13 @@ and month-first layouts on *every* distinct value and keeps the one that reads t
 - when no layout reads every value, the one that reads most is used and the other values
   count as unparseable dates (with examples), never re-read row by row in another layout.
 
-Time zones: values with a UTC offset are converted to the shop's zone (``timezone``, UTC by
-default) before the day is taken; naive values are taken as local to it already.
+Time zones: the day is the one the data writes unless ``timezone`` (the shop's zone) is
+given. Naive values are local times already. Text with a UTC offset ("2024-01-05 00:30:00
++0100", as Shopify exports) is taken at the time it writes, its own offset's clock: converting
+it to UTC by default moved every order placed in the first hour after a European midnight
+to the day before. Instants with no clock of their own (Unix times, timestamps typed with a
+zone in Parquet or DuckDB) are taken in UTC, noted. With ``timezone`` every value with an
+offset or zone is converted to it first.
 
 Numbers are dates only when the format says which numbers (:data:`NUMBER_FORMATS`): Unix
 times in seconds or milliseconds (instants, converted to the shop's zone like values with an
@@ -141,32 +146,72 @@ def infer_date_format(values: pd.Series, *, dayfirst: bool | None = None, what: 
     return first
 
 
+# The zone of instants that carry no clock of their own when the shop's zone is not given.
+INSTANT_ZONE = "UTC"
+
+
+def instant_zone(what: str, timezone: str | None, written: str | None = None) -> tuple[str, str]:
+    """The zone whose clock gives the day of ``what`` (instants), and the report's note:
+    ``timezone`` when given, else the zone the column is ``written`` in (a pandas or
+    pyarrow timestamp column keeps it), else UTC."""
+    if timezone is not None:
+        return timezone, f"{what} were converted to {timezone} before the day"
+    if written is not None:
+        return written, f"timestamps written in time zone {written} were taken in that zone"
+    return (
+        INSTANT_ZONE,
+        f"{what} were taken in {INSTANT_ZONE} (pass --timezone for the shop's zone)",
+    )
+
+
+_OFFSET = re.compile(r"(?:Z|([+-])(\d{2}):?(\d{2})?)$")
+
+
+def _offset_minutes(text: pd.Series) -> pd.Series:
+    """The UTC offset each timestamp text ends with, in minutes ("Z": 0; none: missing)."""
+    parts = text.str.extract(_OFFSET)
+    minutes = parts[1].astype("float64") * 60 + parts[2].astype("float64").fillna(0)
+    sign = parts[0].map({"+": 1.0, "-": -1.0}).astype("float64")
+    utc = text.str.endswith("Z").fillna(False).astype(bool)
+    return (sign * minutes).where(~utc, 0.0)
+
+
+def _as_written(text: pd.Series, parsed: pd.Series) -> pd.Series:
+    """Naive local times of timestamps with UTC offsets: each at the clock it writes."""
+    if str(parsed.dt.tz) != "UTC":  # one offset for every value: its clock
+        return parsed.dt.tz_localize(None)
+    # Mixed offsets (summer and winter time) were read as UTC instants: add each one back.
+    return parsed.dt.tz_localize(None) + pd.to_timedelta(_offset_minutes(text), unit="min")
+
+
 def parse_dates(
     raw: pd.Series,
     date_format: str | None,
     notes: list[str],
     *,
     dayfirst: bool | None = None,
-    timezone: str = "UTC",
+    timezone: str | None = None,
     what: str = "",
 ) -> tuple[pd.Series, str | None]:
-    """Parse to naive datetimes in the shop's ``timezone`` (see the module docstring).
+    """Parse to naive local datetimes (see the module docstring on ``timezone``).
 
     ``raw`` holds distinct values of one column (text or datetimes). Returns the datetimes
     and, for text, the format used as the ingestion report shows it (None for values that
-    were datetimes already). Conversions between zones are added to ``notes``.
+    were datetimes already). What was done with zones and offsets is added to ``notes``.
     """
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        notes.append(f"timestamps in time zone {raw.dt.tz} were converted to {timezone}")
-        return raw.dt.tz_convert(timezone).dt.tz_localize(None), None
+        zone, note = instant_zone("timestamps", timezone, str(raw.dt.tz))
+        notes.append(note)
+        return raw.dt.tz_convert(zone).dt.tz_localize(None), None
     if pd.api.types.is_datetime64_dtype(raw):
         return raw, None
     text = raw.astype("string").str.strip() if date_format is None else raw.astype("string")
     if date_format in NUMBER_FORMATS:
         parsed = _parse_numbers(text, date_format)
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            notes.append(f"Unix times (UTC) were converted to {timezone} before the day")
-            parsed = parsed.dt.tz_convert(timezone).dt.tz_localize(None)
+            zone, note = instant_zone("Unix times", timezone)
+            notes.append(note)
+            parsed = parsed.dt.tz_convert(zone).dt.tz_localize(None)
         return parsed, NUMBER_FORMATS[date_format][0]
     chosen = date_format or infer_date_format(text, dayfirst=dayfirst, what=what)
     parsed = _parse(text, chosen)
@@ -174,8 +219,17 @@ def parse_dates(
         "" if date_format else " (inferred from every value)"
     )
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        notes.append(f"timestamps with a UTC offset were converted to {timezone} before the day")
-        parsed = parsed.dt.tz_convert(timezone).dt.tz_localize(None)
+        if timezone is None:
+            notes.append(
+                "timestamps with a UTC offset were taken at the time they write, the day as "
+                "written (pass --timezone to convert them to the shop's zone)"
+            )
+            parsed = _as_written(text, parsed)
+        else:
+            notes.append(
+                f"timestamps with a UTC offset were converted to {timezone} before the day"
+            )
+            parsed = parsed.dt.tz_convert(timezone).dt.tz_localize(None)
     return parsed, shown
 
 
@@ -222,8 +276,10 @@ def check_date_format(date_format: str | None) -> None:
             ) from exc
 
 
-def check_timezone(timezone: str) -> str:
-    """``timezone`` if it is a known IANA zone name, else one clear error."""
+def check_timezone(timezone: str | None) -> str | None:
+    """``timezone`` if it is None or a known IANA zone name, else one clear error."""
+    if timezone is None:
+        return None
     try:
         pd.Timestamp("2024-01-01", tz=timezone)
     except Exception as exc:

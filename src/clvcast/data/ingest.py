@@ -24,8 +24,10 @@ Policies (all documented in the README):
 - Rows without a contact id (guest checkouts) are always dropped and counted.
 - Order lines: ``quantity_col`` and ``price_col`` give amount = quantity x price;
   ``order_col`` makes the lines of one order one order (see :mod:`clvcast.data.lines`).
-- Time zones: tz-aware timestamps are converted to ``timezone`` (default UTC), then the day
-  is taken; naive timestamps are taken as local to it.
+- Time zones: the day is the one the data writes (:mod:`clvcast.data.dates`): naive
+  timestamps are local, text with a UTC offset is taken at the time it writes, instants
+  typed with a zone are taken in UTC; ``timezone`` (the shop's zone) converts every value
+  with an offset or a zone to it first.
 - ``as_of``: rows after the as-of day are dropped and counted (they are the future).
 """
 
@@ -47,7 +49,7 @@ import duckdb
 import pandas as pd
 
 from clvcast.data import rules
-from clvcast.data.dates import check_date_format, check_timezone, parse_dates
+from clvcast.data.dates import check_date_format, check_timezone, instant_zone, parse_dates
 from clvcast.data.inputs import (
     CSV_SUFFIXES,
     EXAMPLES,
@@ -57,6 +59,7 @@ from clvcast.data.inputs import (
     check_csv_header,
     check_header_split,
     check_unique_columns,
+    column_zone,
     csv_separator,
     existing_file,
     file_encoding,
@@ -345,23 +348,22 @@ def _date_sql(
     duck_type: str,
     options: ReadOptions,
     notes: list[str],
+    written: str | None = None,
 ) -> tuple[str, str, str, str | None]:
     """(timestamp expression, blank test, join, format of text dates) for the date column,
     naive in the shop's zone.
 
-    Typed dates and timestamps are used as they are (time-zone-aware ones converted to
-    ``options.timezone``). Text is parsed by pandas once per distinct value, in the one
+    Typed dates and timestamps are used as they are (time-zone-aware ones taken to
+    ``options.timezone``, else to the zone the column is ``written`` in, else UTC). Text is parsed by pandas once per distinct value, in the one
     format inferred from all of them (:mod:`clvcast.data.dates`).
     """
     q = f"source.{_quote(column)}"
     if duck_type in _TEMPORAL_TYPES:
         return f"CAST({q} AS TIMESTAMP)", f"{q} IS NULL", "", None
     if duck_type == _ZONED_TYPE:
-        notes.append(
-            f"timestamps with a time zone were converted to {options.timezone} before "
-            "taking the day"
-        )
-        return f"timezone({_literal(options.timezone)}, {q})", f"{q} IS NULL", "", None
+        zone, note = instant_zone("timestamps with a time zone", options.timezone, written)
+        notes.append(note)
+        return f"timezone({_literal(zone)}, {q})", f"{q} IS NULL", "", None
     date_format = options.date_format
     text = f"CAST({q} AS VARCHAR)" if date_format else f"trim(CAST({q} AS VARCHAR))"
     blank = f"({q} IS NULL OR trim(CAST({q} AS VARCHAR)) = '')"
@@ -582,7 +584,7 @@ def read_transactions(
     invalid: InvalidPolicy = "error",
     name: str | None = None,
     dayfirst: bool | None = None,
-    timezone: str = "UTC",
+    timezone: str | None = None,
     sep: str | None = None,
     decimal: str = ".",
     encoding: str = "utf-8",
@@ -607,15 +609,18 @@ def read_transactions(
         line, and a line with amount <= 0 whose order id is that order's, or "C" + it, is
         netted against it (see :mod:`clvcast.data.lines`).
     date_format
-        strftime format of the dates (for example ``"%Y%m%d"``); when omitted, one format is
-        inferred from every value of the column, and a column that reads as day/month and
-        as month/day alike is refused (see :mod:`clvcast.data.dates`).
+        strftime format of the dates (for example ``"%Y%m%d"``), or ``"unix"``,
+        ``"unix-ms"`` or ``"excel"`` for dates written as numbers; when omitted, one format
+        is inferred from every value of the column, and a column that reads as day/month
+        and as month/day alike is refused (see :mod:`clvcast.data.dates`).
     dayfirst
         True: dates like 03/09/2022 put the day first; False: the month; None: infer, and
         refuse when ambiguous.
     timezone
-        The shop's IANA time zone: timestamps with a UTC offset are converted to it before
-        the day is taken; naive timestamps are taken as local to it (default UTC).
+        The shop's IANA time zone: timestamps with a UTC offset or a zone are converted to
+        it before the day is taken; naive timestamps are taken as local to it. None
+        (default): the day as written; text with an offset at the time it writes, instants
+        (Unix times, timestamps typed with a zone) in UTC.
     sep, decimal, encoding
         CSV dialect: the separator (default: detected from the header among ``,`` ``;``
         tab and ``|``), the decimal mark of amounts (``.`` or ``,``) and the text encoding
@@ -724,7 +729,7 @@ class ReadOptions:
     invalid: InvalidPolicy = "error"
     name: str | None = None
     dayfirst: bool | None = None
-    timezone: str = "UTC"
+    timezone: str | None = None
     sep: str | None = None
     decimal: str = "."
     encoding: str = "utf-8"
@@ -873,7 +878,7 @@ def _ingest(
     check_columns(list(types), options.required_columns(), what=f"transactions ({name})")
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _date_sql(
-        connection, date_col, types[date_col], options, notes
+        connection, date_col, types[date_col], options, notes, column_zone(source, date_col)
     )
     amount, amount_blank, amount_shown = _line_amount_sql(types, options)
     contact, stored_contact = _contact_sql(

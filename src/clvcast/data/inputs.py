@@ -229,6 +229,24 @@ def is_parquet(source: str | os.PathLike[str]) -> bool:
     return Path(source).suffix.lower() in PARQUET_SUFFIXES
 
 
+def column_zone(source: str | os.PathLike[str] | pd.DataFrame, column: str) -> str | None:
+    """The time zone a DataFrame's or Parquet file's timestamp column is written in (pandas
+    and pyarrow keep it; DuckDB and Spark read such a column as instants and drop it), or
+    None (naive, not a timestamp, or a CSV)."""
+    if isinstance(source, pd.DataFrame):
+        dtype = source[column].dtype if column in source.columns else None
+        return str(dtype.tz) if isinstance(dtype, pd.DatetimeTZDtype) else None
+    if not is_parquet(source) or not Path(source).is_file():
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(source)
+    index = schema.get_field_index(column)
+    kind = schema.field(index).type if index >= 0 else None
+    return kind.tz if kind is not None and pa.types.is_timestamp(kind) and kind.tz else None
+
+
 def existing_file(source: str | os.PathLike[str], *, what: str) -> Path:
     path = Path(source)
     if not path.exists():

@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from clvcast.data import IngestionReport, check_columns, parse_as_of, rules, source_name
 from clvcast.data.chunks import PARTITION_BITS, SAMPLE_BITS, SAMPLE_SALT
-from clvcast.data.dates import parse_dates
+from clvcast.data.dates import instant_zone, parse_dates
 from clvcast.data.ingest import AMOUNT_LIMIT, ReadOptions, check_policies, utf8_text_file
 from clvcast.data.inputs import (
     CSV_SUFFIXES,
@@ -46,6 +46,7 @@ from clvcast.data.inputs import (
     WHOLE_ID_PATTERN,
     check_csv_header,
     check_header_split,
+    column_zone,
     csv_separator,
     existing_file,
     is_parquet,
@@ -141,7 +142,15 @@ def _contact(frame: Any, column: str, kind: str, id_case: str, name: str):
     return text
 
 
-def _dates(spark: Any, frame: Any, column: str, kind: str, options: ReadOptions, notes: list):
+def _dates(
+    spark: Any,
+    frame: Any,
+    column: str,
+    kind: str,
+    options: ReadOptions,
+    notes: list,
+    written: str | None = None,
+):
     """(timestamp column, blank test, mapping frame to join or None, format of text dates),
     as the local engine."""
     F = _functions()
@@ -149,11 +158,9 @@ def _dates(spark: Any, frame: Any, column: str, kind: str, options: ReadOptions,
     if kind in _TEMPORAL:
         return value.cast("timestamp_ntz"), value.isNull(), None, None
     if kind == "timestamp":  # an instant: its wall clock in the shop's zone (session: UTC)
-        notes.append(
-            f"timestamps with a time zone were converted to {options.timezone} before "
-            "taking the day"
-        )
-        local = F.from_utc_timestamp(value, options.timezone)
+        zone, note = instant_zone("timestamps with a time zone", options.timezone, written)
+        notes.append(note)
+        local = F.from_utc_timestamp(value, zone)
         return local.cast("timestamp_ntz"), value.isNull(), None, None
     raw = value.cast("string")
     text = raw if options.date_format else F.trim(raw)
@@ -257,7 +264,7 @@ def read_transactions_spark(
     grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _dates(
-        spark, grouped, date_col, kinds[date_col], options, notes
+        spark, grouped, date_col, kinds[date_col], options, notes, column_zone(source, date_col)
     )
     if join is not None:
         mapping, text = join

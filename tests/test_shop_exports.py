@@ -379,10 +379,10 @@ def _as_numbers(orders: pd.DataFrame, date_format: str) -> pd.Series:
     if date_format == "excel":
         return (stamps - pd.Timestamp("1899-12-30")) / pd.Timedelta(days=1)
     seconds = (stamps - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
-    return seconds * 1000 if date_format == "unix-ms" else seconds
+    return seconds * {"unix": 1, "unix-ms": 1000, "unix-us": 1_000_000}[date_format]
 
 
-@pytest.mark.parametrize("date_format", ["unix", "unix-ms", "excel"])
+@pytest.mark.parametrize("date_format", ["unix", "unix-ms", "unix-us", "excel"])
 def test_dates_written_as_numbers_read_with_their_format_and_are_never_guessed(
     tmp_path, date_format
 ):
@@ -395,8 +395,8 @@ def test_dates_written_as_numbers_read_with_their_format_and_are_never_guessed(
     path = tmp_path / "events.csv"
     numbers.to_csv(path, index=False)
     numbers.to_parquet(tmp_path / "events.parquet")
-    label = {"unix": "Unix times in seconds", "unix-ms": "Unix times in milliseconds"}
-    shown = label.get(date_format, "spreadsheet serial day numbers")
+    unit = {"unix": "seconds", "unix-ms": "milliseconds", "unix-us": "microseconds"}
+    shown = f"Unix times in {unit[date_format]}" if date_format in unit else "spreadsheet"
     with pytest.raises(InputError, match=f"look like {shown}.*: pass --date-format {date_format}"):
         read_transactions(path)
     for source in (path, tmp_path / "events.parquet", numbers):
@@ -429,7 +429,9 @@ def test_numbers_that_fit_no_date_format_get_no_hint(values):
 
 
 def test_a_date_format_without_strftime_codes_is_refused_with_the_choices(tmp_path):
-    with pytest.raises(InputError, match="'unixx' has no strftime code.*unix, unix-ms, excel"):
+    with pytest.raises(
+        InputError, match="'unixx' has no strftime code.*unix, unix-ms, unix-us, excel"
+    ):
         read_transactions(_orders(), date_format="unixx")
 
 

@@ -136,7 +136,8 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         default=None,
         metavar="FMT",
         help="strftime format of the dates, e.g. %%d/%%m/%%Y, or for dates written as "
-        "numbers: unix (seconds since 1970, UTC), unix-ms (milliseconds) or excel "
+        "numbers: unix (seconds since 1970, UTC), unix-ms (milliseconds), unix-us "
+        "(microseconds, as GA4's event_timestamp) or excel "
         "(spreadsheet serial days) (default: one format inferred from every value; a "
         "column that reads as day/month and month/day alike is refused)",
     )

@@ -63,6 +63,7 @@ _MONTH_FIRST = {"%d/%m/%Y": "%m/%d/%Y", "%d-%m-%Y": "%m-%d-%Y", "%d/%m/%y": "%m/
 NUMBER_FORMATS = {
     "unix": ("Unix times in seconds", "s", "unix", True),
     "unix-ms": ("Unix times in milliseconds", "ms", "unix", True),
+    "unix-us": ("Unix times in microseconds", "us", "unix", True),  # GA4's event_timestamp
     "excel": ("spreadsheet serial day numbers (Excel, LibreOffice)", "D", "1899-12-30", False),
 }
 
@@ -82,7 +83,7 @@ def _parse_numbers(values: pd.Series, date_format: str) -> pd.Series:
 
 
 # Numbers beyond these read as unparseable: pandas' dates end in 2262 (9.2e9 seconds).
-_NUMBER_LIMITS = {"s": 9e9, "ms": 9e12, "D": 1e5}
+_NUMBER_LIMITS = {"s": 9e9, "ms": 9e12, "us": 9e15, "D": 1e5}
 
 
 def _parse(values: pd.Series, date_format: str) -> pd.Series:
@@ -238,6 +239,7 @@ def parse_dates(
 _NUMBER_SHAPES = {
     "unix": (range(9, 11), 1e8, 4.2e9),
     "unix-ms": (range(12, 14), 1e11, 4.2e12),
+    "unix-us": (range(15, 17), 1e14, 4.2e15),
     "excel": (range(5, 6), 2e4, 8e4),
 }
 _NUMBER = re.compile(r"\s*(\d+)(?:\.\d*)?\s*")

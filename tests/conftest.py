@@ -146,3 +146,15 @@ def run_clvcast(
         timeout=timeout,
         env=None if env is None else {**os.environ, **env},
     )
+
+
+# A Shopify orders export: an order's total on its first line only, the other item lines
+# without it (tests of both engines).
+SHOPIFY_ORDERS = """Name,Email,Financial Status,Total,Created at,Lineitem quantity,Lineitem name
+#1001,ann@example.com,paid,35.00,2023-01-05 10:22:13 +0100,1,Shirt
+#1001,ann@example.com,,,2023-01-05 10:22:13 +0100,1,Socks
+#1002,bob@example.com,paid,20.00,2023-01-06 23:40:00 +0100,1,Cap
+#1003,ann@example.com,paid,45.00,2023-03-01 00:30:00 +0100,1,Coat
+#1003,ann@example.com,,,2023-03-01 00:30:00 +0100,3,Pins
+"""
+SHOPIFY = {"contact_col": "Email", "date_col": "Created at", "amount_col": "Total"}

@@ -26,7 +26,7 @@ from clvcast.data.dates import infer_date_format
 from clvcast.data.inputs import parse_as_of
 from clvcast.data.simulate import online_retail_lines
 from clvcast.errors import DataQualityWarning, InputError
-from conftest import run_clvcast
+from conftest import SHOPIFY, SHOPIFY_ORDERS, run_clvcast
 
 
 def _orders(n: int = 300, seed: int = 0, *, max_day: int = 28) -> pd.DataFrame:
@@ -433,6 +433,24 @@ def test_a_date_format_without_strftime_codes_is_refused_with_the_choices(tmp_pa
         InputError, match="'unixx' has no strftime code.*unix, unix-ms, unix-us, excel"
     ):
         read_transactions(_orders(), date_format="unixx")
+
+
+def test_shopify_item_lines_without_the_total_are_named_as_lines_of_their_orders(tmp_path):
+    """Shopify writes an order's total on its first line only: the other lines were refused
+    as 'missing amount' with nothing to say they are parts of orders that have one."""
+    path = tmp_path / "orders_export.csv"
+    path.write_text(SHOPIFY_ORDERS)
+    with pytest.raises(InputError, match="2 rows with missing amount.*another line of an order"):
+        read_transactions(path, **SHOPIFY, order_col="Name")
+    log = read_transactions(path, **SHOPIFY, order_col="Name", invalid="drop")
+    assert log.purchases["amount"].tolist() == [35.0, 45.0, 20.0]  # ann's two orders, bob's
+    # 00:30 at +01:00 is 1 March where the shop is: the day as written.
+    assert log.purchases["date"].dt.strftime("%m-%d").tolist() == ["01-05", "03-01", "01-06"]
+    # A line without an amount whose order has none elsewhere gets no such hint.
+    path.write_text(SHOPIFY_ORDERS + "#1004,carl@example.com,,,2023-03-02 09:00:00 +0100,1,Belt\n")
+    with pytest.raises(InputError, match="3 rows with missing amount") as info:
+        read_transactions(path, **SHOPIFY, order_col="Name")
+    assert "another line of an order" not in str(info.value)
 
 
 # --- through the CLI ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ from clvcast.data.simulate import online_retail_lines
 from clvcast.errors import InputError
 from clvcast.pipeline import CLVPipeline
 from clvcast.summary import summarize
-from conftest import run_clvcast, run_inprocess
+from conftest import SHOPIFY, SHOPIFY_ORDERS, run_clvcast, run_inprocess
 
 pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'clvcast[spark]'")
 from clvcast.spark.session import java_available, job_session, spark_session
@@ -130,6 +130,18 @@ def test_spark_takes_zoned_timestamps_in_the_zone_the_file_names(spark, tmp_path
         pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
         assert report.to_dict() == local.report.to_dict()
     assert local.purchases["date"].dt.strftime("%m-%d").tolist() == ["03-01", "07-04"]
+
+
+def test_spark_names_shopify_item_lines_as_the_local_engine(spark, tmp_path):
+    path = tmp_path / "orders_export.csv"
+    path.write_text(SHOPIFY_ORDERS)
+    with pytest.raises(InputError) as local:
+        read_transactions(path, **SHOPIFY, order_col="Name")
+    options = ReadOptions(**SHOPIFY, order_col="Name")
+    with pytest.raises(InputError) as remote:
+        read_transactions_spark(spark, path, options)
+    assert "another line of an order" in str(remote.value)
+    assert str(remote.value).split(";")[1] == str(local.value).split(";")[1]
 
 
 def test_spark_reads_order_lines_refunds_and_ids_as_the_local_engine(spark, tmp_path):

@@ -960,6 +960,16 @@ def _ingest(
             f"SELECT {_POSITION}, {shown} FROM {numbered} WHERE {typed.problem()} = {code}",
         )
         hint = rules.problem_hint(code, (value for _, value in rows), options.decimal)
+        if code == rules.MISSING_AMOUNT and options.order_col is not None and invalid == "error":
+            weight = "t.n" if distinct else "1"
+            in_orders = _scalar(
+                connection,
+                f"""SELECT COALESCE(SUM({weight}), 0) FROM typed AS t
+                    SEMI JOIN (SELECT contact_id, order_id FROM typed WHERE problem = 0) AS p
+                    ON t.contact_id = p.contact_id AND t.order_id = p.order_id
+                    WHERE t.problem = {code}""",
+            )
+            hint += rules.order_line_hint(count, int(in_orders))
         found.append(
             f"{count:,} rows with {reason} in column '{column}' ({_shown(rows, count)}){hint}"
         )

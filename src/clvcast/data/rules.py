@@ -36,6 +36,19 @@ PROBLEMS = (
 GUEST_CHECKOUT = 1  # the problem code of a row without a contact id: dropped, never refused
 BAD_AMOUNT = PROBLEMS.index(REASON_BAD_AMOUNT) + 1  # its amount is not a number: see amount_hint
 BAD_DATE = PROBLEMS.index(REASON_BAD_DATE) + 1  # its date reads in no format: see problem_hint
+MISSING_AMOUNT = PROBLEMS.index(REASON_MISSING_AMOUNT) + 1  # see order_line_hint
+
+
+def order_line_hint(count: int, lines_of_priced_orders: int) -> str:
+    """The end of the message about ``count`` rows without an amount when every one of them
+    is another line of an order (same contact and order id) whose amount is on a line of
+    its own, as Shopify's orders export writes an order with several items; else ""."""
+    if not count or lines_of_priced_orders != count:
+        return ""
+    return (
+        "; each is another line of an order whose amount is on one of its other lines (as "
+        "Shopify's orders export writes them), so dropping them reads every order whole"
+    )
 
 
 def problem_hint(code: int, values: Iterable[object], decimal: str) -> str:

@@ -344,6 +344,12 @@ def _aggregate(
         raw = "raw_date" if code in (2, 3) else "raw_amount"
         values = _example_values(typed.where(F.col("problem") == code), raw)
         hint = rules.problem_hint(code, values, options.decimal)
+        if code == rules.MISSING_AMOUNT and options.order_col is not None:
+            keys = ["contact_id", "order_id"]
+            priced = typed.where(F.col("problem") == 0).select(*keys).distinct()
+            lines = typed.where(F.col("problem") == code).join(priced, keys, "left_semi")
+            in_orders = lines.agg(F.sum("n")).collect()[0][0] or 0
+            hint += rules.order_line_hint(count, int(in_orders))
         found.append(
             f"{count:,} rows with {reason} in column '{column}' ({_shown(values, count)}){hint}"
         )

@@ -18,6 +18,7 @@ from clvcast.data import (
     REASON_NONPOSITIVE,
     REASON_ORDER_CANCELLED,
     REASON_REFUNDED_PURCHASE,
+    REASON_STATUS,
     REASON_UNMATCHED_REFUND,
     read_contacts,
     read_transactions,
@@ -453,6 +454,37 @@ def test_shopify_item_lines_without_the_total_are_named_as_lines_of_their_orders
     assert "another line of an order" not in str(info.value)
 
 
+def test_orders_a_status_column_marks_as_not_purchases_are_refused_until_settled(tmp_path):
+    """A Shopify export lists refunded and voided orders with their totals, a WooCommerce
+    one cancelled and failed orders: they were read as purchases without a word. A status
+    column with such statuses now stops the read until --status-col says what they are."""
+    orders = _orders(40)
+    statuses = ["paid", "refunded", "paid", "voided", "partially_refunded"] * 8
+    export = orders.assign(**{"Financial Status": statuses})
+    path = tmp_path / "orders_export.csv"
+    export.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"'Financial Status' marks .*8 refunded, 8 voided") as e:
+        read_transactions(path)
+    assert "--status-col 'Financial Status'" in str(e.value) and "none" in str(e.value)
+    log = read_transactions(path, status_col="Financial Status")
+    kept = export["Financial Status"].isin(["paid", "partially_refunded"])
+    _assert_log(log, orders[kept.to_numpy()])
+    assert log.report.dropped[REASON_STATUS] == 16
+    every = read_transactions(path, status_col="none")
+    _assert_log(every, orders)
+    # WooCommerce writes "wc-cancelled" and "wc-failed" in a column "Order Status".
+    woo = orders.assign(
+        **{"Order Status": ["wc-completed", "wc-cancelled", "WC-Failed ", None] * 10}
+    )
+    with pytest.raises(InputError, match=r"'Order Status' marks .*10 cancelled, 10 failed"):
+        read_transactions(woo)
+    assert read_transactions(woo, status_col="Order Status").report.dropped[REASON_STATUS] == 20
+    # A status column with no such status reads as before.
+    _assert_log(read_transactions(orders.assign(status="completed")), orders)
+    with pytest.raises(InputError, match="missing column 'Sttus' for the order status"):
+        read_transactions(woo, status_col="Sttus")
+
+
 # --- through the CLI ---------------------------------------------------------------------
 
 
@@ -531,3 +563,20 @@ def test_a_spreadsheet_total_row_is_named_with_its_empty_date(tmp_path):
         read_transactions(path)
     log = read_transactions(path, invalid="drop")
     assert sorted(log.purchases["contact_id"]) == ["a", "b"]
+
+
+def test_cli_refuses_refunded_orders_in_one_line_and_drops_them_with_status_col(tmp_path):
+    orders = _orders(50)
+    export = orders.assign(
+        **{"Financial Status": ["paid", "paid", "paid", "paid", "refunded"] * 10}
+    )
+    path = tmp_path / "orders_export.csv"
+    export.to_csv(path, index=False)
+    out = tmp_path / "rfm.csv"
+    common = ["rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out]
+    bad = run_clvcast(*common)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "--status-col 'Financial Status'" in bad.stderr and not out.exists()
+    ok = run_clvcast(*common, "--status-col", "Financial Status")
+    assert ok.returncode == 0, ok.stderr
+    assert "10 rows dropped: order status cancelled, refunded" in ok.stdout

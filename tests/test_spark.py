@@ -144,6 +144,30 @@ def test_spark_names_shopify_item_lines_as_the_local_engine(spark, tmp_path):
     assert str(remote.value).split(";")[1] == str(local.value).split(";")[1]
 
 
+def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
+    statuses = ["paid", "refunded", "wc-Cancelled ", None, "partially_refunded"]
+    frame = pd.DataFrame(
+        {
+            "contact_id": ["a", "a", "b", "b", "c"],
+            "date": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"],
+            "amount": [10.0, 20.0, 30.0, 40.0, 50.0],
+            "Financial Status": statuses,
+        }
+    )
+    path = tmp_path / "orders.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError) as local:
+        read_transactions(path)
+    with pytest.raises(InputError) as remote:
+        read_transactions_spark(spark, path, ReadOptions())
+    assert str(remote.value) == str(local.value)
+    for status_col in ("Financial Status", "none"):
+        log = read_transactions(path, status_col=status_col)
+        purchases, report = read_transactions_spark(spark, path, ReadOptions(status_col=status_col))
+        pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
+        assert report.to_dict() == log.report.to_dict()
+
+
 def test_spark_reads_order_lines_refunds_and_ids_as_the_local_engine(spark, tmp_path):
     export = online_retail_lines(300, seed=7)
     lines = export.lines.copy()

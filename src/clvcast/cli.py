@@ -48,6 +48,7 @@ def _read_options(args: argparse.Namespace) -> Any:
         quantity_col=args.quantity_col,
         price_col=args.price_col,
         order_col=args.order_col,
+        status_col=args.status_col,
     )
 
 

@@ -132,6 +132,15 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         "(a cancellation invoice), is netted against that order",
     )
     group.add_argument(
+        "--status-col",
+        default=None,
+        metavar="NAME",
+        help="order status column (Shopify's 'Financial Status', WooCommerce's 'Order "
+        "Status'): rows whose status is cancelled, refunded, voided, failed or declined are "
+        "not purchases, dropped and counted; 'none' counts every row. An input with such "
+        "a column and such statuses is refused until this option says which",
+    )
+    group.add_argument(
         "--date-format",
         default=None,
         metavar="FMT",

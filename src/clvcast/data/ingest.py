@@ -40,7 +40,7 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -131,16 +131,27 @@ class _Columns:
     amount: str
     amount_blank: str
     join: str  # joins the table of parsed date texts, when dates arrive as text
+    not_purchase: str = "FALSE"  # the order's status says it is not a purchase
 
     def problem(self) -> str:
         """The row's problem code: 0 = usable, else 1 + the index in ``rules.PROBLEMS``."""
         return _problem_code(
-            self.contact, self.date_blank, self.timestamp, self.amount_blank, self.amount
+            self.contact,
+            self.date_blank,
+            self.timestamp,
+            self.amount_blank,
+            self.amount,
+            self.not_purchase,
         )
 
 
 def _problem_code(
-    contact: str, date_blank: str, timestamp: str, amount_blank: str, amount: str
+    contact: str,
+    date_blank: str,
+    timestamp: str,
+    amount_blank: str,
+    amount: str,
+    not_purchase: str = "FALSE",
 ) -> str:
     """SQL of a row's problem code from its typed parts: 0 = usable, else 1 + the index in
     ``rules.PROBLEMS``."""
@@ -151,6 +162,7 @@ def _problem_code(
         amount_blank,
         f"{amount} IS NULL OR isnan({amount})",
         f"NOT isfinite({amount}) OR abs({amount}) >= {AMOUNT_LIMIT}",
+        not_purchase,
     )
     cases = " ".join(f"WHEN {check} THEN {code}" for code, check in enumerate(checks, 1))
     return f"CASE {cases} ELSE 0 END"
@@ -241,6 +253,37 @@ def _count_duplicates(
                     GROUP BY {every} HAVING COUNT(*) > 1)""",
         )
     )
+
+
+def _status_text(column: str) -> str:
+    """SQL of an order status as :data:`rules.STATUSES_NOT_PURCHASES` spells them."""
+    return f"regexp_replace(lower(trim(CAST(source.{_quote(column)} AS VARCHAR))), '^wc-', '')"
+
+
+def _not_purchase_sql(options: ReadOptions) -> str:
+    """SQL that a ``source`` row's status (--status-col) says it is not a purchase."""
+    column = rules.status_column(options.status_col)
+    if column is None:
+        return "FALSE"
+    statuses = ", ".join(_literal(status) for status in rules.STATUSES_NOT_PURCHASES)
+    return f"COALESCE({_status_text(column)} IN ({statuses}), FALSE)"
+
+
+def _check_statuses(
+    connection: duckdb.DuckDBPyConnection, name: str, columns: Iterable[str], options: ReadOptions
+) -> None:
+    """Refuse an input whose status column marks orders as not purchases when no
+    --status-col says what they are (see :func:`rules.unread_statuses`)."""
+    if options.status_col is not None:
+        return
+    statuses = ", ".join(_literal(status) for status in rules.STATUSES_NOT_PURCHASES)
+    for column in rules.status_columns(columns):
+        counts = connection.execute(
+            f"""SELECT status, COUNT(*) FROM (SELECT {_status_text(column)} AS status FROM source)
+                WHERE status IN ({statuses}) GROUP BY status"""
+        ).fetchall()
+        if counts:
+            raise rules.unread_statuses(name, column, {s: int(n) for s, n in counts})
 
 
 def _contact_sql(
@@ -592,6 +635,7 @@ def read_transactions(
     quantity_col: str | None = None,
     price_col: str | None = None,
     order_col: str | None = None,
+    status_col: str | None = None,
 ) -> PurchaseLog:
     """Read, validate and normalise transactions into a purchase log (one row per contact-day).
 
@@ -636,6 +680,13 @@ def read_transactions(
         Policies for refunds and zero amounts (``"drop"``, ``"net"`` within the day,
         ``"net-contact"`` against earlier purchases, ``"error"``), exact duplicate rows and
         unusable rows (see the module docstring).
+    status_col
+        Order status column (Shopify's "Financial Status", WooCommerce's "Order Status"):
+        rows whose status is one of :data:`~clvcast.data.rules.STATUSES_NOT_PURCHASES`
+        (cancelled, refunded, voided, failed, declined; "wc-" prefix, case and spaces
+        aside) are not purchases: dropped and counted. ``"none"`` counts every row. When
+        omitted, an input with a column named like a status (:data:`~clvcast.data.rules.
+        STATUS_COLUMN_NAMES`) that holds such statuses is refused until this says which.
     name
         Name of the input in messages and in the report (default: the file name).
 
@@ -670,6 +721,7 @@ def read_transactions(
         quantity_col=quantity_col,
         price_col=price_col,
         order_col=order_col,
+        status_col=status_col,
     )
     with ingested(source, options) as (connection, report):
         # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a
@@ -737,6 +789,7 @@ class ReadOptions:
     quantity_col: str | None = None
     price_col: str | None = None
     order_col: str | None = None
+    status_col: str | None = None
 
     def required_columns(self) -> dict[str, str]:
         """The input columns these options read, by what they hold."""
@@ -748,6 +801,8 @@ class ReadOptions:
             columns["unit price"] = str(self.price_col)
         if self.order_col is not None:
             columns["order id"] = self.order_col
+        if rules.status_column(self.status_col) is not None:
+            columns["order status"] = str(self.status_col)
         return columns
 
     @property
@@ -876,6 +931,7 @@ def _ingest(
     types = {str(row[0]): str(row[1]) for row in described}
     rules.check_amount_columns(name, list(types), options.amount_col, options.quantity_col)
     check_columns(list(types), options.required_columns(), what=f"transactions ({name})")
+    _check_statuses(connection, name, types, options)
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _date_sql(
         connection, date_col, types[date_col], options, notes, column_zone(source, date_col)
@@ -893,6 +949,7 @@ def _ingest(
         amount=amount,
         amount_blank=amount_blank,
         join=join,
+        not_purchase=_not_purchase_sql(options),
     )
     # The typed rows. --duplicates drop needs the distinct rows with their multiplicity (one
     # grouping by every column). Otherwise each row keeps a hash of all its columns and
@@ -902,7 +959,9 @@ def _ingest(
     # beyond it the aggregation spills and the grouping is cheaper (see _fits_hash_path).
     distinct = duplicates == "drop" or not _fits_hash_path(connection, source)
     order_column = ", order_id" if options.order_col is not None else ""
-    problem = _problem_code("contact_id", "date_blank", "stamp", "amount_blank", "amount")
+    problem = _problem_code(
+        "contact_id", "date_blank", "stamp", "amount_blank", "amount", "not_purchase"
+    )
     if distinct:
         rows_of, extra, inner = (
             f"(SELECT *, COUNT(*) AS {_ROWS} FROM source GROUP BY ALL) AS source",
@@ -918,7 +977,8 @@ def _ingest(
                CAST({problem} AS UTINYINT) AS problem, {extra}
         FROM (SELECT {typed.stored_contact} AS contact_id, {typed.timestamp} AS stamp,
                      {typed.date_blank} AS date_blank, {typed.amount} AS amount,
-                     {typed.amount_blank} AS amount_blank, {order} AS order_id, {inner}
+                     {typed.amount_blank} AS amount_blank, {order} AS order_id,
+                     {typed.not_purchase} AS not_purchase, {inner}
               FROM {rows_of} {typed.join})
         """
     )
@@ -951,7 +1011,7 @@ def _ingest(
     for code, reason in enumerate(rules.PROBLEMS, 1):
         count = int(counts.get(code, 0))
         report.dropped.update({reason: count} if count else {})
-        if not count or code == rules.GUEST_CHECKOUT:  # always dropped, never an error
+        if not count or code in rules.ALWAYS_DROPPED:  # dropped, never an error
             continue
         shown = f"source.{_quote(date_col)}" if code in (2, 3) else amount_shown
         column = date_col if code in (2, 3) else options.amount_label

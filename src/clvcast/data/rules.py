@@ -20,6 +20,7 @@ from clvcast.data.report import (
     REASON_MISSING_AMOUNT,
     REASON_MISSING_CONTACT,
     REASON_MISSING_DATE,
+    REASON_STATUS,
     IngestionReport,
 )
 from clvcast.errors import DataQualityWarning, InputError
@@ -32,8 +33,53 @@ PROBLEMS = (
     REASON_MISSING_AMOUNT,
     REASON_BAD_AMOUNT,
     REASON_AMOUNT_RANGE,
+    REASON_STATUS,
 )
 GUEST_CHECKOUT = 1  # the problem code of a row without a contact id: dropped, never refused
+NOT_A_PURCHASE = PROBLEMS.index(REASON_STATUS) + 1  # see STATUSES_NOT_PURCHASES
+ALWAYS_DROPPED = (GUEST_CHECKOUT, NOT_A_PURCHASE)  # problems that are dropped, never refused
+
+# Order statuses that say an order is not a purchase (lower case, trimmed, without
+# WooCommerce's "wc-" prefix), in the column that --status-col names. Partial refunds stay
+# purchases: their amount is the order's, as the export writes it.
+STATUSES_NOT_PURCHASES = (
+    "cancelled",
+    "canceled",
+    "refunded",
+    "voided",
+    "void",
+    "failed",
+    "declined",
+)
+# Column names (lower case, '_' as ' ') that hold an order's status in shop exports:
+# Shopify's "Financial Status", WooCommerce's "Order Status", Magento's "status".
+STATUS_COLUMN_NAMES = ("status", "order status", "financial status", "payment status")
+NO_STATUS_COLUMN = "none"  # --status-col none: every row is a purchase, whatever its status
+
+
+def status_column(status_col: str | None) -> str | None:
+    """The column --status-col names, or None (not given, or ``none``)."""
+    return None if status_col in (None, NO_STATUS_COLUMN) else status_col
+
+
+def status_columns(columns: Iterable[str]) -> list[str]:
+    """The columns whose name says they hold an order's status."""
+    return [
+        c for c in columns if " ".join(c.lower().replace("_", " ").split()) in STATUS_COLUMN_NAMES
+    ]
+
+
+def unread_statuses(name: str, column: str, counts: dict[str, int]) -> InputError:
+    """The refusal of an input whose ``column`` marks orders as not purchases (``counts``
+    of rows by status) when no --status-col says what to do with them."""
+    marked = ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
+    return InputError(
+        f"transactions ({name}): column '{column}' marks orders as not purchases ({marked} "
+        f"rows); pass --status-col '{column}' to drop and count them, or --status-col "
+        f"{NO_STATUS_COLUMN} to count every row as a purchase."
+    )
+
+
 BAD_AMOUNT = PROBLEMS.index(REASON_BAD_AMOUNT) + 1  # its amount is not a number: see amount_hint
 BAD_DATE = PROBLEMS.index(REASON_BAD_DATE) + 1  # its date reads in no format: see problem_hint
 MISSING_AMOUNT = PROBLEMS.index(REASON_MISSING_AMOUNT) + 1  # see order_line_hint

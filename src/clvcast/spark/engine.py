@@ -209,6 +209,36 @@ def _line_amount(kinds: dict[str, str], options: ReadOptions):
     return quantity * price, quantity_blank | price_blank, shown
 
 
+def _status_text(column: str):
+    """An order status as :data:`rules.STATUSES_NOT_PURCHASES` spells them, as the local
+    engine."""
+    F = _functions()
+    return F.regexp_replace(F.lower(F.trim(_column(column).cast("string"))), "^wc-", "")
+
+
+def _not_purchase(options: ReadOptions):
+    """Whether a row's status (--status-col) says it is not a purchase, as the local engine."""
+    F = _functions()
+    column = rules.status_column(options.status_col)
+    if column is None:
+        return F.lit(False)
+    return F.coalesce(_status_text(column).isin(list(rules.STATUSES_NOT_PURCHASES)), F.lit(False))
+
+
+def _check_statuses(raw: Any, name: str, options: ReadOptions) -> None:
+    """Refuse a status column that marks orders as not purchases without --status-col."""
+    if options.status_col is not None:
+        return
+    for column in rules.status_columns(raw.columns):
+        status = _status_text(column)
+        marked = raw.where(status.isin(list(rules.STATUSES_NOT_PURCHASES)))
+        counts = marked.groupBy(status.alias("status")).count().collect()
+        if counts:
+            raise rules.unread_statuses(
+                name, column, {r["status"]: int(r["count"]) for r in counts}
+            )
+
+
 def _order(options: ReadOptions, kinds: dict[str, str]):
     """The order id as trimmed text, as ``_order_sql``."""
     F = _functions()
@@ -261,6 +291,7 @@ def read_transactions_spark(
     contact_col, date_col = options.contact_col, options.date_col
     rules.check_amount_columns(name, raw.columns, options.amount_col, options.quantity_col)
     check_columns(raw.columns, options.required_columns(), what=f"transactions ({name})")
+    _check_statuses(raw, name, options)
     grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _dates(
@@ -280,6 +311,7 @@ def read_transactions_spark(
         amount_blank,
         unparseable,
         out_of_range,
+        _not_purchase(options),
     )
     problem = F.lit(0)
     for code in range(len(checks), 0, -1):  # the first check that applies wins
@@ -338,7 +370,7 @@ def _aggregate(
     for code, reason in enumerate(rules.PROBLEMS, 1):
         count = counts.get(code, 0)
         report.dropped.update({reason: count} if count else {})
-        if not count or code == rules.GUEST_CHECKOUT:  # always dropped, never an error
+        if not count or code in rules.ALWAYS_DROPPED:  # dropped, never an error
             continue
         column = options.date_col if code in (2, 3) else options.amount_label
         raw = "raw_date" if code in (2, 3) else "raw_amount"

@@ -102,6 +102,41 @@ def test_one_format_per_column_never_per_row():
     assert log.report.dropped == {"unparseable date": 1}
 
 
+@pytest.mark.parametrize(
+    "layout",
+    ["%d-%b-%Y", "%b %d, %Y %I:%M:%S %p", "%d %B %Y %H:%M", "%m/%d/%Y %I:%M %p"],
+    ids=["05-Jan-2023", "Magento", "5 January 2023", "US 12-hour clock"],
+)
+def test_month_names_and_12_hour_clocks_are_inferred(layout):
+    """Layouts with month names and AM/PM were refused as unparseable dates, with no word
+    of --date-format; they are now inferred like the numeric ones."""
+    orders = _orders()
+    stamps = orders["date"] + pd.Timedelta(hours=13, minutes=5)  # 1:05 PM: the clock matters
+    log = read_transactions(orders.assign(date=stamps.dt.strftime(layout)))
+    _assert_log(log, orders)
+    assert log.report.date_format == f"{layout} (inferred from every value)"
+
+
+def test_a_12_hour_clock_does_not_settle_day_and_month():
+    orders = _orders(max_day=12)
+    text = (orders["date"] + pd.Timedelta(hours=9)).dt.strftime("%m/%d/%Y %I:%M %p")
+    with pytest.raises(InputError, match="pass --date-format %d/%m/%Y %I:%M %p"):
+        read_transactions(orders.assign(date=text))
+
+
+def test_a_column_no_known_layout_reads_names_date_format():
+    frame = pd.DataFrame(
+        {"contact_id": ["a", "b"], "date": ["5th of Jan 2023", "1st of Feb 2023"], "amount": 1.0}
+    )
+    with pytest.raises(InputError, match="no date layout that clvcast knows.*--date-format"):
+        read_transactions(frame)
+    with pytest.raises(InputError) as one_bad:  # one junk value: the layout is known
+        read_transactions(frame.assign(date=["2023-01-05", "n/a"]))
+    assert "--date-format" not in str(one_bad.value)
+    log = read_transactions(frame, date_format="%dst of %b %Y", invalid="drop")
+    assert log.report.dropped == {"unparseable date": 1}  # "5th" is not "%dst"
+
+
 def test_as_of_accepts_only_iso_dates():
     assert parse_as_of("2024-05-01") == pd.Timestamp("2024-05-01")
     assert parse_as_of("2024-05-01T23:59:00+02:00") == pd.Timestamp("2024-05-01")

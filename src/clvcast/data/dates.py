@@ -2,7 +2,9 @@
 
 A shop export writes every date of a column the same way, so the format is a property of
 the column, not of a row. :func:`infer_date_format` tries ISO 8601 and the common day-first
-and month-first layouts on *every* distinct value and keeps the one that reads them all:
+and month-first layouts (with a 24-hour or an AM/PM clock, or month names such as
+"05-Jan-2023" and "Jan 5, 2023") on *every* distinct value and keeps the one that reads them
+all:
 
 - ISO 8601 (``2024-09-03``, ``2024-09-03T21:30:00+02:00``) and ``YYYYMMDD`` are unambiguous;
 - when a day-first layout (``%d/%m/%Y``) and its month-first twin (``%m/%d/%Y``) both read
@@ -53,7 +55,10 @@ _DATE_LAYOUTS = (
     "%Y/%m/%d",
     "%Y%m%d",
 )
+# Layouts with month names ("05-Jan-2023", "Jan 5, 2023"): never ambiguous.
+_NAMED_MONTH_LAYOUTS = ("%d-%b-%Y", "%d-%b-%y", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y")
 _TIME_SUFFIXES = ("", " %H:%M", " %H:%M:%S")
+_CLOCK_SUFFIXES = (" %I:%M %p", " %I:%M:%S %p")  # 12-hour clocks: "10:22 AM"
 _DAY_FIRST = ("%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%d/%m/%y")
 _MONTH_FIRST = {"%d/%m/%Y": "%m/%d/%Y", "%d-%m-%Y": "%m-%d-%Y", "%d/%m/%y": "%m/%d/%y"}
 
@@ -95,14 +100,16 @@ def _parse(values: pd.Series, date_format: str) -> pd.Series:
             return pd.to_datetime(values, errors="coerce", format=date_format, utc=True)
 
 
-def _candidates(dayfirst: bool | None) -> list[str]:
+def _candidates(dayfirst: bool | None, letters: bool) -> list[str]:
+    """The formats to try; month names and AM/PM only when some value has ``letters``."""
+    suffixes = _TIME_SUFFIXES + (_CLOCK_SUFFIXES if letters else ())
     layouts = []
-    for layout in _DATE_LAYOUTS:
+    for layout in _DATE_LAYOUTS + (_NAMED_MONTH_LAYOUTS if letters else ()):
         if dayfirst is True and layout in _MONTH_FIRST.values():
             continue
         if dayfirst is False and layout in _DAY_FIRST:
             continue
-        layouts += [layout + suffix for suffix in _TIME_SUFFIXES]
+        layouts += [layout + suffix for suffix in suffixes]
     return [ISO, *layouts]
 
 
@@ -121,7 +128,8 @@ def infer_date_format(values: pd.Series, *, dayfirst: bool | None = None, what: 
         values if len(values) <= SCREEN_VALUES else values.sample(SCREEN_VALUES, random_state=0)
     )
     best, best_count, readers = ISO, -1, {}
-    for candidate in _candidates(dayfirst):
+    letters = bool(sample.str.contains("[A-SU-Ya-z]", regex=True).any())  # not ISO's T and Z
+    for candidate in _candidates(dayfirst, letters):
         count = int(_parse(sample, candidate).notna().sum())
         if count > best_count:
             best, best_count = candidate, count
@@ -133,7 +141,7 @@ def infer_date_format(values: pd.Series, *, dayfirst: bool | None = None, what: 
         return best
     first = next(iter(readers))
     for day_first, month_first in _MONTH_FIRST.items():
-        for suffix in _TIME_SUFFIXES:
+        for suffix in _TIME_SUFFIXES + _CLOCK_SUFFIXES:
             a, b = readers.get(day_first + suffix), readers.get(month_first + suffix)
             if a is None or b is None or a.equals(b):
                 continue

@@ -1019,7 +1019,9 @@ def _ingest(
             connection,
             f"SELECT {_POSITION}, {shown} FROM {numbered} WHERE {typed.problem()} = {code}",
         )
-        hint = rules.problem_hint(code, (value for _, value in rows), options.decimal)
+        dated = rows_read - counts.get(1, 0) - counts.get(2, 0)  # with a contact and a date
+        every = options.date_format is None and count == dated
+        hint = rules.problem_hint(code, (value for _, value in rows), options.decimal, every)
         if code == rules.MISSING_AMOUNT and options.order_col is not None and invalid == "error":
             weight = "t.n" if distinct else "1"
             in_orders = _scalar(

@@ -97,14 +97,21 @@ def order_line_hint(count: int, lines_of_priced_orders: int) -> str:
     )
 
 
-def problem_hint(code: int, values: Iterable[object], decimal: str) -> str:
+def problem_hint(code: int, values: Iterable[object], decimal: str, every: bool = False) -> str:
     """The end of the message about rows with problem ``code``, from their example
     ``values`` as read: what the amounts or dates look like and the option that reads them
-    (:func:`amount_hint`, :func:`~clvcast.data.dates.number_date_hint`), or ""."""
+    (:func:`amount_hint`, :func:`~clvcast.data.dates.number_date_hint`), or "". ``every``:
+    no row of the column was readable, so for dates the layout is not one clvcast knows."""
     if code == BAD_AMOUNT:
         return amount_hint(values, decimal)
     if code == BAD_DATE:
-        return number_date_hint(values)
+        hint = number_date_hint(values)
+        if not hint and every:
+            hint = (
+                "; no date layout that clvcast knows reads them: pass --date-format with "
+                "theirs, in strftime codes (such as '%d %b %Y %H:%M')"
+            )
+        return hint
     return ""
 
 

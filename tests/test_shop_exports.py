@@ -171,12 +171,23 @@ def test_semicolons_decimal_commas_and_a_bom(tmp_path):
     [
         (["12,50", "7,99"], "look like decimal commas: pass --decimal ,"),
         (["1,234", "2,000"], "may be decimal commas .* or thousands separators"),
-        (["1,234.50", "2,000"], "have thousands separators: export them without"),
+        (["1,234.50", "2,000"], "have ',' between thousands: pass --thousands ,"),
+        (["1.234,50", "7,99"], "decimal commas and '.' between thousands: pass --decimal , --th"),
+        (["1\u00a0234,50", "7,99"], "decimal commas and spaces between thousands: pass --deci"),
         (["€10.50", "$12"], "carry a currency sign or code"),
         (["12.50 EUR", "7.99"], "carry a currency sign or code"),
         (["abc", "n/a"], r"\(row 1: \"abc\", row 2: \"n/a\"\)\. Fix"),  # no hint
     ],
-    ids=["decimal commas", "comma before three digits", "thousands", "sign", "code", "junk"],
+    ids=[
+        "decimal commas",
+        "comma before three digits",
+        "thousands",
+        "German",
+        "French",
+        "sign",
+        "code",
+        "junk",
+    ],
 )
 def test_unreadable_amounts_get_the_hint_of_what_they_look_like(tmp_path, amounts, hint):
     """The hint reads the example values themselves: it said 'decimal commas' for any two
@@ -187,8 +198,49 @@ def test_unreadable_amounts_get_the_hint_of_what_they_look_like(tmp_path, amount
     with pytest.raises(InputError, match=hint) as info:
         read_transactions(path)
     assert "\n" not in str(info.value)
-    if hint.startswith(("carry", "have thousands")):  # unambiguous: no decimal-comma advice
+    if hint.startswith(("carry", "have ','")):  # unambiguous: no decimal-comma advice
         assert "decimal" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("decimal", "thousands", "written"),
+    [
+        (".", ",", "{:,.2f}"),
+        (",", ".", "GERMAN"),
+        (",", " ", "FRENCH"),
+    ],
+    ids=["1,234.56", "1.234,56", "1 234,56"],
+)
+def test_thousands_separators_read_with_their_option(tmp_path, decimal, thousands, written):
+    """Spreadsheets write amounts of a thousand or more with separators; there was no way
+    to read them but to export the file again."""
+    orders = _orders()
+    orders["amount"] = (orders["amount"] * 97).round(2)  # most of them 1,000 or more
+    us = orders["amount"].map("{:,.2f}".format)
+    text = {
+        "{:,.2f}": us,
+        "GERMAN": us.str.replace(",", "X").str.replace(".", ",").str.replace("X", "."),
+        "FRENCH": us.str.replace(",", "\u202f").str.replace(".", ","),
+    }[written]
+    path = tmp_path / "export.csv"
+    orders.assign(amount=text).to_csv(path, index=False, sep=";")
+    log = read_transactions(path, decimal=decimal, thousands=thousands)
+    _assert_log(log, orders)
+
+
+def test_thousands_separators_are_taken_only_between_groups_of_three():
+    frame = pd.DataFrame(
+        {
+            "contact_id": list("abcdef"),
+            "date": "2024-01-05",
+            "amount": ["1,234.5", "12,345,678", "1,23", "12,3456", "1234.5", ",123"],
+        }
+    )
+    log = read_transactions(frame, thousands=",", invalid="drop")
+    assert log.purchases["amount"].tolist() == [1234.5, 12345678.0, 1234.5]
+    assert log.report.dropped == {"unparseable amount": 3}  # 1,23  12,3456  ,123 — not 123
+    with pytest.raises(InputError, match="thousands=',' is also the decimal mark"):
+        read_transactions(frame, decimal=",", thousands=",")
 
 
 def test_excel_unicode_text_utf16_reads_without_an_encoding(tmp_path):

@@ -168,6 +168,25 @@ def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
         assert report.to_dict() == log.report.to_dict()
 
 
+def test_spark_reads_thousands_separators_as_the_local_engine(spark, tmp_path):
+    amounts = ["1.234,56", "12,50", "1.234.567,8", "1,23", "12.34", "1\u202f234,5"]
+    frame = pd.DataFrame({"contact_id": list("abcdef"), "date": "2024-01-05", "amount": amounts})
+    path = tmp_path / "export.csv"
+    frame.to_csv(path, index=False, sep=";")
+    for thousands in (".", " "):
+        options = {"decimal": ",", "thousands": thousands, "invalid": "drop"}
+        local = read_transactions(path, **options)
+        purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
+        pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
+        assert report.to_dict() == local.report.to_dict()
+    assert local.purchases["amount"].tolist() == [12.5, 1.23, 1234.5]  # b, d, f with spaces
+    with pytest.raises(InputError) as remote:
+        read_transactions_spark(spark, path, ReadOptions())
+    with pytest.raises(InputError) as here:
+        read_transactions(path)
+    assert str(remote.value).split(";")[-1] == str(here.value).split(";")[-1]
+
+
 def test_spark_reads_order_lines_refunds_and_ids_as_the_local_engine(spark, tmp_path):
     export = online_retail_lines(300, seed=7)
     lines = export.lines.copy()

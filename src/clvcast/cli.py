@@ -43,6 +43,7 @@ def _read_options(args: argparse.Namespace) -> Any:
         timezone=args.timezone,
         sep=_separator(args.sep),
         decimal=args.decimal,
+        thousands=" " if args.thousands == "space" else args.thousands,
         encoding=args.encoding,
         id_case=args.id_case,
         quantity_col=args.quantity_col,

@@ -179,6 +179,14 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         help="decimal mark of CSV amounts, '17.25' or '17,25' (default: %(default)s)",
     )
     group.add_argument(
+        "--thousands",
+        default=None,
+        choices=[",", ".", "space"],
+        help="separator between the thousands of CSV amounts, as '1,234.56' (,) or "
+        "'1.234,56' (. with --decimal ,) or '1 234,56' (space); only between groups of "
+        "three digits (default: none)",
+    )
+    group.add_argument(
         "--encoding",
         default="utf-8",
         metavar="NAME",

@@ -427,20 +427,26 @@ def _date_sql(
     return "date_map.date_parsed", blank, join, used
 
 
-def _amount_sql(column: str, duck_type: str, decimal: str = ".") -> tuple[str, str]:
+def _amount_sql(
+    column: str, duck_type: str, decimal: str = ".", thousands: str | None = None
+) -> tuple[str, str]:
     """(amount as DOUBLE, blank test); text that is not a number becomes NULL.
 
     With ``decimal=","`` the comma is the decimal mark ("17,25"); a value with a dot is
-    then unparseable rather than read as a thousands separator or a decimal point.
+    then unparseable rather than read as a thousands separator or a decimal point, unless
+    ``thousands`` says that the dot separates groups of three digits ("1.234,56"); see
+    :func:`rules.amount_text_sql`.
     """
     q = f"source.{_quote(column)}"
     if _base_type(duck_type) in _NUMERIC_TYPES:
         return f"CAST({q} AS DOUBLE)", f"{q} IS NULL"
     blank = f"({q} IS NULL OR trim(CAST({q} AS VARCHAR)) = '')"
-    text = f"trim(CAST({q} AS VARCHAR))"
-    if decimal == ",":
-        text = f"CASE WHEN contains({text}, '.') THEN NULL ELSE replace({text}, ',', '.') END"
+    text = rules.amount_text_sql(f"trim(CAST({q} AS VARCHAR))", decimal, thousands, _full_match)
     return f"TRY_CAST({text} AS DOUBLE)", blank
+
+
+def _full_match(text: str, pattern: str) -> str:
+    return f"regexp_full_match({text}, {_literal(pattern)})"
 
 
 def _line_amount_sql(types: dict[str, str], options: ReadOptions) -> tuple[str, str, str]:
@@ -448,10 +454,14 @@ def _line_amount_sql(types: dict[str, str], options: ReadOptions) -> tuple[str, 
     or quantity x price when ``options`` names those columns."""
     if options.quantity_col is None:
         column = options.amount_col
-        return (*_amount_sql(column, types[column], options.decimal), _quote(column))
+        return (
+            *_amount_sql(column, types[column], options.decimal, options.thousands),
+            _quote(column),
+        )
     quantity_col, price_col = options.quantity_col, str(options.price_col)
-    quantity, quantity_blank = _amount_sql(quantity_col, types[quantity_col], options.decimal)
-    price, price_blank = _amount_sql(price_col, types[price_col], options.decimal)
+    decimal, thousands = options.decimal, options.thousands
+    quantity, quantity_blank = _amount_sql(quantity_col, types[quantity_col], decimal, thousands)
+    price, price_blank = _amount_sql(price_col, types[price_col], decimal, thousands)
     shown = (
         f"concat(CAST({_quote(quantity_col)} AS VARCHAR), ' x ', "
         f"CAST({_quote(price_col)} AS VARCHAR))"
@@ -630,6 +640,7 @@ def read_transactions(
     timezone: str | None = None,
     sep: str | None = None,
     decimal: str = ".",
+    thousands: str | None = None,
     encoding: str = "utf-8",
     id_case: IdCase = "keep",
     quantity_col: str | None = None,
@@ -665,9 +676,11 @@ def read_transactions(
         it before the day is taken; naive timestamps are taken as local to it. None
         (default): the day as written; text with an offset at the time it writes, instants
         (Unix times, timestamps typed with a zone) in UTC.
-    sep, decimal, encoding
+    sep, decimal, thousands, encoding
         CSV dialect: the separator (default: detected from the header among ``,`` ``;``
-        tab and ``|``), the decimal mark of amounts (``.`` or ``,``) and the text encoding
+        tab and ``|``), the decimal mark of amounts (``.`` or ``,``), the separator between
+        their thousands (None, the default: none; ``,``, ``.`` or ``" "``, which also
+        stands for the no-break spaces; only between groups of three digits) and the text encoding
         (``utf-8``, with or without BOM, by default; ``latin-1``, ``cp1252``... are read
         through Python's codecs).
     id_case
@@ -716,6 +729,7 @@ def read_transactions(
         timezone=timezone,
         sep=sep,
         decimal=decimal,
+        thousands=thousands,
         encoding=encoding,
         id_case=id_case,
         quantity_col=quantity_col,
@@ -784,6 +798,7 @@ class ReadOptions:
     timezone: str | None = None
     sep: str | None = None
     decimal: str = "."
+    thousands: str | None = None
     encoding: str = "utf-8"
     id_case: IdCase = "keep"
     quantity_col: str | None = None
@@ -818,6 +833,13 @@ def check_policies(options: ReadOptions) -> None:
     check_timezone(options.timezone)
     check_date_format(options.date_format)
     _check_policy("decimal", options.decimal, (".", ","))
+    if options.thousands is not None:
+        _check_policy("thousands", options.thousands, tuple(rules.THOUSANDS))
+        if options.thousands == options.decimal:
+            raise InputError(
+                f"thousands={options.thousands!r} is also the decimal mark; CLI: --decimal , "
+                "--thousands . reads 1.234,56 and --thousands , reads 1,234.56."
+            )
     _check_policy("id_case", options.id_case, ("keep", "lower"))
     if options.sep is not None and len(options.sep) != 1:
         raise InputError(f"sep={options.sep!r}: use one character, such as ';' or '\\t'.")
@@ -1021,7 +1043,8 @@ def _ingest(
         )
         dated = rows_read - counts.get(1, 0) - counts.get(2, 0)  # with a contact and a date
         every = options.date_format is None and count == dated
-        hint = rules.problem_hint(code, (value for _, value in rows), options.decimal, every)
+        values = (value for _, value in rows)
+        hint = rules.problem_hint(code, values, options.decimal, every, options.thousands)
         if code == rules.MISSING_AMOUNT and options.order_col is not None and invalid == "error":
             weight = "t.n" if distinct else "1"
             in_orders = _scalar(

@@ -85,6 +85,36 @@ BAD_DATE = PROBLEMS.index(REASON_BAD_DATE) + 1  # its date reads in no format: s
 MISSING_AMOUNT = PROBLEMS.index(REASON_MISSING_AMOUNT) + 1  # see order_line_hint
 
 
+# Thousands separators of amounts (--thousands): the characters each stands for; a space
+# is also the no-break spaces that French and Polish spreadsheets write.
+THOUSANDS = {",": ",", ".": ".", " ": " \u00a0\u202f"}
+
+
+def amount_text_sql(text: str, decimal: str, thousands: str | None, matches) -> str:
+    """SQL (DuckDB and Spark alike) of an amount's text as a number's text, or NULL.
+
+    ``text`` is the trimmed text; ``matches(sql, pattern)`` is the engine's whole-text regular
+    expression test. With ``thousands`` only the separator between groups of three digits is
+    taken out ("1,23" with ``thousands=","`` is unparseable, not 123); with
+    ``decimal=","`` the comma is the decimal mark and a dot outside groups is unparseable.
+    """
+    point = "[.]" if decimal == "." else ","
+    if thousands is None:
+        if decimal == ".":
+            return text
+        return f"CASE WHEN contains({text}, '.') THEN NULL ELSE replace({text}, ',', '.') END"
+    group = (
+        f"[{THOUSANDS[thousands]}]" if thousands == " " else ("[.]" if thousands == "." else ",")
+    )
+    pattern = f"^[-+]?([0-9]{{1,3}}({group}[0-9]{{3}})+|[0-9]+)({point}[0-9]*)?$"
+    plain = text
+    for character in THOUSANDS[thousands]:
+        plain = f"replace({plain}, '{character}', '')"
+    if decimal == ",":
+        plain = f"replace({plain}, ',', '.')"
+    return f"CASE WHEN {matches(text, pattern)} THEN {plain} ELSE NULL END"
+
+
 def order_line_hint(count: int, lines_of_priced_orders: int) -> str:
     """The end of the message about ``count`` rows without an amount when every one of them
     is another line of an order (same contact and order id) whose amount is on a line of
@@ -97,13 +127,19 @@ def order_line_hint(count: int, lines_of_priced_orders: int) -> str:
     )
 
 
-def problem_hint(code: int, values: Iterable[object], decimal: str, every: bool = False) -> str:
+def problem_hint(
+    code: int,
+    values: Iterable[object],
+    decimal: str,
+    every: bool = False,
+    thousands: str | None = None,
+) -> str:
     """The end of the message about rows with problem ``code``, from their example
     ``values`` as read: what the amounts or dates look like and the option that reads them
     (:func:`amount_hint`, :func:`~clvcast.data.dates.number_date_hint`), or "". ``every``:
     no row of the column was readable, so for dates the layout is not one clvcast knows."""
     if code == BAD_AMOUNT:
-        return amount_hint(values, decimal)
+        return amount_hint(values, decimal, thousands)
     if code == BAD_DATE:
         hint = number_date_hint(values)
         if not hint and every:
@@ -135,28 +171,43 @@ _CURRENCY = re.compile(
 )
 _COMMA_LAST = re.compile(r"\s*[-+]?[\d.\s']*\d,(\d+)\s*")  # 12,50  1.234,56  1,234
 _THOUSANDS = re.compile(r"\s*[-+]?\d{1,3}(?:,\d{3})+\.\d+\s*")  # 1,234.50
+# 1.234,56  1 234,56  1 234 (groups of three digits after a dot or a space, then a comma)
+_GROUPS_BEFORE_COMMA = re.compile(
+    r"\s*[-+]?\d{1,3}([.\s\u00a0\u202f])\d{3}(?:\1\d{3})*(?:,\d+)?\s*"
+)
 
 
-def amount_hint(values: Iterable[object], decimal: str) -> str:
+def amount_hint(values: Iterable[object], decimal: str, thousands: str | None = None) -> str:
     """What unparseable amounts look like, as the end of their message ("" when nothing is
     recognised), from the example ``values`` as read: a currency sign or code, thousands
-    separators ("1,234.50"), or decimal commas (with ``decimal='.'``). A comma before
-    exactly three digits ("1,234") may be either, and the hint says both."""
+    separators ("1,234.50", "1.234,56", "1 234,56": the options that read them), or
+    decimal commas (with ``decimal='.'``). A comma before exactly three digits ("1,234")
+    may be either, and the hint says both."""
     texts = [str(value) for value in values if value is not None]
     if any(_CURRENCY.search(text) for text in texts):
         return (
             "; the amounts carry a currency sign or code: export them as plain numbers "
             "(clvcast does not read currencies)"
         )
-    if any(_THOUSANDS.fullmatch(text) for text in texts):
-        return "; the amounts have thousands separators: export them without"
+    if thousands is None:
+        for text in texts:
+            if match := _GROUPS_BEFORE_COMMA.fullmatch(text):
+                name = "." if match.group(1) == "." else "space"
+                comma = "" if decimal == "," else "--decimal , "
+                shown = "'.'" if name == "." else "spaces"
+                return (
+                    f"; the amounts have decimal commas and {shown} between thousands: pass "
+                    f"{comma}--thousands {name}"
+                )
+        if decimal == "." and any(_THOUSANDS.fullmatch(text) for text in texts):
+            return "; the amounts have ',' between thousands: pass --thousands ,"
     commas = [match for text in texts if (match := _COMMA_LAST.fullmatch(text))]
     if decimal == "." and any(len(match.group(1)) != 3 for match in commas):
         return "; the amounts look like decimal commas: pass --decimal ,"
     if decimal == "." and commas:
         return (
             "; the commas may be decimal commas (pass --decimal ,) or thousands "
-            "separators (export the amounts without them)"
+            "separators (pass --thousands ,)"
         )
     return ""
 

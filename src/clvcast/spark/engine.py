@@ -181,16 +181,16 @@ def _dates(
     return F.col("date_parsed"), blank, (F.broadcast(mapped), text), used
 
 
-def _amount(column: str, kind: str, decimal: str = "."):
+def _amount(column: str, kind: str, decimal: str = ".", thousands: str | None = None):
     """(amount as double, blank test), as the local engine (``_amount_sql``)."""
     F = _functions()
     value = _column(column)
     if kind.startswith(_NUMERIC):
         return value.cast("double"), value.isNull()
     raw = value.cast("string")
-    text = f"trim(cast(`{column}` as string))"
-    if decimal == ",":
-        text = f"CASE WHEN contains({text}, '.') THEN NULL ELSE replace({text}, ',', '.') END"
+    text = rules.amount_text_sql(
+        f"trim(cast(`{column}` as string))", decimal, thousands, lambda t, p: f"{t} rlike '{p}'"
+    )
     return F.expr(f"try_cast({text} as double)"), (value.isNull() | (F.trim(raw) == ""))
 
 
@@ -199,10 +199,14 @@ def _line_amount(kinds: dict[str, str], options: ReadOptions):
     F = _functions()
     if options.quantity_col is None:
         column = options.amount_col
-        return (*_amount(column, kinds[column], options.decimal), _column(column))
+        return (
+            *_amount(column, kinds[column], options.decimal, options.thousands),
+            _column(column),
+        )
     quantity_col, price_col = options.quantity_col, str(options.price_col)
-    quantity, quantity_blank = _amount(quantity_col, kinds[quantity_col], options.decimal)
-    price, price_blank = _amount(price_col, kinds[price_col], options.decimal)
+    decimal, thousands = options.decimal, options.thousands
+    quantity, quantity_blank = _amount(quantity_col, kinds[quantity_col], decimal, thousands)
+    price, price_blank = _amount(price_col, kinds[price_col], decimal, thousands)
     shown = F.concat_ws(
         " x ", _column(quantity_col).cast("string"), _column(price_col).cast("string")
     )
@@ -377,7 +381,7 @@ def _aggregate(
         values = _example_values(typed.where(F.col("problem") == code), raw)
         dated = rows_read - counts.get(1, 0) - counts.get(2, 0)  # with a contact and a date
         every = options.date_format is None and count == dated
-        hint = rules.problem_hint(code, values, options.decimal, every)
+        hint = rules.problem_hint(code, values, options.decimal, every, options.thousands)
         if code == rules.MISSING_AMOUNT and options.order_col is not None:
             keys = ["contact_id", "order_id"]
             priced = typed.where(F.col("problem") == 0).select(*keys).distinct()

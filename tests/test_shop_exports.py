@@ -174,8 +174,8 @@ def test_semicolons_decimal_commas_and_a_bom(tmp_path):
         (["1,234.50", "2,000"], "have ',' between thousands: pass --thousands ,"),
         (["1.234,50", "7,99"], "decimal commas and '.' between thousands: pass --decimal , --th"),
         (["1\u00a0234,50", "7,99"], "decimal commas and spaces between thousands: pass --deci"),
-        (["€10.50", "$12"], "carry a currency sign or code"),
-        (["12.50 EUR", "7.99"], "carry a currency sign or code"),
+        (["€10.50", "$12"], r"carry the currencies \$, €: clvcast reads one \(--currency\)"),
+        (["12.50 EUR", "7.99"], "carry the currency EUR: pass --currency EUR"),
         (["abc", "n/a"], r"\(row 1: \"abc\", row 2: \"n/a\"\)\. Fix"),  # no hint
     ],
     ids=[
@@ -241,6 +241,33 @@ def test_thousands_separators_are_taken_only_between_groups_of_three():
     assert log.report.dropped == {"unparseable amount": 3}  # 1,23  12,3456  ,123 — not 123
     with pytest.raises(InputError, match="thousands=',' is also the decimal mark"):
         read_transactions(frame, decimal=",", thousands=",")
+
+
+def test_amounts_in_one_currency_read_with_currency_and_others_stay_refused(tmp_path):
+    """Spreadsheets format amounts as money ("1.234,56 €"); there was no way to read them
+    but to export the file again. --currency takes out the one currency the shop sells in;
+    an amount in another is refused, never converted or summed with the rest."""
+    orders = _orders()
+    orders["amount"] = (orders["amount"] * 31).round(2)
+    german = orders["amount"].map("{:,.2f}".format).str.replace(",", "X")
+    german = german.str.replace(".", ",").str.replace("X", ".")
+    written = [f"{a}\u00a0€" if i % 3 else f"€ {a}" for i, a in enumerate(german)]
+    path = tmp_path / "export.csv"
+    orders.assign(amount=written).to_csv(path, index=False, sep=";")
+    with pytest.raises(InputError, match="carry the currency €: pass --currency €"):
+        read_transactions(path)
+    with pytest.raises(InputError, match="pass --decimal , --thousands ."):
+        read_transactions(path, currency="€")
+    _assert_log(read_transactions(path, currency="€", decimal=",", thousands="."), orders)
+    mixed = orders.assign(
+        amount=[f"{a:.2f} eur" if i % 2 else f"${a:.2f}" for i, a in enumerate(orders["amount"])]
+    )
+    with pytest.raises(InputError, match=r"carry the currencies \$ besides --currency EUR"):
+        read_transactions(mixed, currency="EUR")
+    log = read_transactions(mixed, currency="EUR", invalid="drop")  # "eur" read as EUR
+    assert log.report.dropped["unparseable amount"] == len(orders) // 2
+    with pytest.raises(InputError, match="--currency '12 €': use the sign or code alone"):
+        read_transactions(mixed, currency="12 €")
 
 
 def test_excel_unicode_text_utf16_reads_without_an_encoding(tmp_path):

@@ -169,12 +169,12 @@ def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
 
 
 def test_spark_reads_thousands_separators_as_the_local_engine(spark, tmp_path):
-    amounts = ["1.234,56", "12,50", "1.234.567,8", "1,23", "12.34", "1\u202f234,5"]
+    amounts = ["1.234,56 €", "12,50", "€ 1.234.567,8", "1,23", "12.34 EUR", "1\u202f234,5"]
     frame = pd.DataFrame({"contact_id": list("abcdef"), "date": "2024-01-05", "amount": amounts})
     path = tmp_path / "export.csv"
     frame.to_csv(path, index=False, sep=";")
     for thousands in (".", " "):
-        options = {"decimal": ",", "thousands": thousands, "invalid": "drop"}
+        options = {"decimal": ",", "thousands": thousands, "currency": "€", "invalid": "drop"}
         local = read_transactions(path, **options)
         purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
         pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)

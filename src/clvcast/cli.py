@@ -44,6 +44,7 @@ def _read_options(args: argparse.Namespace) -> Any:
         sep=_separator(args.sep),
         decimal=args.decimal,
         thousands=" " if args.thousands == "space" else args.thousands,
+        currency=args.currency,
         encoding=args.encoding,
         id_case=args.id_case,
         quantity_col=args.quantity_col,

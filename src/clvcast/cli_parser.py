@@ -187,6 +187,14 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         "three digits (default: none)",
     )
     group.add_argument(
+        "--currency",
+        default=None,
+        metavar="SIGN",
+        help="the currency of the amounts, e.g. € or EUR: taken out of CSV amounts that "
+        "carry it (an amount in another currency stays unparseable; nothing is converted); "
+        "the report names it on its axes",
+    )
+    group.add_argument(
         "--encoding",
         default="utf-8",
         metavar="NAME",
@@ -554,7 +562,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add(report, "--holdout-days", help="also evaluate on the last N days (needs --transactions)")
     report.add_argument("--title", default=None, help="report title")
-    report.add_argument("--currency", default=None, help="currency name for the axes, e.g. EUR")
     _add_transaction_options(report, required=False)
     _add(report, "--tracking-uri")
 

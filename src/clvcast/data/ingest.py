@@ -428,7 +428,11 @@ def _date_sql(
 
 
 def _amount_sql(
-    column: str, duck_type: str, decimal: str = ".", thousands: str | None = None
+    column: str,
+    duck_type: str,
+    decimal: str = ".",
+    thousands: str | None = None,
+    currency: str | None = None,
 ) -> tuple[str, str]:
     """(amount as DOUBLE, blank test); text that is not a number becomes NULL.
 
@@ -441,7 +445,9 @@ def _amount_sql(
     if _base_type(duck_type) in _NUMERIC_TYPES:
         return f"CAST({q} AS DOUBLE)", f"{q} IS NULL"
     blank = f"({q} IS NULL OR trim(CAST({q} AS VARCHAR)) = '')"
-    text = rules.amount_text_sql(f"trim(CAST({q} AS VARCHAR))", decimal, thousands, _full_match)
+    text = rules.amount_text_sql(
+        f"trim(CAST({q} AS VARCHAR))", decimal, thousands, _full_match, currency
+    )
     return f"TRY_CAST({text} AS DOUBLE)", blank
 
 
@@ -455,13 +461,15 @@ def _line_amount_sql(types: dict[str, str], options: ReadOptions) -> tuple[str, 
     if options.quantity_col is None:
         column = options.amount_col
         return (
-            *_amount_sql(column, types[column], options.decimal, options.thousands),
+            *_amount_sql(
+                column, types[column], options.decimal, options.thousands, options.currency
+            ),
             _quote(column),
         )
     quantity_col, price_col = options.quantity_col, str(options.price_col)
-    decimal, thousands = options.decimal, options.thousands
-    quantity, quantity_blank = _amount_sql(quantity_col, types[quantity_col], decimal, thousands)
-    price, price_blank = _amount_sql(price_col, types[price_col], decimal, thousands)
+    dialect = (options.decimal, options.thousands, options.currency)
+    quantity, quantity_blank = _amount_sql(quantity_col, types[quantity_col], *dialect)
+    price, price_blank = _amount_sql(price_col, types[price_col], *dialect)
     shown = (
         f"concat(CAST({_quote(quantity_col)} AS VARCHAR), ' x ', "
         f"CAST({_quote(price_col)} AS VARCHAR))"
@@ -641,6 +649,7 @@ def read_transactions(
     sep: str | None = None,
     decimal: str = ".",
     thousands: str | None = None,
+    currency: str | None = None,
     encoding: str = "utf-8",
     id_case: IdCase = "keep",
     quantity_col: str | None = None,
@@ -676,12 +685,13 @@ def read_transactions(
         it before the day is taken; naive timestamps are taken as local to it. None
         (default): the day as written; text with an offset at the time it writes, instants
         (Unix times, timestamps typed with a zone) in UTC.
-    sep, decimal, thousands, encoding
+    sep, decimal, thousands, currency, encoding
         CSV dialect: the separator (default: detected from the header among ``,`` ``;``
         tab and ``|``), the decimal mark of amounts (``.`` or ``,``), the separator between
         their thousands (None, the default: none; ``,``, ``.`` or ``" "``, which also
-        stands for the no-break spaces; only between groups of three digits) and the text encoding
-        (``utf-8``, with or without BOM, by default; ``latin-1``, ``cp1252``... are read
+        stands for the no-break spaces; only between groups of three digits), the one
+        currency sign or code the amounts may carry (such as ``"€"`` or ``"EUR"``; None, the
+        default: none) and the text encoding (``utf-8``, with or without BOM, by default; ``latin-1``, ``cp1252``... are read
         through Python's codecs).
     id_case
         ``"keep"`` (default) or ``"lower"``: lower-case contact ids (emails) so that
@@ -730,6 +740,7 @@ def read_transactions(
         sep=sep,
         decimal=decimal,
         thousands=thousands,
+        currency=currency,
         encoding=encoding,
         id_case=id_case,
         quantity_col=quantity_col,
@@ -799,6 +810,7 @@ class ReadOptions:
     sep: str | None = None
     decimal: str = "."
     thousands: str | None = None
+    currency: str | None = None
     encoding: str = "utf-8"
     id_case: IdCase = "keep"
     quantity_col: str | None = None
@@ -833,6 +845,7 @@ def check_policies(options: ReadOptions) -> None:
     check_timezone(options.timezone)
     check_date_format(options.date_format)
     _check_policy("decimal", options.decimal, (".", ","))
+    rules.check_currency(options.currency)
     if options.thousands is not None:
         _check_policy("thousands", options.thousands, tuple(rules.THOUSANDS))
         if options.thousands == options.decimal:
@@ -1044,7 +1057,9 @@ def _ingest(
         dated = rows_read - counts.get(1, 0) - counts.get(2, 0)  # with a contact and a date
         every = options.date_format is None and count == dated
         values = (value for _, value in rows)
-        hint = rules.problem_hint(code, values, options.decimal, every, options.thousands)
+        hint = rules.problem_hint(
+            code, values, options.decimal, every, options.thousands, options.currency
+        )
         if code == rules.MISSING_AMOUNT and options.order_col is not None and invalid == "error":
             weight = "t.n" if distinct else "1"
             in_orders = _scalar(

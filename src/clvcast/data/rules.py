@@ -90,14 +90,23 @@ MISSING_AMOUNT = PROBLEMS.index(REASON_MISSING_AMOUNT) + 1  # see order_line_hin
 THOUSANDS = {",": ",", ".": ".", " ": " \u00a0\u202f"}
 
 
-def amount_text_sql(text: str, decimal: str, thousands: str | None, matches) -> str:
+def amount_text_sql(
+    text: str, decimal: str, thousands: str | None, matches, currency: str | None = None
+) -> str:
     """SQL (DuckDB and Spark alike) of an amount's text as a number's text, or NULL.
 
     ``text`` is the trimmed text; ``matches(sql, pattern)`` is the engine's whole-text regular
     expression test. With ``thousands`` only the separator between groups of three digits is
     taken out ("1,23" with ``thousands=","`` is unparseable, not 123); with
     ``decimal=","`` the comma is the decimal mark and a dot outside groups is unparseable.
+    ``currency`` (a sign or code, such as € or EUR) is taken out wherever it stands, with
+    the spaces around it, in any case ("eur" too); any other currency leaves the amount
+    unparseable.
     """
+    if currency is not None:
+        for written in dict.fromkeys((currency, currency.upper(), currency.lower())):
+            text = f"replace({text}, {_sql_text(written)}, '')"
+        text = f"trim(replace({text}, '\u00a0', ' '))"
     point = "[.]" if decimal == "." else ","
     if thousands is None:
         if decimal == ".":
@@ -113,6 +122,24 @@ def amount_text_sql(text: str, decimal: str, thousands: str | None, matches) -> 
     if decimal == ",":
         plain = f"replace({plain}, ',', '.')"
     return f"CASE WHEN {matches(text, pattern)} THEN {plain} ELSE NULL END"
+
+
+def _sql_text(value: str) -> str:
+    """A SQL string literal (DuckDB and Spark alike) of ``value``: letters and signs only."""
+    if "'" in value or "\\" in value:
+        raise InputError(f"--currency {value!r}: use the sign or code alone, such as € or EUR.")
+    return f"'{value}'"
+
+
+def check_currency(currency: str | None) -> None:
+    """One clear error for a --currency that is not a sign or code (digits, separators)."""
+    if currency is not None and (not currency.strip() or _NUMBER_PART.search(currency)):
+        raise InputError(f"--currency {currency!r}: use the sign or code alone, such as € or EUR.")
+    if currency is not None:
+        _sql_text(currency)
+
+
+_NUMBER_PART = re.compile(r"[0-9.,\s+-]")
 
 
 def order_line_hint(count: int, lines_of_priced_orders: int) -> str:
@@ -133,13 +160,14 @@ def problem_hint(
     decimal: str,
     every: bool = False,
     thousands: str | None = None,
+    currency: str | None = None,
 ) -> str:
     """The end of the message about rows with problem ``code``, from their example
     ``values`` as read: what the amounts or dates look like and the option that reads them
     (:func:`amount_hint`, :func:`~clvcast.data.dates.number_date_hint`), or "". ``every``:
     no row of the column was readable, so for dates the layout is not one clvcast knows."""
     if code == BAD_AMOUNT:
-        return amount_hint(values, decimal, thousands)
+        return amount_hint(values, decimal, thousands, currency)
     if code == BAD_DATE:
         hint = number_date_hint(values)
         if not hint and every:
@@ -177,18 +205,30 @@ _GROUPS_BEFORE_COMMA = re.compile(
 )
 
 
-def amount_hint(values: Iterable[object], decimal: str, thousands: str | None = None) -> str:
+def amount_hint(
+    values: Iterable[object],
+    decimal: str,
+    thousands: str | None = None,
+    currency: str | None = None,
+) -> str:
     """What unparseable amounts look like, as the end of their message ("" when nothing is
-    recognised), from the example ``values`` as read: a currency sign or code, thousands
+    recognised), from the example ``values`` as read: a currency sign or code (one: the
+    option that reads it; several: refused), thousands
     separators ("1,234.50", "1.234,56", "1 234,56": the options that read them), or
     decimal commas (with ``decimal='.'``). A comma before exactly three digits ("1,234")
     may be either, and the hint says both."""
     texts = [str(value) for value in values if value is not None]
-    if any(_CURRENCY.search(text) for text in texts):
+    found = {sign.upper() for text in texts for sign in _CURRENCY.findall(text)}
+    others = sorted(found - {currency.upper()} if currency else found)
+    if len(others) == 1 and currency is None:
+        return f"; the amounts carry the currency {others[0]}: pass --currency {others[0]}"
+    if others:
+        given = f" besides --currency {currency}" if currency else ""
         return (
-            "; the amounts carry a currency sign or code: export them as plain numbers "
-            "(clvcast does not read currencies)"
+            f"; the amounts carry the currencies {', '.join(others)}{given}: clvcast reads "
+            "one (--currency) and converts none; export the amounts in one currency"
         )
+    texts = [_CURRENCY.sub("", text).strip() for text in texts] if currency else texts
     if thousands is None:
         for text in texts:
             if match := _GROUPS_BEFORE_COMMA.fullmatch(text):

@@ -181,7 +181,13 @@ def _dates(
     return F.col("date_parsed"), blank, (F.broadcast(mapped), text), used
 
 
-def _amount(column: str, kind: str, decimal: str = ".", thousands: str | None = None):
+def _amount(
+    column: str,
+    kind: str,
+    decimal: str = ".",
+    thousands: str | None = None,
+    currency: str | None = None,
+):
     """(amount as double, blank test), as the local engine (``_amount_sql``)."""
     F = _functions()
     value = _column(column)
@@ -189,7 +195,11 @@ def _amount(column: str, kind: str, decimal: str = ".", thousands: str | None = 
         return value.cast("double"), value.isNull()
     raw = value.cast("string")
     text = rules.amount_text_sql(
-        f"trim(cast(`{column}` as string))", decimal, thousands, lambda t, p: f"{t} rlike '{p}'"
+        f"trim(cast(`{column}` as string))",
+        decimal,
+        thousands,
+        lambda t, p: f"{t} rlike '{p}'",
+        currency,
     )
     return F.expr(f"try_cast({text} as double)"), (value.isNull() | (F.trim(raw) == ""))
 
@@ -200,13 +210,13 @@ def _line_amount(kinds: dict[str, str], options: ReadOptions):
     if options.quantity_col is None:
         column = options.amount_col
         return (
-            *_amount(column, kinds[column], options.decimal, options.thousands),
+            *_amount(column, kinds[column], options.decimal, options.thousands, options.currency),
             _column(column),
         )
     quantity_col, price_col = options.quantity_col, str(options.price_col)
-    decimal, thousands = options.decimal, options.thousands
-    quantity, quantity_blank = _amount(quantity_col, kinds[quantity_col], decimal, thousands)
-    price, price_blank = _amount(price_col, kinds[price_col], decimal, thousands)
+    dialect = (options.decimal, options.thousands, options.currency)
+    quantity, quantity_blank = _amount(quantity_col, kinds[quantity_col], *dialect)
+    price, price_blank = _amount(price_col, kinds[price_col], *dialect)
     shown = F.concat_ws(
         " x ", _column(quantity_col).cast("string"), _column(price_col).cast("string")
     )
@@ -381,7 +391,9 @@ def _aggregate(
         values = _example_values(typed.where(F.col("problem") == code), raw)
         dated = rows_read - counts.get(1, 0) - counts.get(2, 0)  # with a contact and a date
         every = options.date_format is None and count == dated
-        hint = rules.problem_hint(code, values, options.decimal, every, options.thousands)
+        hint = rules.problem_hint(
+            code, values, options.decimal, every, options.thousands, options.currency
+        )
         if code == rules.MISSING_AMOUNT and options.order_col is not None:
             keys = ["contact_id", "order_id"]
             priced = typed.where(F.col("problem") == 0).select(*keys).distinct()

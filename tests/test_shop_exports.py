@@ -599,6 +599,36 @@ def test_orders_a_status_column_marks_as_not_purchases_are_refused_until_settled
         read_transactions(woo, status_col="Sttus")
 
 
+def _woocommerce(n: int = 400, guests_every: int = 9) -> pd.DataFrame:
+    """An order export where 0 stands for every guest checkout, as WooCommerce writes it."""
+    orders = _orders(n)
+    ids = pd.Series([str(i % 80 + 1) for i in range(n)])
+    ids[::guests_every] = "0"
+    return orders.assign(**{"Customer User": ids})
+
+
+def test_a_placeholder_id_holding_many_orders_is_refused_until_guest_id_says_what_it_is():
+    """WooCommerce writes 0 for every guest checkout: read as an id it made one customer of
+    all guests, the shop's most frequent buyer, without a word."""
+    export = _woocommerce()
+    guests = int((export["Customer User"] == "0").sum())
+    with pytest.raises(InputError, match=f"id '0' .* holds {guests} of 400 rows .* --guest-id '0'"):
+        read_transactions(export, contact_col="Customer User")
+    dropped = read_transactions(export, contact_col="Customer User", guest_id="0")
+    assert dropped.report.dropped == {REASON_MISSING_CONTACT: guests}
+    assert "0" not in set(dropped.purchases["contact_id"])
+    kept = read_transactions(export, contact_col="Customer User", guest_id="none")
+    assert kept.report.dropped == {}
+    assert kept.purchases["contact_id"].value_counts().index[0] == "0"
+    # Typed as integers (Parquet, pandas) the same.
+    numbers = export.assign(**{"Customer User": export["Customer User"].astype(int)})
+    with pytest.raises(InputError, match="--guest-id '0'"):
+        read_transactions(numbers, contact_col="Customer User")
+    # A customer numbered 0 with a few orders, as any other, is read as one.
+    few = _woocommerce(guests_every=200)
+    assert read_transactions(few, contact_col="Customer User").report.dropped == {}
+
+
 # --- through the CLI ---------------------------------------------------------------------
 
 
@@ -694,3 +724,17 @@ def test_cli_refuses_refunded_orders_in_one_line_and_drops_them_with_status_col(
     ok = run_clvcast(*common, "--status-col", "Financial Status")
     assert ok.returncode == 0, ok.stderr
     assert "10 rows dropped: order status cancelled, refunded" in ok.stdout
+
+
+def test_cli_refuses_a_guest_placeholder_in_one_line_and_drops_it_with_guest_id(tmp_path):
+    path = tmp_path / "woo.csv"
+    _woocommerce().to_csv(path, index=False)
+    out = tmp_path / "rfm.csv"
+    common = ["rfm", "--transactions", path, "--contact-col", "Customer User"]
+    common += ["--as-of", "2024-06-30", "--output", out]
+    bad = run_clvcast(*common)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "--guest-id '0'" in bad.stderr and not out.exists()
+    ok = run_clvcast(*common, "--guest-id", "0")
+    assert ok.returncode == 0, ok.stderr
+    assert "no contact id (guest checkout)" in ok.stdout

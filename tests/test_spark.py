@@ -187,6 +187,26 @@ def test_spark_reads_thousands_separators_as_the_local_engine(spark, tmp_path):
     assert str(remote.value).split(";")[-1] == str(here.value).split(";")[-1]
 
 
+def test_spark_reads_guest_ids_as_the_local_engine(spark, tmp_path):
+    ids = [str(i % 30 + 1) if i % 7 else "0" for i in range(140)]  # 0: WooCommerce's guests
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta([i * 3 % 200 for i in range(140)], "D")
+    path = tmp_path / "woo.csv"
+    pd.DataFrame({"Customer User": ids, "date": days, "amount": 10.0}).to_csv(path, index=False)
+    base = {"contact_col": "Customer User"}
+    with pytest.raises(InputError) as local:
+        read_transactions(path, **base)
+    with pytest.raises(InputError) as remote:
+        read_transactions_spark(spark, path, ReadOptions(**base))
+    assert str(remote.value) == str(local.value)
+    for guest_id in ("0", "none"):
+        log = read_transactions(path, **base, guest_id=guest_id)
+        purchases, report = read_transactions_spark(
+            spark, path, ReadOptions(**base, guest_id=guest_id)
+        )
+        pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
+        assert report.to_dict() == log.report.to_dict()
+
+
 def test_spark_reads_order_lines_refunds_and_ids_as_the_local_engine(spark, tmp_path):
     export = online_retail_lines(300, seed=7)
     lines = export.lines.copy()

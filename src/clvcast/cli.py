@@ -51,6 +51,7 @@ def _read_options(args: argparse.Namespace) -> Any:
         price_col=args.price_col,
         order_col=args.order_col,
         status_col=args.status_col,
+        guest_id=args.guest_id,
     )
 
 

@@ -132,6 +132,15 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         "(a cancellation invoice), is netted against that order",
     )
     group.add_argument(
+        "--guest-id",
+        default=None,
+        metavar="ID",
+        help="a contact id that stands for guest checkouts (WooCommerce writes 0): its rows "
+        "are dropped and counted as guest checkouts; 'none' keeps every id as a customer. "
+        "A placeholder id (0, -1, guest, unknown, ...) holding 0.5%% of the rows or more is "
+        "refused until this says which",
+    )
+    group.add_argument(
         "--status-col",
         default=None,
         metavar="NAME",

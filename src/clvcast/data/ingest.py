@@ -312,6 +312,37 @@ def _contact_sql(
     return _normal_id(stored, id_case), stored
 
 
+def _without_guests(contact: str, guests: tuple[str, ...]) -> str:
+    """SQL of a contact id with the ids that --guest-id names made missing (guest checkouts)."""
+    if not guests:
+        return contact
+    listed = ", ".join(_literal(guest) for guest in guests)
+    return f"CASE WHEN lower(trim({contact})) IN ({listed}) THEN NULL ELSE {contact} END"
+
+
+def _check_placeholder_ids(
+    connection: duckdb.DuckDBPyConnection, name: str, column: str, options: ReadOptions, rows: str
+) -> None:
+    """Refuse a placeholder contact id (:data:`rules.PLACEHOLDER_IDS`) that holds a share
+    of the rows, unless --guest-id says what it is. Found among the distinct ids of the
+    table ``contacts``, so a log without one costs a scan of its contacts only."""
+    if options.guest_id is not None:
+        return
+    listed = ", ".join(_literal(placeholder) for placeholder in rules.PLACEHOLDER_IDS)
+    found = connection.execute(
+        f"SELECT contact_id FROM contacts WHERE lower(trim(contact_id)) IN ({listed})"
+    ).fetchall()
+    if not found:
+        return
+    total = int(_scalar(connection, f"SELECT SUM({rows}) FROM typed WHERE contact_id IS NOT NULL"))
+    for (contact,) in found:
+        count = int(
+            _scalar(connection, f"SELECT SUM({rows}) FROM typed WHERE contact_id = $1", [contact])
+        )
+        if rules.is_placeholder_heavy(count, total):
+            raise rules.placeholder_id(name, column, contact, count, total)
+
+
 def _normal_id(text: str, id_case: str) -> str:
     """SQL of a text id as clvcast keeps it: trimmed, blank = missing, lower-cased with
     ``id_case="lower"``."""
@@ -656,6 +687,7 @@ def read_transactions(
     price_col: str | None = None,
     order_col: str | None = None,
     status_col: str | None = None,
+    guest_id: str | None = None,
 ) -> PurchaseLog:
     """Read, validate and normalise transactions into a purchase log (one row per contact-day).
 
@@ -703,6 +735,11 @@ def read_transactions(
         Policies for refunds and zero amounts (``"drop"``, ``"net"`` within the day,
         ``"net-contact"`` against earlier purchases, ``"error"``), exact duplicate rows and
         unusable rows (see the module docstring).
+    guest_id
+        A contact id that stands for guest checkouts (WooCommerce writes 0): its rows are
+        dropped and counted as rows without a contact. ``"none"``: every id is a customer.
+        When omitted, a placeholder id (:data:`~clvcast.data.rules.PLACEHOLDER_IDS`) that
+        holds 10 rows and 0.5% of them or more is refused until this says which.
     status_col
         Order status column (Shopify's "Financial Status", WooCommerce's "Order Status"):
         rows whose status is one of :data:`~clvcast.data.rules.STATUSES_NOT_PURCHASES`
@@ -747,6 +784,7 @@ def read_transactions(
         price_col=price_col,
         order_col=order_col,
         status_col=status_col,
+        guest_id=guest_id,
     )
     with ingested(source, options) as (connection, report):
         # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a
@@ -811,6 +849,7 @@ class ReadOptions:
     decimal: str = "."
     thousands: str | None = None
     currency: str | None = None
+    guest_id: str | None = None
     encoding: str = "utf-8"
     id_case: IdCase = "keep"
     quantity_col: str | None = None
@@ -975,6 +1014,11 @@ def _ingest(
     contact, stored_contact = _contact_sql(
         connection, contact_col, types[contact_col], options.id_case
     )
+    guests = rules.guest_ids(options.guest_id)
+    contact, stored_contact = (
+        _without_guests(contact, guests),
+        _without_guests(stored_contact, guests),
+    )
     order = _order_sql(options, types.get(str(options.order_col)))
     typed = _Columns(
         contact=contact,
@@ -1019,6 +1063,7 @@ def _ingest(
     )
     buying = f"problem = 0 AND amount > 0 AND {_on_or_before('day', as_of_day)}"
     all_contacts = _normalise_ids(connection, name, contact_col, options.id_case, buying)
+    _check_placeholder_ids(connection, name, contact_col, options, "n" if distinct else "1")
     # Per problem code, in one pass: rows, and for the usable rows the duplicates on or before
     # the as-of day (distinct rows only), the implausible and future dates and the refunds.
     rows = "n" if distinct else "1"

@@ -179,6 +179,37 @@ def problem_hint(
     return ""
 
 
+# Contact ids that shops write for "no customer": WooCommerce's 0 for a guest checkout,
+# and the placeholders of other exports. Read as an id, one of them becomes one customer
+# with every guest's orders, the most frequent buyer of the shop.
+PLACEHOLDER_IDS = ("0", "-1", "guest", "unknown", "anonymous", "none", "null", "nan", "n/a", "-")
+# A placeholder id is refused when it holds this many rows and this share of them at least
+# (below both it changes nothing that matters and may be a real customer numbered 0).
+PLACEHOLDER_ROWS, PLACEHOLDER_SHARE = 10, 0.005
+NO_GUEST_ID = "none"  # --guest-id none: every id is a customer
+
+
+def guest_ids(guest_id: str | None) -> tuple[str, ...]:
+    """The ids (lower case) that --guest-id makes guest checkouts: none for None or ``none``."""
+    if guest_id is None or guest_id.strip().lower() == NO_GUEST_ID:
+        return ()
+    return (guest_id.strip().lower(),)
+
+
+def placeholder_id(name: str, column: str, contact: str, rows: int, total: int) -> InputError:
+    """The refusal of a placeholder id that holds a share of the rows (see above)."""
+    return InputError(
+        f"transactions ({name}): contact id '{contact}' in column '{column}' holds {rows:,} "
+        f"of {total:,} rows ({rows / total:.1%}), as guest checkouts do in shop exports "
+        f"(WooCommerce writes 0); pass --guest-id '{contact}' to drop them as guest "
+        f"checkouts, or --guest-id {NO_GUEST_ID} if it is one customer."
+    )
+
+
+def is_placeholder_heavy(rows: int, total: int) -> bool:
+    return rows >= PLACEHOLDER_ROWS and rows >= PLACEHOLDER_SHARE * total
+
+
 def case_twins(name: str, column: str, count: int, first: str, second: str) -> str:
     return (
         f"transactions ({name}): {count:,} contact ids in column '{column}' differ from "

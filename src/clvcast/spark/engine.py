@@ -142,6 +142,29 @@ def _contact(frame: Any, column: str, kind: str, id_case: str, name: str):
     return text
 
 
+def _without_guests(frame: Any, contact, name: str, column: str, options: ReadOptions):
+    """The contact ids with --guest-id's made missing, after refusing a placeholder id that
+    holds a share of the rows without it, as the local engine."""
+    F = _functions()
+    key = F.lower(F.trim(contact))
+    guests = rules.guest_ids(options.guest_id)
+    if guests:
+        return F.when(key.isin(list(guests)), None).otherwise(contact)
+    if options.guest_id is not None:
+        return contact
+    counts = (
+        frame.where(contact.isNotNull())
+        .groupBy(F.when(key.isin(list(rules.PLACEHOLDER_IDS)), contact).alias("placeholder"))
+        .agg(F.sum(_ROWS).alias("rows"))
+        .collect()
+    )
+    total = sum(int(row["rows"]) for row in counts)
+    for row in counts:
+        if row["placeholder"] is not None and rules.is_placeholder_heavy(int(row["rows"]), total):
+            raise rules.placeholder_id(name, column, row["placeholder"], int(row["rows"]), total)
+    return contact
+
+
 def _dates(
     spark: Any,
     frame: Any,
@@ -316,6 +339,7 @@ def read_transactions_spark(
         grouped = grouped.join(mapping, text == mapping["date_text"], "left")
     amount, amount_blank, amount_shown = _line_amount(kinds, options)
     contact = _contact(grouped, contact_col, kinds[contact_col], options.id_case, name)
+    contact = _without_guests(grouped, contact, name, contact_col, options)
     unparseable = amount.isNull() | F.isnan(amount)
     out_of_range = (F.abs(amount) == float("inf")) | (F.abs(amount) >= AMOUNT_LIMIT)
     checks = (

@@ -125,21 +125,19 @@ def amount_text_sql(
 
 
 def _sql_text(value: str) -> str:
-    """A SQL string literal (DuckDB and Spark alike) of ``value``: letters and signs only."""
-    if "'" in value or "\\" in value:
-        raise InputError(f"--currency {value!r}: use the sign or code alone, such as € or EUR.")
+    """A SQL string literal of ``value``, a currency that :func:`check_currency` let pass
+    (no quote or backslash, which DuckDB and Spark escape differently)."""
     return f"'{value}'"
 
 
 def check_currency(currency: str | None) -> None:
-    """One clear error for a --currency that is not a sign or code (digits, separators)."""
-    if currency is not None and (not currency.strip() or _NUMBER_PART.search(currency)):
+    """One clear error for a --currency that is not a sign or code alone (digits,
+    separators, spaces or quotes in it)."""
+    if currency is not None and not _CURRENCY_TEXT.fullmatch(currency):
         raise InputError(f"--currency {currency!r}: use the sign or code alone, such as € or EUR.")
-    if currency is not None:
-        _sql_text(currency)
 
 
-_NUMBER_PART = re.compile(r"[0-9.,\s+-]")
+_CURRENCY_TEXT = re.compile(r"[^0-9.,\s+\-'\\]+")
 
 
 def order_line_hint(count: int, lines_of_priced_orders: int) -> str:

@@ -137,6 +137,21 @@ def test_a_column_no_known_layout_reads_names_date_format():
     assert log.report.dropped == {"unparseable date": 1}  # "5th" is not "%dst"
 
 
+def test_a_header_repeated_by_joined_files_is_named_so(tmp_path):
+    """Monthly exports joined with `cat` repeat the header as a row: it was refused as a
+    bare unparseable date "date"."""
+    orders = _orders(20)
+    path = tmp_path / "joined.csv"
+    orders[:10].to_csv(path, index=False)
+    with path.open("a") as joined:
+        orders[10:].to_csv(joined, index=False)
+    with pytest.raises(InputError, match=r"row 11: \"date\"\); they repeat the header line"):
+        read_transactions(path)
+    log = read_transactions(path, invalid="drop")
+    _assert_log(log, orders)
+    assert log.report.dropped == {"unparseable date": 1}
+
+
 def test_as_of_accepts_only_iso_dates():
     assert parse_as_of("2024-05-01") == pd.Timestamp("2024-05-01")
     assert parse_as_of("2024-05-01T23:59:00+02:00") == pd.Timestamp("2024-05-01")

@@ -1099,12 +1099,9 @@ def _ingest(
             connection,
             f"SELECT {_POSITION}, {shown} FROM {numbered} WHERE {typed.problem()} = {code}",
         )
-        dated = rows_read - counts.get(1, 0) - counts.get(2, 0)  # with a contact and a date
-        every = options.date_format is None and count == dated
+        every = count == rows_read - counts.get(1, 0) - counts.get(2, 0)  # each dated row
         values = (value for _, value in rows)
-        hint = rules.problem_hint(
-            code, values, options.decimal, every, options.thousands, options.currency
-        )
+        hint = rules.problem_hint(code, values, options, every)
         if code == rules.MISSING_AMOUNT and options.order_col is not None and invalid == "error":
             weight = "t.n" if distinct else "1"
             in_orders = _scalar(

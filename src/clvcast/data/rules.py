@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -24,6 +25,9 @@ from clvcast.data.report import (
     IngestionReport,
 )
 from clvcast.errors import DataQualityWarning, InputError
+
+if TYPE_CHECKING:
+    from clvcast.data.ingest import ReadOptions
 
 # Problems of a row, checked in this order (the first that applies counts); code = index + 1.
 PROBLEMS = (
@@ -152,23 +156,23 @@ def order_line_hint(count: int, lines_of_priced_orders: int) -> str:
     )
 
 
-def problem_hint(
-    code: int,
-    values: Iterable[object],
-    decimal: str,
-    every: bool = False,
-    thousands: str | None = None,
-    currency: str | None = None,
-) -> str:
+def problem_hint(code: int, values: Iterable[object], options: ReadOptions, every: bool) -> str:
     """The end of the message about rows with problem ``code``, from their example
-    ``values`` as read: what the amounts or dates look like and the option that reads them
-    (:func:`amount_hint`, :func:`~clvcast.data.dates.number_date_hint`), or "". ``every``:
-    no row of the column was readable, so for dates the layout is not one clvcast knows."""
+    ``values`` as read with ``options``: what the amounts or dates look like and the option
+    that reads them (:func:`amount_hint`, :func:`~clvcast.data.dates.number_date_hint`), or
+    "". ``every``: no row of the column was readable, so for dates the layout is not one
+    clvcast knows."""
+    values = [value for value in values if value is not None]
+    if code == BAD_DATE and any(str(value).strip() == options.date_col for value in values):
+        return (
+            "; they repeat the header line, as files joined with their headers do, so "
+            "dropping them loses nothing"
+        )
     if code == BAD_AMOUNT:
-        return amount_hint(values, decimal, thousands, currency)
+        return amount_hint(values, options.decimal, options.thousands, options.currency)
     if code == BAD_DATE:
         hint = number_date_hint(values)
-        if not hint and every:
+        if not hint and every and options.date_format is None:
             hint = (
                 "; no date layout that clvcast knows reads them: pass --date-format with "
                 "theirs, in strftime codes (such as '%d %b %Y %H:%M')"

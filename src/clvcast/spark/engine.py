@@ -413,11 +413,8 @@ def _aggregate(
         column = options.date_col if code in (2, 3) else options.amount_label
         raw = "raw_date" if code in (2, 3) else "raw_amount"
         values = _example_values(typed.where(F.col("problem") == code), raw)
-        dated = rows_read - counts.get(1, 0) - counts.get(2, 0)  # with a contact and a date
-        every = options.date_format is None and count == dated
-        hint = rules.problem_hint(
-            code, values, options.decimal, every, options.thousands, options.currency
-        )
+        every = count == rows_read - counts.get(1, 0) - counts.get(2, 0)  # each dated row
+        hint = rules.problem_hint(code, values, options, every)
         if code == rules.MISSING_AMOUNT and options.order_col is not None:
             keys = ["contact_id", "order_id"]
             priced = typed.where(F.col("problem") == 0).select(*keys).distinct()

@@ -428,8 +428,9 @@ def _date_sql(
     naive in the shop's zone.
 
     Typed dates and timestamps are used as they are (time-zone-aware ones taken to
-    ``options.timezone``, else to the zone the column is ``written`` in, else UTC). Text is parsed by pandas once per distinct value, in the one
-    format inferred from all of them (:mod:`clvcast.data.dates`).
+    ``options.timezone``, else to the zone the column is ``written`` in, else UTC). Text is
+    parsed by pandas once per distinct value, in the one format inferred from all of them
+    (:mod:`clvcast.data.dates`).
     """
     q = f"source.{_quote(column)}"
     if duck_type in _TEMPORAL_TYPES:
@@ -723,8 +724,8 @@ def read_transactions(
         their thousands (None, the default: none; ``,``, ``.`` or ``" "``, which also
         stands for the no-break spaces; only between groups of three digits), the one
         currency sign or code the amounts may carry (such as ``"€"`` or ``"EUR"``; None, the
-        default: none) and the text encoding (``utf-8``, with or without BOM, by default; ``latin-1``, ``cp1252``... are read
-        through Python's codecs).
+        default: none) and the text encoding (``utf-8``, with or without BOM, by default;
+        ``latin-1``, ``cp1252``... are read through Python's codecs).
     id_case
         ``"keep"`` (default) or ``"lower"``: lower-case contact ids (emails) so that
         ``Ana@Shop.com`` and ``ana@shop.com`` are one contact. With ``"keep"``, ids that

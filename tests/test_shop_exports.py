@@ -269,7 +269,8 @@ def test_amounts_in_one_currency_read_with_currency_and_others_stay_refused(tmp_
     written = [f"{a}\u00a0€" if i % 3 else f"€ {a}" for i, a in enumerate(german)]
     path = tmp_path / "export.csv"
     orders.assign(amount=written).to_csv(path, index=False, sep=";")
-    with pytest.raises(InputError, match="carry the currency €: pass --currency €"):
+    both = "carry the currency €: pass --currency €, and .* pass --decimal , --thousands ."
+    with pytest.raises(InputError, match=both):  # every option it needs, in one message
         read_transactions(path)
     with pytest.raises(InputError, match="pass --decimal , --thousands ."):
         read_transactions(path, currency="€")

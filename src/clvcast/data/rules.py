@@ -254,7 +254,12 @@ def amount_hint(
     found = {sign.upper() for text in texts for sign in _CURRENCY.findall(text)}
     others = sorted(found - {currency.upper()} if currency else found)
     if len(others) == 1 and currency is None:
-        return f"; the amounts carry the currency {others[0]}: pass --currency {others[0]}"
+        # The one currency, and what the numbers need once it is out: both options at once.
+        numbers = _number_hint(
+            [_CURRENCY.sub("", text).strip() for text in texts], decimal, thousands
+        )
+        also = f", and{numbers[1:]}" if numbers else ""
+        return f"; the amounts carry the currency {others[0]}: pass --currency {others[0]}{also}"
     if others:
         given = f" besides --currency {currency}" if currency else ""
         return (
@@ -262,6 +267,11 @@ def amount_hint(
             "one (--currency) and converts none; export the amounts in one currency"
         )
     texts = [_CURRENCY.sub("", text).strip() for text in texts] if currency else texts
+    return _number_hint(texts, decimal, thousands)
+
+
+def _number_hint(texts: list[str], decimal: str, thousands: str | None) -> str:
+    """The part of :func:`amount_hint` on the numbers themselves: separators and commas."""
     if thousands is None:
         for text in texts:
             if match := _GROUPS_BEFORE_COMMA.fullmatch(text):

@@ -725,6 +725,17 @@ def test_a_spreadsheet_total_row_is_named_with_its_empty_date(tmp_path):
     assert sorted(log.purchases["contact_id"]) == ["a", "b"]
 
 
+def _refused_in_one_line_then_read(common: list, out, option: str, settle: list, report: str):
+    """The command refuses in one line naming ``option`` and writes nothing; with
+    ``settle`` it reads, and its report shows ``report``."""
+    bad = run_clvcast(*common)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert option in bad.stderr and not out.exists()
+    ok = run_clvcast(*common, *settle)
+    assert ok.returncode == 0, ok.stderr
+    assert report in ok.stdout
+
+
 def test_cli_refuses_refunded_orders_in_one_line_and_drops_them_with_status_col(tmp_path):
     orders = _orders(50)
     export = orders.assign(
@@ -734,12 +745,13 @@ def test_cli_refuses_refunded_orders_in_one_line_and_drops_them_with_status_col(
     export.to_csv(path, index=False)
     out = tmp_path / "rfm.csv"
     common = ["rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out]
-    bad = run_clvcast(*common)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
-    assert "--status-col 'Financial Status'" in bad.stderr and not out.exists()
-    ok = run_clvcast(*common, "--status-col", "Financial Status")
-    assert ok.returncode == 0, ok.stderr
-    assert "10 rows dropped: order status cancelled, refunded" in ok.stdout
+    _refused_in_one_line_then_read(
+        common,
+        out,
+        "--status-col 'Financial Status'",
+        ["--status-col", "Financial Status"],
+        "10 rows dropped: order status cancelled, refunded",
+    )
 
 
 def test_cli_refuses_a_guest_placeholder_in_one_line_and_drops_it_with_guest_id(tmp_path):
@@ -748,9 +760,6 @@ def test_cli_refuses_a_guest_placeholder_in_one_line_and_drops_it_with_guest_id(
     out = tmp_path / "rfm.csv"
     common = ["rfm", "--transactions", path, "--contact-col", "Customer User"]
     common += ["--as-of", "2024-06-30", "--output", out]
-    bad = run_clvcast(*common)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
-    assert "--guest-id '0'" in bad.stderr and not out.exists()
-    ok = run_clvcast(*common, "--guest-id", "0")
-    assert ok.returncode == 0, ok.stderr
-    assert "no contact id (guest checkout)" in ok.stdout
+    _refused_in_one_line_then_read(
+        common, out, "--guest-id '0'", ["--guest-id", "0"], "no contact id (guest checkout)"
+    )

@@ -191,9 +191,10 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         "--thousands",
         default=None,
         choices=[",", ".", "space"],
-        help="separator between the thousands of CSV amounts, as '1,234.56' (,) or "
-        "'1.234,56' (. with --decimal ,) or '1 234,56' (space); only between groups of "
-        "three digits (default: none)",
+        metavar="SEP",
+        help="separator between the thousands of CSV amounts: ',' for '1,234.56', '.' "
+        "for '1.234,56' (with --decimal ,), 'space' for '1 234,56'; taken out only between "
+        "groups of three digits (default: none)",
     )
     group.add_argument(
         "--currency",

@@ -559,6 +559,44 @@ def test_numbers_that_fit_no_date_format_get_no_hint(values):
     assert number_date_hint(values) == ""
 
 
+def test_numbers_run_together_are_read_only_zero_padded(tmp_path):
+    """%Y%m%d read 1997111 as 1 November 1997 without a word, though 11 January is as
+    likely (and 1997011 as 1 January): a format that runs numbers together now reads only
+    values of the width it writes. Such values are refused with what is wrong, whether the
+    format is given or inferred; the padded ones give the log of the same orders."""
+    orders = _orders()
+    written = orders.assign(date=orders["date"].dt.strftime("%Y%m%d"))
+    padded = tmp_path / "padded.csv"
+    written.to_csv(padded, index=False)
+    for date_format in ("%Y%m%d", None):
+        _assert_log(read_transactions(padded, date_format=date_format), orders)
+    short = written.copy()
+    short.loc[[3, 7], "date"] = ["1997111", "2023015"]
+    path = tmp_path / "short.csv"
+    short.to_csv(path, index=False)
+    for date_format in ("%Y%m%d", None):
+        with pytest.raises(
+            InputError,
+            match=r'2 rows with unparseable date.*"1997111".*%Y%m%d needs 8 digits, months and '
+            r"days zero-padded.*1 November or 11 January",
+        ):
+            read_transactions(path, date_format=date_format)
+    kept = read_transactions(path, date_format="%Y%m%d", invalid="drop")
+    assert kept.report.rows_read == len(orders)
+    _assert_log(kept, orders.drop(index=[3, 7]))
+
+
+@pytest.mark.parametrize(
+    ("date_format", "width"),
+    [("%Y%m%d", 8), ("%d%m%Y", 8), ("%Y%m%d %H:%M", 14), ("%y%m%d", 6), ("%Y-%m-%d", None),
+     ("%d%b%Y", None), ("%Y%m%d%z", None)],
+)  # fmt: skip
+def test_padded_width_only_where_numbers_run_together(date_format, width):
+    from clvcast.data.dates import padded_width
+
+    assert padded_width(date_format) == width
+
+
 def test_a_date_format_without_strftime_codes_is_refused_with_the_choices(tmp_path):
     with pytest.raises(
         InputError, match="'unixx' has no strftime code.*unix, unix-ms, unix-us, excel"
@@ -613,6 +651,39 @@ def test_orders_a_status_column_marks_as_not_purchases_are_refused_until_settled
     _assert_log(read_transactions(orders.assign(status="completed")), orders)
     with pytest.raises(InputError, match="missing column 'Sttus' for the order status"):
         read_transactions(woo, status_col="Sttus")
+
+
+@pytest.mark.parametrize(
+    ("column", "statuses", "marked"),
+    [
+        ("Estado", ["Pago aceptado", "Cancelado", "Entregado", "Reembolsado", "Error en pago"],
+         "8 cancelado, 8 error en pago, 8 reembolsado"),  # PrestaShop in Spanish
+        ("Situação", ["Pago", "Cancelado", "Entregue", "Estornado", "Pago"],
+         "8 cancelado, 8 estornado"),  # a Brazilian shop
+        ("État de la commande", ["Livré", "Annulé", "Livré", "Remboursée", "Paiement accepté"],
+         "8 annulé, 8 remboursée"),
+        ("Bestellstatus", ["Abgeschlossen", "Storniert", "Offen", "Rückerstattet", "Bezahlt"],
+         "8 rückerstattet, 8 storniert"),  # Shopware in German
+        ("Status zamówienia", ["Zrealizowane", "Anulowane", "Wysłane", "Zwrócone", "Opłacone"],
+         "8 anulowane, 8 zwrócone"),  # a Polish shop
+        ("Stato ordine", ["Completato", "Annullato", "Spedito", "Rimborsato", "Pagato"],
+         "8 annullato, 8 rimborsato"),
+    ],
+    ids=["es", "pt", "fr", "de", "pl", "it"],
+)  # fmt: skip
+def test_statuses_in_the_shops_language_are_refused_until_settled(column, statuses, marked):
+    """The statuses were English words only: a Spanish PrestaShop export's "Cancelado" and
+    "Reembolsado" orders were read as purchases without a word. Statuses and status column
+    names in the languages of the shops clvcast's users sell in are now read like English
+    ones (case and accents as the export writes them)."""
+    orders = _orders(40)
+    export = orders.assign(**{column: statuses * 8})
+    with pytest.raises(InputError, match=f"'{column}' marks orders as not purchases .{marked} "):
+        read_transactions(export)
+    log = read_transactions(export, status_col=column)
+    kept = [status.lower() not in marked for status in statuses * 8]
+    assert log.report.dropped[REASON_STATUS] == 8 * (marked.count(",") + 1) == 40 - sum(kept)
+    _assert_log(log, orders[kept])
 
 
 def _woocommerce(n: int = 400, guests_every: int = 9) -> pd.DataFrame:

@@ -339,3 +339,58 @@ def test_both_engines_partition_contacts_by_the_same_function(spark, cdnow_raw):
         on_spark = frame.select(partition_column(parts).alias("part")).toPandas()["part"]
         assert on_spark.tolist() == chunk_of(ids, parts).tolist(), parts
     assert chunk_of(ids, 7).nunique() == 7  # the ids spread over every part
+
+
+def test_spark_reads_numbers_run_together_as_the_local_engine(spark, tmp_path):
+    """%Y%m%d reads only zero-padded values (1997111 may be 1 November or 11 January)."""
+    frame = pd.DataFrame(
+        {"contact_id": list("aabb"), "date": ["19970105", "1997111", "19970301", "19970412"]}
+    ).assign(amount=[10.0, 20.0, 30.0, 40.0])
+    path = tmp_path / "ymd.csv"
+    frame.to_csv(path, index=False)
+    for date_format in ("%Y%m%d", None):
+        with pytest.raises(InputError) as local:
+            read_transactions(path, date_format=date_format)
+        with pytest.raises(InputError) as remote:
+            read_transactions_spark(spark, path, ReadOptions(date_format=date_format))
+        assert "1 November or 11 January" in str(local.value)
+        assert str(remote.value).split(";")[1] == str(local.value).split(";")[1]
+    log = read_transactions(path, date_format="%Y%m%d", invalid="drop")
+    options = ReadOptions(date_format="%Y%m%d", invalid="drop")
+    purchases, report = read_transactions_spark(spark, path, options)
+    pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
+    assert report.to_dict() == log.report.to_dict()
+    assert len(log.purchases) == 3
+
+
+def test_spark_reads_statuses_in_the_shops_language_as_the_local_engine(spark, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "contact_id": ["a", "a", "b", "b", "c", "c"],
+            "date": pd.date_range("2024-01-01", periods=6).strftime("%Y-%m-%d"),
+            "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+            "Estado del pedido": [
+                "Entregado",
+                "CANCELADO",
+                " Reembolsado",
+                "Annulé",
+                "Zwrócone",
+                None,
+            ],
+        }
+    )
+    path = tmp_path / "pedidos.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError) as local:
+        read_transactions(path)
+    with pytest.raises(InputError) as remote:
+        read_transactions_spark(spark, path, ReadOptions())
+    assert "1 annulé, 1 cancelado, 1 reembolsado, 1 zwrócone" in str(local.value)
+    assert str(remote.value) == str(local.value)
+    log = read_transactions(path, status_col="Estado del pedido")
+    purchases, report = read_transactions_spark(
+        spark, path, ReadOptions(status_col="Estado del pedido")
+    )
+    pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
+    assert report.to_dict() == log.report.to_dict()
+    assert log.purchases["amount"].tolist() == [10.0, 60.0]

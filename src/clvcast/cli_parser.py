@@ -145,9 +145,11 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         default=None,
         metavar="NAME",
         help="order status column (Shopify's 'Financial Status', WooCommerce's 'Order "
-        "Status'): rows whose status is cancelled, refunded, voided, failed or declined are "
-        "not purchases, dropped and counted; 'none' counts every row. An input with such "
-        "a column and such statuses is refused until this option says which",
+        "Status', PrestaShop's 'Estado'): rows whose status is cancelled, refunded, "
+        "returned, voided, failed or declined (in English, Spanish, Portuguese, French, "
+        "Italian, German, Polish or Dutch) are not purchases, dropped and counted; 'none' "
+        "counts every row. An input with such a column and such statuses is refused until "
+        "this option says which",
     )
     group.add_argument(
         "--date-format",

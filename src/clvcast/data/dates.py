@@ -6,7 +6,9 @@ and month-first layouts (with a 24-hour or an AM/PM clock, or month names such a
 "05-Jan-2023" and "Jan 5, 2023") on *every* distinct value and keeps the one that reads them
 all:
 
-- ISO 8601 (``2024-09-03``, ``2024-09-03T21:30:00+02:00``) and ``YYYYMMDD`` are unambiguous;
+- ISO 8601 (``2024-09-03``, ``2024-09-03T21:30:00+02:00``) and ``YYYYMMDD`` are unambiguous,
+  the latter only zero-padded: a format that runs numbers together reads only values of the
+  width it writes (:func:`padded_width`), since strptime reads 1997111 as 1 November 1997;
 - when a day-first layout (``%d/%m/%Y``) and its month-first twin (``%m/%d/%Y``) both read
   every value and disagree on one, the column is ambiguous: it is refused with two example
   values and the options that settle it (``date_format`` or ``dayfirst``), because reading
@@ -91,13 +93,39 @@ def _parse_numbers(values: pd.Series, date_format: str) -> pd.Series:
 _NUMBER_LIMITS = {"s": 9e9, "ms": 9e12, "us": 9e15, "D": 1e5}
 
 
+# Numbers written one after the other (%Y%m%d) are told apart only by their widths: strptime
+# reads 1997111 as 1 November 1997, though 11 January is as likely. A format that runs two
+# numeric codes together reads a value only if it has the width strftime writes, every
+# number zero-padded (19970111); the format's other codes must have fixed widths too.
+_FIXED_WIDTH_CODES = "YmdHMSy"
+_NUMBERS_RUN_TOGETHER = re.compile(f"%[{_FIXED_WIDTH_CODES}]%[{_FIXED_WIDTH_CODES}]")
+_ANY_CODE = re.compile("%.")
+
+
+def padded_width(date_format: str) -> int | None:
+    """The width of every value of ``date_format`` when it runs numbers together (8 for
+    ``%Y%m%d``), or None when a value's width may vary (separators between the numbers, or
+    a code of varying width such as %b)."""
+    if not _NUMBERS_RUN_TOGETHER.search(date_format):
+        return None
+    codes = _ANY_CODE.findall(date_format.replace("%%", ""))
+    if any(code[1] not in _FIXED_WIDTH_CODES for code in codes):
+        return None
+    return len(datetime.datetime(2000, 1, 1).strftime(date_format))
+
+
 def _parse(values: pd.Series, date_format: str) -> pd.Series:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return pd.to_datetime(values, errors="coerce", format=date_format)
+            parsed = pd.to_datetime(values, errors="coerce", format=date_format)
         except (ValueError, TypeError):  # mixed UTC offsets: every value to UTC
-            return pd.to_datetime(values, errors="coerce", format=date_format, utc=True)
+            parsed = pd.to_datetime(values, errors="coerce", format=date_format, utc=True)
+    width = padded_width(date_format)
+    if width is None:
+        return parsed
+    full = values.astype("string").str.len().eq(width).fillna(False).to_numpy(dtype=bool)
+    return parsed.where(full)
 
 
 def _candidates(dayfirst: bool | None, letters: bool) -> list[str]:
@@ -264,6 +292,20 @@ def number_date_hint(values: Iterable[object]) -> str:
         if all(len(m.group(1)) in digits and low <= float(m.group(0)) <= high for m in matches):
             return f"; they look like {NUMBER_FORMATS[name][0]}: pass --date-format {name}"
     return ""
+
+
+def padded_date_hint(values: Iterable[object], date_format: str | None) -> str:
+    """The end of an unparseable-date message when the example ``values`` are numbers
+    shorter than ``date_format`` (``%Y%m%d`` when it was inferred) writes its dates, else ""."""
+    shown = date_format or "%Y%m%d"
+    width = padded_width(shown)
+    texts = [str(value).strip() for value in values if value is not None]
+    if width is None or not texts or not all(t.isdigit() and len(t) < width for t in texts):
+        return ""
+    return (
+        f'; {shown} needs {width} digits, months and days zero-padded: "{texts[0]}" could '
+        "be read more than one way (1997111: 1 November or 11 January?), so none is guessed"
+    )
 
 
 def check_date_format(date_format: str | None) -> None:

@@ -751,8 +751,9 @@ def read_transactions(
     status_col
         Order status column (Shopify's "Financial Status", WooCommerce's "Order Status"):
         rows whose status is one of :data:`~clvcast.data.rules.STATUSES_NOT_PURCHASES`
-        (cancelled, refunded, voided, failed, declined; "wc-" prefix, case and spaces
-        aside) are not purchases: dropped and counted. ``"none"`` counts every row. When
+        (cancelled, refunded, returned, voided, failed, declined, in English and seven
+        other languages; "wc-" prefix, case and spaces aside) are not purchases: dropped
+        and counted. ``"none"`` counts every row. When
         omitted, an input with a column named like a status (:data:`~clvcast.data.rules.
         STATUS_COLUMN_NAMES`) that holds such statuses is refused until this says which.
     name

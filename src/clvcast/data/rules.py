@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from clvcast.data.dates import number_date_hint
+from clvcast.data.dates import number_date_hint, padded_date_hint
 from clvcast.data.report import (
     REASON_AMOUNT_RANGE,
     REASON_BAD_AMOUNT,
@@ -44,20 +44,49 @@ NOT_A_PURCHASE = PROBLEMS.index(REASON_STATUS) + 1  # see STATUSES_NOT_PURCHASES
 ALWAYS_DROPPED = (GUEST_CHECKOUT, NOT_A_PURCHASE)  # problems that are dropped, never refused
 
 # Order statuses that say an order is not a purchase (lower case, trimmed, without
-# WooCommerce's "wc-" prefix), in the column that --status-col names. Partial refunds stay
-# purchases: their amount is the order's, as the export writes it.
-STATUSES_NOT_PURCHASES = (
-    "cancelled",
-    "canceled",
-    "refunded",
-    "voided",
-    "void",
-    "failed",
-    "declined",
+# WooCommerce's "wc-" prefix), in the column that --status-col names: cancelled, refunded,
+# returned, voided, failed or declined, in English and as shop platforms translate them for
+# the markets clvcast's users sell in (PrestaShop's "Cancelado", Shopware's "Storniert",
+# Tiendanube's "Cancelada"), with and without accents. A Spanish export's cancelled orders
+# were read as purchases without a word. Partial refunds stay purchases: their amount is
+# the order's, as the export writes it. Pending or on-hold orders stay too: many are paid
+# later (bank transfers, cash on delivery).
+_NOT_PURCHASES_BY_LANGUAGE = {
+    "en": ("cancelled", "canceled", "refunded", "returned", "voided", "void", "failed",
+           "declined", "payment error", "payment failed"),
+    "es": ("cancelado", "cancelada", "anulado", "anulada", "reembolsado", "reembolsada",
+           "devuelto", "devuelta", "fallido", "fallida", "rechazado", "rechazada",
+           "error en pago", "error de pago", "pago rechazado"),
+    "pt": ("cancelado", "cancelada", "reembolsado", "reembolsada", "devolvido", "devolvida",
+           "estornado", "estornada", "falhou", "recusado", "recusada"),
+    "fr": ("annulé", "annulée", "annule", "annulee", "remboursé", "remboursée", "rembourse",
+           "remboursee", "retourné", "retournée", "échoué", "échouée", "echoue", "echouee",
+           "refusé", "refusée", "refuse", "refusee", "erreur de paiement"),
+    "it": ("annullato", "annullata", "rimborsato", "rimborsata", "reso", "fallito", "fallita",
+           "rifiutato", "rifiutata", "errore di pagamento", "errore nel pagamento"),
+    "de": ("storniert", "abgebrochen", "erstattet", "rückerstattet", "zurückerstattet",
+           "retourniert", "fehlgeschlagen", "abgelehnt", "zahlungsfehler"),
+    "pl": ("anulowane", "anulowany", "anulowana", "zwrócone", "zwrócony", "zwrot",
+           "zwrot środków", "nieudane", "odrzucone", "błąd płatności"),
+    "nl": ("geannuleerd", "terugbetaald", "geretourneerd", "mislukt", "geweigerd"),
+}  # fmt: skip
+STATUSES_NOT_PURCHASES = tuple(
+    dict.fromkeys(status for words in _NOT_PURCHASES_BY_LANGUAGE.values() for status in words)
 )
 # Column names (lower case, '_' as ' ') that hold an order's status in shop exports:
-# Shopify's "Financial Status", WooCommerce's "Order Status", Magento's "status".
-STATUS_COLUMN_NAMES = ("status", "order status", "financial status", "payment status")
+# Shopify's "Financial Status", WooCommerce's "Order Status", Magento's "status", and the
+# same in the languages above. A name that is also something else ("Estado" is a Brazilian
+# address's state) costs a look at its values, nothing more.
+STATUS_COLUMN_NAMES = (
+    "status", "order status", "financial status", "payment status", "order state",
+    "estado", "estado del pedido", "estado pedido", "estado del pago", "estado de pago",
+    "situação", "situacao", "status do pedido", "status do pagamento",
+    "statut", "statut de la commande", "état", "etat", "état de la commande",
+    "bestellstatus", "zahlungsstatus",
+    "stato", "stato ordine", "stato dell'ordine", "stato pagamento",
+    "status zamówienia", "status płatności",
+    "bestelstatus", "betaalstatus",
+)  # fmt: skip
 NO_STATUS_COLUMN = "none"  # --status-col none: every row is a purchase, whatever its status
 
 
@@ -159,9 +188,9 @@ def order_line_hint(count: int, lines_of_priced_orders: int) -> str:
 def problem_hint(code: int, values: Iterable[object], options: ReadOptions, every: bool) -> str:
     """The end of the message about rows with problem ``code``, from their example
     ``values`` as read with ``options``: what the amounts or dates look like and the option
-    that reads them (:func:`amount_hint`, :func:`~clvcast.data.dates.number_date_hint`), or
-    "". ``every``: no row of the column was readable, so for dates the layout is not one
-    clvcast knows."""
+    that reads them (:func:`amount_hint`, :func:`~clvcast.data.dates.number_date_hint`,
+    :func:`~clvcast.data.dates.padded_date_hint`), or "". ``every``: no row of the column
+    was readable, so for dates the layout is not one clvcast knows."""
     values = [value for value in values if value is not None]
     if code == BAD_DATE and any(str(value).strip() == options.date_col for value in values):
         return (
@@ -171,7 +200,7 @@ def problem_hint(code: int, values: Iterable[object], options: ReadOptions, ever
     if code == BAD_AMOUNT:
         return amount_hint(values, options.decimal, options.thousands, options.currency)
     if code == BAD_DATE:
-        hint = number_date_hint(values)
+        hint = number_date_hint(values) or padded_date_hint(values, options.date_format)
         if not hint and every and options.date_format is None:
             hint = (
                 "; no date layout that clvcast knows reads them: pass --date-format with "

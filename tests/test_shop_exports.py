@@ -686,6 +686,50 @@ def test_statuses_in_the_shops_language_are_refused_until_settled(column, status
     _assert_log(log, orders[kept])
 
 
+def _refunded_orders(n: int = 40) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Orders and their Shopify-like export: 'Total' is the whole order and 'Refunded
+    Amount' what was given back: blank or 0.00 for most, part of it for every fifth order,
+    all of it (written negative, as some exports do) for every tenth."""
+    orders = _orders(n)
+    refunds = np.zeros(n)
+    refunds[1::5] = np.round(orders["amount"].to_numpy()[1::5] / 4, 2)
+    refunds[3::10] = -orders["amount"].to_numpy()[3::10]
+    written = ["" if i % 2 == 0 and r == 0 else f"{r:.2f}" for i, r in enumerate(refunds)]
+    export = orders.assign(**{"Refunded Amount": written})
+    return export, orders.assign(amount=orders["amount"] - np.abs(refunds))
+
+
+def test_refunds_the_amounts_still_include_are_refused_until_settled():
+    """Shopify's 'Total' stays the whole order after a refund, written beside it as
+    'Refunded Amount': a partly refunded order was read at its whole amount without a word.
+    Such a column holding refunds now stops the read until --refund-col says what it is;
+    with it the refunds are taken off, and an order refunded in full goes with the amounts
+    <= 0 (dropped and counted)."""
+    export, net = _refunded_orders()
+    refunded = export["Refunded Amount"].replace("", "0").astype(float).abs()
+    money = f"{refunded.sum():,.2f}"
+    with pytest.raises(
+        InputError,
+        match=rf"column 'Refunded Amount' holds refunds on 12 rows \({money} in all\) that the "
+        r"amounts in 'amount' may still include; pass --refund-col 'Refunded Amount' .* or "
+        r"--refund-col none",
+    ):
+        read_transactions(export)
+    log = read_transactions(export, refund_col="Refunded Amount")
+    kept = net["amount"] > 0
+    assert int((~kept).sum()) == 4
+    _assert_log(log, net[kept])
+    assert log.report.dropped[REASON_NONPOSITIVE] == 4
+    _assert_log(read_transactions(export, refund_col="none"), _orders(40))
+    # An unreadable refund makes the amount unreadable, never 0.
+    export.loc[6, "Refunded Amount"] = "n/a"
+    with pytest.raises(InputError, match=r"unparseable amount in column 'amount - Refunded Amount' "
+                       r"\(row 7: \"[0-9.]+ - n/a\"\)"):  # fmt: skip
+        read_transactions(export, refund_col="Refunded Amount")
+    # A refund column of zeros and blanks reads as before.
+    _assert_log(read_transactions(_orders(40).assign(refunds="0.00")), _orders(40))
+
+
 def _woocommerce(n: int = 400, guests_every: int = 9) -> pd.DataFrame:
     """An order export where 0 stands for every guest checkout, as WooCommerce writes it."""
     orders = _orders(n)
@@ -833,4 +877,19 @@ def test_cli_refuses_a_guest_placeholder_in_one_line_and_drops_it_with_guest_id(
     common += ["--as-of", "2024-06-30", "--output", out]
     _refused_in_one_line_then_read(
         common, out, "--guest-id '0'", ["--guest-id", "0"], "no contact id (guest checkout)"
+    )
+
+
+def test_cli_refuses_refunds_in_one_line_and_takes_them_off_with_refund_col(tmp_path):
+    export, _ = _refunded_orders(50)
+    path = tmp_path / "orders_export.csv"
+    export.to_csv(path, index=False)
+    out = tmp_path / "rfm.csv"
+    common = ["rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out]
+    _refused_in_one_line_then_read(
+        common,
+        out,
+        "--refund-col 'Refunded Amount'",
+        ["--refund-col", "Refunded Amount"],
+        "5 rows dropped: non-positive amount",
     )

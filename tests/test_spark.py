@@ -394,3 +394,31 @@ def test_spark_reads_statuses_in_the_shops_language_as_the_local_engine(spark, t
     pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
     assert report.to_dict() == log.report.to_dict()
     assert log.purchases["amount"].tolist() == [10.0, 60.0]
+
+
+def test_spark_reads_refunds_as_the_local_engine(spark, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "contact_id": ["a", "a", "b", "b", "c"],
+            "date": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"],
+            "Total": ["35.00", "20.00", "45.00", "30.00", "12.00"],
+            "Refunded Amount": ["", "5.00", "0.00", "-30.00", "abc"],
+        }
+    )
+    path = tmp_path / "orders_export.csv"
+    frame.to_csv(path, index=False)
+    base = {"amount_col": "Total", "invalid": "drop"}
+    with pytest.raises(InputError) as local:
+        read_transactions(path, **base)
+    with pytest.raises(InputError) as remote:
+        read_transactions_spark(spark, path, ReadOptions(**base))
+    assert "holds refunds on 2 rows (35.00 in all)" in str(local.value)
+    assert str(remote.value) == str(local.value)
+    for refund_col in ("Refunded Amount", "none"):
+        log = read_transactions(path, **base, refund_col=refund_col)
+        options = ReadOptions(**base, refund_col=refund_col)
+        purchases, report = read_transactions_spark(spark, path, options)
+        pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
+        assert report.to_dict() == log.report.to_dict()
+    netted = read_transactions(path, **base, refund_col="Refunded Amount")
+    assert netted.purchases["amount"].tolist() == [35.0, 15.0, 45.0]  # c's refund unreadable

@@ -52,6 +52,7 @@ def _read_options(args: argparse.Namespace) -> Any:
         order_col=args.order_col,
         status_col=args.status_col,
         guest_id=args.guest_id,
+        refund_col=args.refund_col,
     )
 
 

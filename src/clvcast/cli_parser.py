@@ -152,6 +152,15 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         "this option says which",
     )
     group.add_argument(
+        "--refund-col",
+        default=None,
+        metavar="NAME",
+        help="column of money refunded on an order whose amount still holds the whole order "
+        "(Shopify's 'Refunded Amount' beside 'Total'): taken off the amount, so an order "
+        "refunded in full goes with the amounts <= 0; 'none' reads the amounts as written. "
+        "An input with such a column holding refunds is refused until this option says which",
+    )
+    group.add_argument(
         "--date-format",
         default=None,
         metavar="FMT",

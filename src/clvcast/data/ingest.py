@@ -293,6 +293,24 @@ def _check_statuses(
             raise rules.unread_statuses(name, column, {s: int(n) for s, n in counts})
 
 
+def _check_refunds(
+    connection: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], options: ReadOptions
+) -> None:
+    """Refuse an input with a column of refunds that the amounts may still include when no
+    --refund-col says what it is (see :func:`rules.unread_refunds`)."""
+    if options.refund_col is not None:
+        return
+    amounts = (options.amount_col, options.quantity_col, options.price_col)
+    dialect = (options.decimal, options.thousands, options.currency)
+    for column in rules.refund_columns(types, [c for c in amounts if c is not None]):
+        refund, _ = _amount_sql(column, types[column], *dialect)
+        rows, money = connection.execute(
+            f"SELECT COUNT(*), SUM(abs({refund})) FROM source WHERE abs({refund}) > 0"
+        ).fetchall()[0]
+        if rows:
+            raise rules.unread_refunds(name, column, options.amount_label, rows, float(money))
+
+
 def _contact_sql(
     connection: duckdb.DuckDBPyConnection, column: str, duck_type: str, id_case: str = "keep"
 ) -> tuple[str, str]:
@@ -496,7 +514,26 @@ def _full_match(text: str, pattern: str) -> str:
 
 def _line_amount_sql(types: dict[str, str], options: ReadOptions) -> tuple[str, str, str]:
     """(amount, blank test, the input value shown in messages) of a line: the amount column,
-    or quantity x price when ``options`` names those columns."""
+    or quantity x price when ``options`` names those columns, less the refund when
+    ``options.refund_col`` names its column (an unreadable refund makes the amount
+    unreadable, never 0). The net is rounded to the ten decimals money is kept in, so an
+    order refunded in full nets to 0, not to a float's residue such as 3e-15."""
+    amount, blank, shown = _written_amount_sql(types, options)
+    column = rules.refund_column(options.refund_col)
+    if column is None:
+        return amount, blank, shown
+    dialect = (options.decimal, options.thousands, options.currency)
+    refund, refund_blank = _amount_sql(column, types[column], *dialect)
+    return (
+        f"(CASE WHEN {refund_blank} THEN {amount} ELSE round({amount} - abs({refund}), 10) END)",
+        blank,
+        f"concat_ws(' - ', CAST({shown} AS VARCHAR), "
+        f"NULLIF(trim(CAST({_quote(column)} AS VARCHAR)), ''))",
+    )
+
+
+def _written_amount_sql(types: dict[str, str], options: ReadOptions) -> tuple[str, str, str]:
+    """(amount, blank test, shown) of a line as written, before any refund."""
     if options.quantity_col is None:
         column = options.amount_col
         return (
@@ -696,6 +733,7 @@ def read_transactions(
     order_col: str | None = None,
     status_col: str | None = None,
     guest_id: str | None = None,
+    refund_col: str | None = None,
 ) -> PurchaseLog:
     """Read, validate and normalise transactions into a purchase log (one row per contact-day).
 
@@ -756,6 +794,13 @@ def read_transactions(
         and counted. ``"none"`` counts every row. When
         omitted, an input with a column named like a status (:data:`~clvcast.data.rules.
         STATUS_COLUMN_NAMES`) that holds such statuses is refused until this says which.
+    refund_col
+        Column of money refunded on an order whose amount column still holds the whole
+        order (Shopify's "Refunded Amount" beside "Total"): taken off the amount (as its
+        absolute value; blank = nothing refunded), so an order refunded in full has amount 0
+        and goes with the amounts <= 0 (``nonpositive``). ``"none"`` reads the amounts as
+        written. When omitted, an input with a column named like one (:data:`~clvcast.data.
+        rules.REFUND_COLUMN_NAMES`) that holds refunds is refused until this says which.
     name
         Name of the input in messages and in the report (default: the file name).
 
@@ -794,6 +839,7 @@ def read_transactions(
         order_col=order_col,
         status_col=status_col,
         guest_id=guest_id,
+        refund_col=refund_col,
     )
     with ingested(source, options) as (connection, report):
         # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a
@@ -865,6 +911,7 @@ class ReadOptions:
     price_col: str | None = None
     order_col: str | None = None
     status_col: str | None = None
+    refund_col: str | None = None
 
     def required_columns(self) -> dict[str, str]:
         """The input columns these options read, by what they hold."""
@@ -878,14 +925,20 @@ class ReadOptions:
             columns["order id"] = self.order_col
         if rules.status_column(self.status_col) is not None:
             columns["order status"] = str(self.status_col)
+        if rules.refund_column(self.refund_col) is not None:
+            columns["refunds"] = str(self.refund_col)
         return columns
 
     @property
     def amount_label(self) -> str:
         """The amount's column(s), as messages name them."""
-        if self.quantity_col is None:
-            return self.amount_col
-        return f"{self.quantity_col} x {self.price_col}"
+        label = (
+            self.amount_col
+            if self.quantity_col is None
+            else f"{self.quantity_col} x {self.price_col}"
+        )
+        refund = rules.refund_column(self.refund_col)
+        return label if refund is None else f"{label} - {refund}"
 
 
 def check_policies(options: ReadOptions) -> None:
@@ -1015,6 +1068,7 @@ def _ingest(
     rules.check_amount_columns(name, list(types), options.amount_col, options.quantity_col)
     check_columns(list(types), options.required_columns(), what=f"transactions ({name})")
     _check_statuses(connection, name, types, options)
+    _check_refunds(connection, name, types, options)
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _date_sql(
         connection, date_col, types[date_col], options, notes, column_zone(source, date_col)

@@ -113,6 +113,48 @@ def unread_statuses(name: str, column: str, counts: dict[str, int]) -> InputErro
     )
 
 
+# Column names (lower case, '_' as ' ') that hold money refunded on an order whose amount
+# column still holds the whole order: Shopify's "Refunded Amount" beside "Total",
+# WooCommerce's "Refund Amount" beside "Order Total", and the same in the languages above.
+# A partly refunded order was read at its whole amount without a word.
+REFUND_COLUMN_NAMES = (
+    "refunded amount", "refund amount", "amount refunded", "total refunded", "refunded total",
+    "refund total", "order refund", "refunds",
+    "importe reembolsado", "total reembolsado", "valor reembolsado", "valor estornado",
+    "montant remboursé", "montant rembourse", "erstatteter betrag", "erstattungsbetrag",
+    "importo rimborsato", "kwota zwrotu", "terugbetaald bedrag",
+)  # fmt: skip
+NO_REFUND_COLUMN = "none"  # --refund-col none: amounts as written, refunds or not
+
+
+def refund_column(refund_col: str | None) -> str | None:
+    """The column --refund-col names, or None (not given, or ``none``)."""
+    return None if refund_col in (None, NO_REFUND_COLUMN) else refund_col
+
+
+def refund_columns(columns: Iterable[str], amount_columns: Iterable[str]) -> list[str]:
+    """The columns whose name says they hold refunded money, other than the amount's own."""
+    taken = set(amount_columns)
+    return [
+        c
+        for c in columns
+        if c not in taken and " ".join(c.lower().replace("_", " ").split()) in REFUND_COLUMN_NAMES
+    ]
+
+
+def unread_refunds(
+    name: str, column: str, amount_label: str, rows: int, money: float
+) -> InputError:
+    """The refusal of an input whose ``column`` holds refunds (on ``rows`` rows, ``money``
+    in all) that the amounts may still include, when no --refund-col says what they are."""
+    return InputError(
+        f"transactions ({name}): column '{column}' holds refunds on {rows:,} rows "
+        f"({money:,.2f} in all) that the amounts in '{amount_label}' may still include; pass "
+        f"--refund-col '{column}' to take them off the amounts, or --refund-col "
+        f"{NO_REFUND_COLUMN} to read the amounts as written."
+    )
+
+
 BAD_AMOUNT = PROBLEMS.index(REASON_BAD_AMOUNT) + 1  # its amount is not a number: see amount_hint
 BAD_DATE = PROBLEMS.index(REASON_BAD_DATE) + 1  # its date reads in no format: see problem_hint
 MISSING_AMOUNT = PROBLEMS.index(REASON_MISSING_AMOUNT) + 1  # see order_line_hint

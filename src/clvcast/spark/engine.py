@@ -230,6 +230,23 @@ def _amount(
 def _line_amount(kinds: dict[str, str], options: ReadOptions):
     """(amount, blank test, the input value shown in messages), as ``_line_amount_sql``."""
     F = _functions()
+    amount, blank, shown = _written_amount(kinds, options)
+    column = rules.refund_column(options.refund_col)
+    if column is None:
+        return amount, blank, shown
+    dialect = (options.decimal, options.thousands, options.currency)
+    refund, refund_blank = _amount(column, kinds[column], *dialect)
+    written = F.trim(_column(column).cast("string"))
+    return (
+        F.when(refund_blank, amount).otherwise(F.round(amount - F.abs(refund), 10)),
+        blank,
+        F.concat_ws(" - ", shown.cast("string"), F.when(written != "", written)),
+    )
+
+
+def _written_amount(kinds: dict[str, str], options: ReadOptions):
+    """(amount, blank test, shown) of a line as written, as ``_written_amount_sql``."""
+    F = _functions()
     if options.quantity_col is None:
         column = options.amount_col
         return (
@@ -274,6 +291,24 @@ def _check_statuses(raw: Any, name: str, options: ReadOptions) -> None:
             raise rules.unread_statuses(
                 name, column, {r["status"]: int(r["count"]) for r in counts}
             )
+
+
+def _check_refunds(raw: Any, name: str, options: ReadOptions) -> None:
+    """Refuse a column of refunds without --refund-col, as the local engine."""
+    if options.refund_col is not None:
+        return
+    F = _functions()
+    kinds = dict(raw.dtypes)
+    amounts = (options.amount_col, options.quantity_col, options.price_col)
+    dialect = (options.decimal, options.thousands, options.currency)
+    for column in rules.refund_columns(raw.columns, [c for c in amounts if c is not None]):
+        refund, _ = _amount(column, kinds[column], *dialect)
+        found = raw.where(F.abs(refund) > 0).agg(
+            F.count(F.lit(1)).alias("rows"), F.sum(F.abs(refund)).alias("money")
+        )
+        rows, money = found.collect()[0]
+        if rows:
+            raise rules.unread_refunds(name, column, options.amount_label, rows, float(money))
 
 
 def _order(options: ReadOptions, kinds: dict[str, str]):
@@ -329,6 +364,7 @@ def read_transactions_spark(
     rules.check_amount_columns(name, raw.columns, options.amount_col, options.quantity_col)
     check_columns(raw.columns, options.required_columns(), what=f"transactions ({name})")
     _check_statuses(raw, name, options)
+    _check_refunds(raw, name, options)
     grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _dates(

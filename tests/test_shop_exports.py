@@ -17,6 +17,7 @@ from clvcast.data import (
     REASON_MISSING_CONTACT,
     REASON_NONPOSITIVE,
     REASON_ORDER_CANCELLED,
+    REASON_OTHER_CURRENCY,
     REASON_REFUNDED_PURCHASE,
     REASON_STATUS,
     REASON_UNMATCHED_REFUND,
@@ -730,6 +731,29 @@ def test_refunds_the_amounts_still_include_are_refused_until_settled():
     _assert_log(read_transactions(_orders(40).assign(refunds="0.00")), _orders(40))
 
 
+def test_amounts_in_several_currencies_are_refused_until_currency_picks_one():
+    """A shop selling in EUR, USD and PLN exports each order's currency beside its total:
+    the amounts were added up as one currency without a word. Several currencies in a
+    currency column now stop the read; --currency reads only its rows (the others dropped
+    and counted, a blank currency read); one currency in the column changes nothing."""
+    orders = _orders(60)
+    currencies = ["EUR", "eur ", "USD", "EUR", "PLN", ""] * 10
+    export = orders.assign(Currency=currencies)
+    with pytest.raises(
+        InputError,
+        match=r"column 'Currency' holds amounts in 3 currencies \(30 EUR, 10 PLN, 10 USD rows\)"
+        r".*convert them to one currency first, or pass --currency EUR",
+    ):
+        read_transactions(export)
+    with pytest.raises(InputError, match=r"--currency GBP is none of the currencies"):
+        read_transactions(export, currency="GBP")
+    log = read_transactions(export, currency="eur")
+    kept = [c.strip().upper() in ("EUR", "") for c in currencies]
+    _assert_log(log, orders[kept])
+    assert log.report.dropped[REASON_OTHER_CURRENCY] == 20
+    _assert_log(read_transactions(orders.assign(currency="PLN")), orders)
+
+
 def _woocommerce(n: int = 400, guests_every: int = 9) -> pd.DataFrame:
     """An order export where 0 stands for every guest checkout, as WooCommerce writes it."""
     orders = _orders(n)
@@ -892,4 +916,19 @@ def test_cli_refuses_refunds_in_one_line_and_takes_them_off_with_refund_col(tmp_
         "--refund-col 'Refunded Amount'",
         ["--refund-col", "Refunded Amount"],
         "5 rows dropped: non-positive amount",
+    )
+
+
+def test_cli_refuses_several_currencies_in_one_line_and_reads_one_with_currency(tmp_path):
+    orders = _orders(50)
+    path = tmp_path / "orders_export.csv"
+    orders.assign(Currency=["EUR", "EUR", "USD", "EUR", "EUR"] * 10).to_csv(path, index=False)
+    out = tmp_path / "rfm.csv"
+    common = ["rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out]
+    _refused_in_one_line_then_read(
+        common,
+        out,
+        "--currency EUR",
+        ["--currency", "EUR"],
+        "10 rows dropped: amount in another currency than --currency",
     )

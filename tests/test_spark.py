@@ -422,3 +422,27 @@ def test_spark_reads_refunds_as_the_local_engine(spark, tmp_path):
         assert report.to_dict() == log.report.to_dict()
     netted = read_transactions(path, **base, refund_col="Refunded Amount")
     assert netted.purchases["amount"].tolist() == [35.0, 15.0, 45.0]  # c's refund unreadable
+
+
+def test_spark_reads_several_currencies_as_the_local_engine(spark, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "contact_id": ["a", "a", "b", "b", "c", "c"],
+            "date": pd.date_range("2024-01-01", periods=6).strftime("%Y-%m-%d"),
+            "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+            "Currency": ["EUR", "usd", " eur", None, "PLN", "EUR"],
+        }
+    )
+    path = tmp_path / "orders.csv"
+    frame.to_csv(path, index=False)
+    for currency in (None, "GBP"):
+        with pytest.raises(InputError) as local:
+            read_transactions(path, currency=currency)
+        with pytest.raises(InputError) as remote:
+            read_transactions_spark(spark, path, ReadOptions(currency=currency))
+        assert str(remote.value) == str(local.value)
+    log = read_transactions(path, currency="EUR")
+    purchases, report = read_transactions_spark(spark, path, ReadOptions(currency="EUR"))
+    pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
+    assert report.to_dict() == log.report.to_dict()
+    assert log.purchases["amount"].tolist() == [10.0, 30.0, 40.0, 60.0]

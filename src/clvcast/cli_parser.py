@@ -213,7 +213,8 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         metavar="SIGN",
         help="the currency of the amounts, e.g. € or EUR: taken out of CSV amounts that "
         "carry it (an amount in another currency stays unparseable; nothing is converted); "
-        "the report names it on its axes",
+        "with a currency column (Shopify's 'Currency') holding several, only its rows are "
+        "read, the others dropped and counted; the report names it on its axes",
     )
     group.add_argument(
         "--encoding",

@@ -132,6 +132,7 @@ class _Columns:
     amount_blank: str
     join: str  # joins the table of parsed date texts, when dates arrive as text
     not_purchase: str = "FALSE"  # the order's status says it is not a purchase
+    other_currency: str = "FALSE"  # the amount is in another currency than --currency
 
     def problem(self) -> str:
         """The row's problem code: 0 = usable, else 1 + the index in ``rules.PROBLEMS``."""
@@ -142,6 +143,7 @@ class _Columns:
             self.amount_blank,
             self.amount,
             self.not_purchase,
+            self.other_currency,
         )
 
 
@@ -152,6 +154,7 @@ def _problem_code(
     amount_blank: str,
     amount: str,
     not_purchase: str = "FALSE",
+    other_currency: str = "FALSE",
 ) -> str:
     """SQL of a row's problem code from its typed parts: 0 = usable, else 1 + the index in
     ``rules.PROBLEMS``."""
@@ -163,6 +166,7 @@ def _problem_code(
         f"{amount} IS NULL OR isnan({amount})",
         f"NOT isfinite({amount}) OR abs({amount}) >= {AMOUNT_LIMIT}",
         not_purchase,
+        other_currency,
     )
     cases = " ".join(f"WHEN {check} THEN {code}" for code, check in enumerate(checks, 1))
     return f"CASE {cases} ELSE 0 END"
@@ -279,7 +283,7 @@ def _check_statuses(
     if options.status_col is not None:
         return
     statuses = ", ".join(_literal(status) for status in rules.STATUSES_NOT_PURCHASES)
-    for column in rules.status_columns(columns):
+    for column in rules.columns_named(columns, rules.STATUS_COLUMN_NAMES):
         # The written values are grouped first and only they are spelled out: a status
         # column has a few (5M rows: 0.14 s against 0.66 s spelling every row).
         counts = connection.execute(
@@ -293,6 +297,32 @@ def _check_statuses(
             raise rules.unread_statuses(name, column, {s: int(n) for s, n in counts})
 
 
+def _currency_text(text: str) -> str:
+    """SQL of a currency code as compared: trimmed, upper case, NULL when blank."""
+    return f"NULLIF(upper(trim({text})), '')"
+
+
+def _other_currency_sql(
+    connection: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], options: ReadOptions
+) -> str:
+    """SQL that a ``source`` row's amount is in another currency than the one read, when a
+    currency column holds several (see :func:`rules.currency_to_keep`); else FALSE. A row
+    with a blank currency is read."""
+    tests = []
+    amounts = (options.amount_col, options.quantity_col, options.price_col)
+    for column in rules.columns_named(types, rules.CURRENCY_COLUMN_NAMES, amounts):
+        code = _currency_text(f"CAST(source.{_quote(column)} AS VARCHAR)")
+        counts = connection.execute(
+            f"SELECT {code} AS c, COUNT(*) FROM source WHERE c IS NOT NULL GROUP BY c"
+        ).fetchall()
+        keep = rules.currency_to_keep(
+            name, column, {c: int(n) for c, n in counts}, options.currency
+        )
+        if keep is not None:
+            tests.append(f"COALESCE({code} <> {_literal(keep)}, FALSE)")
+    return " OR ".join(tests) or "FALSE"
+
+
 def _check_refunds(
     connection: duckdb.DuckDBPyConnection, name: str, types: dict[str, str], options: ReadOptions
 ) -> None:
@@ -302,7 +332,7 @@ def _check_refunds(
         return
     amounts = (options.amount_col, options.quantity_col, options.price_col)
     dialect = (options.decimal, options.thousands, options.currency)
-    for column in rules.refund_columns(types, [c for c in amounts if c is not None]):
+    for column in rules.columns_named(types, rules.REFUND_COLUMN_NAMES, amounts):
         refund, _ = _amount_sql(column, types[column], *dialect)
         rows, money = connection.execute(
             f"SELECT COUNT(*), SUM(abs({refund})) FROM source WHERE abs({refund}) > 0"
@@ -770,7 +800,10 @@ def read_transactions(
         stands for the no-break spaces; only between groups of three digits), the one
         currency sign or code the amounts may carry (such as ``"€"`` or ``"EUR"``; None, the
         default: none) and the text encoding (``utf-8``, with or without BOM, by default;
-        ``latin-1``, ``cp1252``... are read through Python's codecs).
+        ``latin-1``, ``cp1252``... are read through Python's codecs). A currency column
+        (:data:`~clvcast.data.rules.CURRENCY_COLUMN_NAMES`) holding several currencies is
+        refused until ``currency`` names one of them: its rows are read, the others dropped
+        and counted (nothing is converted).
     id_case
         ``"keep"`` (default) or ``"lower"``: lower-case contact ids (emails) so that
         ``Ana@Shop.com`` and ``ana@shop.com`` are one contact. With ``"keep"``, ids that
@@ -1069,6 +1102,7 @@ def _ingest(
     check_columns(list(types), options.required_columns(), what=f"transactions ({name})")
     _check_statuses(connection, name, types, options)
     _check_refunds(connection, name, types, options)
+    other_currency = _other_currency_sql(connection, name, types, options)
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _date_sql(
         connection, date_col, types[date_col], options, notes, column_zone(source, date_col)
@@ -1092,6 +1126,7 @@ def _ingest(
         amount_blank=amount_blank,
         join=join,
         not_purchase=_not_purchase_sql(options),
+        other_currency=other_currency,
     )
     # The typed rows. --duplicates drop needs the distinct rows with their multiplicity (one
     # grouping by every column). Otherwise each row keeps a hash of all its columns and
@@ -1102,7 +1137,13 @@ def _ingest(
     distinct = duplicates == "drop" or not _fits_hash_path(connection, source)
     order_column = ", order_id" if options.order_col is not None else ""
     problem = _problem_code(
-        "contact_id", "date_blank", "stamp", "amount_blank", "amount", "not_purchase"
+        "contact_id",
+        "date_blank",
+        "stamp",
+        "amount_blank",
+        "amount",
+        "not_purchase",
+        "other_currency",
     )
     if distinct:
         rows_of, extra, inner = (
@@ -1120,7 +1161,8 @@ def _ingest(
         FROM (SELECT {typed.stored_contact} AS contact_id, {typed.timestamp} AS stamp,
                      {typed.date_blank} AS date_blank, {typed.amount} AS amount,
                      {typed.amount_blank} AS amount_blank, {order} AS order_id,
-                     {typed.not_purchase} AS not_purchase, {inner}
+                     {typed.not_purchase} AS not_purchase,
+                     {typed.other_currency} AS other_currency, {inner}
               FROM {rows_of} {typed.join})
         """
     )

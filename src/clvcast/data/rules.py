@@ -21,6 +21,7 @@ from clvcast.data.report import (
     REASON_MISSING_AMOUNT,
     REASON_MISSING_CONTACT,
     REASON_MISSING_DATE,
+    REASON_OTHER_CURRENCY,
     REASON_STATUS,
     IngestionReport,
 )
@@ -38,10 +39,13 @@ PROBLEMS = (
     REASON_BAD_AMOUNT,
     REASON_AMOUNT_RANGE,
     REASON_STATUS,
+    REASON_OTHER_CURRENCY,
 )
 GUEST_CHECKOUT = 1  # the problem code of a row without a contact id: dropped, never refused
 NOT_A_PURCHASE = PROBLEMS.index(REASON_STATUS) + 1  # see STATUSES_NOT_PURCHASES
-ALWAYS_DROPPED = (GUEST_CHECKOUT, NOT_A_PURCHASE)  # problems that are dropped, never refused
+OTHER_CURRENCY = PROBLEMS.index(REASON_OTHER_CURRENCY) + 1  # see currency_to_keep
+# Problems that are dropped, never refused.
+ALWAYS_DROPPED = (GUEST_CHECKOUT, NOT_A_PURCHASE, OTHER_CURRENCY)
 
 # Order statuses that say an order is not a purchase (lower case, trimmed, without
 # WooCommerce's "wc-" prefix), in the column that --status-col names: cancelled, refunded,
@@ -95,10 +99,16 @@ def status_column(status_col: str | None) -> str | None:
     return None if status_col in (None, NO_STATUS_COLUMN) else status_col
 
 
-def status_columns(columns: Iterable[str]) -> list[str]:
-    """The columns whose name says they hold an order's status."""
+def columns_named(
+    columns: Iterable[str], names: Iterable[str], but: Iterable[str | None] = ()
+) -> list[str]:
+    """The ``columns`` whose name, in lower case with '_' as ' ', is one of ``names``
+    (:data:`STATUS_COLUMN_NAMES`, ...), other than those in ``but``."""
+    known, taken = set(names), set(but)
     return [
-        c for c in columns if " ".join(c.lower().replace("_", " ").split()) in STATUS_COLUMN_NAMES
+        c
+        for c in columns
+        if c not in taken and " ".join(c.lower().replace("_", " ").split()) in known
     ]
 
 
@@ -132,16 +142,6 @@ def refund_column(refund_col: str | None) -> str | None:
     return None if refund_col in (None, NO_REFUND_COLUMN) else refund_col
 
 
-def refund_columns(columns: Iterable[str], amount_columns: Iterable[str]) -> list[str]:
-    """The columns whose name says they hold refunded money, other than the amount's own."""
-    taken = set(amount_columns)
-    return [
-        c
-        for c in columns
-        if c not in taken and " ".join(c.lower().replace("_", " ").split()) in REFUND_COLUMN_NAMES
-    ]
-
-
 def unread_refunds(
     name: str, column: str, amount_label: str, rows: int, money: float
 ) -> InputError:
@@ -153,6 +153,43 @@ def unread_refunds(
         f"--refund-col '{column}' to take them off the amounts, or --refund-col "
         f"{NO_REFUND_COLUMN} to read the amounts as written."
     )
+
+
+# Column names (lower case, '_' as ' ') that say which currency a row's amount is in:
+# Shopify's and WooCommerce's "Currency", and the same in the languages above. A shop that
+# sells in several currencies had its EUR, USD and PLN amounts added up as one.
+CURRENCY_COLUMN_NAMES = (
+    "currency", "currency code", "order currency", "moneda", "divisa", "moeda", "devise",
+    "währung", "wahrung", "valuta", "waluta", "munteenheid",
+)  # fmt: skip
+
+
+def currency_to_keep(
+    name: str, column: str, counts: dict[str, int], currency: str | None
+) -> str | None:
+    """The currency whose rows are read when ``column`` holds several (``counts`` of rows
+    by currency, upper case): ``currency`` (--currency), which must be one of them; None
+    when the column holds one currency or none. Amounts in several currencies without
+    --currency are refused: clvcast converts none, and their sum means nothing."""
+    if len(counts) < 2:
+        return None
+    listed = ", ".join(
+        f"{n:,} {c}" for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    top = max(counts, key=lambda c: counts[c])
+    if currency is None:
+        raise InputError(
+            f"transactions ({name}): column '{column}' holds amounts in {len(counts)} "
+            f"currencies ({listed} rows), which do not add up and which clvcast does not "
+            f"convert; convert them to one currency first, or pass --currency {top} to read "
+            f"only the {top} rows (the others dropped and counted)."
+        )
+    if currency.upper() not in counts:
+        raise InputError(
+            f"transactions ({name}): --currency {currency} is none of the currencies in "
+            f"column '{column}' ({listed} rows); pass one of them, such as --currency {top}."
+        )
+    return currency.upper()
 
 
 BAD_AMOUNT = PROBLEMS.index(REASON_BAD_AMOUNT) + 1  # its amount is not a number: see amount_hint

@@ -283,7 +283,7 @@ def _check_statuses(raw: Any, name: str, options: ReadOptions) -> None:
     """Refuse a status column that marks orders as not purchases without --status-col."""
     if options.status_col is not None:
         return
-    for column in rules.status_columns(raw.columns):
+    for column in rules.columns_named(raw.columns, rules.STATUS_COLUMN_NAMES):
         status = _status_text(column)
         marked = raw.where(status.isin(list(rules.STATUSES_NOT_PURCHASES)))
         counts = marked.groupBy(status.alias("status")).count().collect()
@@ -301,7 +301,7 @@ def _check_refunds(raw: Any, name: str, options: ReadOptions) -> None:
     kinds = dict(raw.dtypes)
     amounts = (options.amount_col, options.quantity_col, options.price_col)
     dialect = (options.decimal, options.thousands, options.currency)
-    for column in rules.refund_columns(raw.columns, [c for c in amounts if c is not None]):
+    for column in rules.columns_named(raw.columns, rules.REFUND_COLUMN_NAMES, amounts):
         refund, _ = _amount(column, kinds[column], *dialect)
         found = raw.where(F.abs(refund) > 0).agg(
             F.count(F.lit(1)).alias("rows"), F.sum(F.abs(refund)).alias("money")
@@ -309,6 +309,23 @@ def _check_refunds(raw: Any, name: str, options: ReadOptions) -> None:
         rows, money = found.collect()[0]
         if rows:
             raise rules.unread_refunds(name, column, options.amount_label, rows, float(money))
+
+
+def _other_currency(raw: Any, name: str, options: ReadOptions):
+    """Whether a row's amount is in another currency than the one read, as the local
+    engine (``_other_currency_sql``)."""
+    F = _functions()
+    amounts = (options.amount_col, options.quantity_col, options.price_col)
+    other = F.lit(False)
+    for column in rules.columns_named(raw.columns, rules.CURRENCY_COLUMN_NAMES, amounts):
+        upper = F.upper(F.trim(_column(column).cast("string")))
+        code = F.when(upper != "", upper)
+        rows = raw.where(code.isNotNull()).groupBy(code.alias("c")).count().collect()
+        counts = {row["c"]: int(row["count"]) for row in rows}
+        keep = rules.currency_to_keep(name, column, counts, options.currency)
+        if keep is not None:
+            other = other | F.coalesce(code != F.lit(keep), F.lit(False))
+    return other
 
 
 def _order(options: ReadOptions, kinds: dict[str, str]):
@@ -365,6 +382,7 @@ def read_transactions_spark(
     check_columns(raw.columns, options.required_columns(), what=f"transactions ({name})")
     _check_statuses(raw, name, options)
     _check_refunds(raw, name, options)
+    other_currency = _other_currency(raw, name, options)
     grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _dates(
@@ -386,6 +404,7 @@ def read_transactions_spark(
         unparseable,
         out_of_range,
         _not_purchase(options),
+        other_currency,
     )
     problem = F.lit(0)
     for code in range(len(checks), 0, -1):  # the first check that applies wins

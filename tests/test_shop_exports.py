@@ -28,7 +28,7 @@ from clvcast.data.dates import infer_date_format
 from clvcast.data.inputs import parse_as_of
 from clvcast.data.simulate import online_retail_lines
 from clvcast.errors import DataQualityWarning, InputError
-from conftest import SHOPIFY, SHOPIFY_ORDERS, run_clvcast
+from conftest import SHOPIFY, SHOPIFY_ORDERS, run_clvcast, run_inprocess
 
 
 def _orders(n: int = 300, seed: int = 0, *, max_day: int = 28) -> pd.DataFrame:
@@ -190,6 +190,8 @@ def test_semicolons_decimal_commas_and_a_bom(tmp_path):
         (["1,234.50", "2,000"], "have ',' between thousands: pass --thousands ,"),
         (["1.234,50", "7,99"], "decimal commas and '.' between thousands: pass --decimal , --th"),
         (["1\u00a0234,50", "7,99"], "decimal commas and spaces between thousands: pass --deci"),
+        (["1'234.50", "7.99"], "apostrophes between thousands: pass --thousands apostrophe"),
+        (["1\u2019234,50", "7,99"], "apostrophes between thousands: pass --decimal , --thou"),
         (["€10.50", "$12"], r"carry the currencies \$, €: clvcast reads one \(--currency\)"),
         (["12.50 EUR", "7.99"], "carry the currency EUR: pass --currency EUR"),
         (["abc", "n/a"], r"\(row 1: \"abc\", row 2: \"n/a\"\)\. Fix"),  # no hint
@@ -200,6 +202,8 @@ def test_semicolons_decimal_commas_and_a_bom(tmp_path):
         "thousands",
         "German",
         "French",
+        "Swiss",
+        "Swiss typographic, decimal commas",
         "sign",
         "code",
         "junk",
@@ -224,8 +228,9 @@ def test_unreadable_amounts_get_the_hint_of_what_they_look_like(tmp_path, amount
         (".", ",", "{:,.2f}"),
         (",", ".", "GERMAN"),
         (",", " ", "FRENCH"),
+        (".", "'", "SWISS"),
     ],
-    ids=["1,234.56", "1.234,56", "1 234,56"],
+    ids=["1,234.56", "1.234,56", "1 234,56", "1'234.56"],
 )
 def test_thousands_separators_read_with_their_option(tmp_path, decimal, thousands, written):
     """Spreadsheets write amounts of a thousand or more with separators; there was no way
@@ -237,6 +242,10 @@ def test_thousands_separators_read_with_their_option(tmp_path, decimal, thousand
         "{:,.2f}": us,
         "GERMAN": us.str.replace(",", "X").str.replace(".", ",").str.replace("X", "."),
         "FRENCH": us.str.replace(",", "\u202f").str.replace(".", ","),
+        # Swiss, both apostrophes (Excel writes the typographic one in some locales)
+        "SWISS": us.str.replace(",", "'").where(
+            orders.index % 2 == 0, us.str.replace(",", "\u2019")
+        ),
     }[written]
     path = tmp_path / "export.csv"
     orders.assign(amount=text).to_csv(path, index=False, sep=";")
@@ -932,3 +941,15 @@ def test_cli_refuses_several_currencies_in_one_line_and_reads_one_with_currency(
         ["--currency", "EUR"],
         "10 rows dropped: amount in another currency than --currency",
     )
+
+
+def test_cli_reads_swiss_amounts_with_thousands_apostrophe(tmp_path):
+    path = tmp_path / "bestellungen.csv"
+    path.write_text("contact_id;date;amount\na;2024-01-05;1'234.50\nb;2024-01-06;CHF 1\u2019000\n")
+    out = tmp_path / "rfm.csv"
+    common = ["rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out, "-q"]
+    refused = run_inprocess(*common, "--currency", "CHF")
+    assert refused.returncode == 2 and "--thousands apostrophe" in refused.stderr
+    done = run_inprocess(*common, "--currency", "CHF", "--thousands", "apostrophe")
+    assert done.returncode == 0, done.stderr
+    assert pd.read_csv(out)["total_spend"].tolist() == [1234.5, 1000.0]

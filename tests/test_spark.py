@@ -446,3 +446,16 @@ def test_spark_reads_several_currencies_as_the_local_engine(spark, tmp_path):
     pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
     assert report.to_dict() == log.report.to_dict()
     assert log.purchases["amount"].tolist() == [10.0, 30.0, 40.0, 60.0]
+
+
+def test_spark_reads_swiss_thousands_as_the_local_engine(spark, tmp_path):
+    amounts = ["1'234.50", "12.50", "1\u2019234\u2019567.8", "1'23", "CHF 2'000"]
+    frame = pd.DataFrame({"contact_id": list("abcde"), "date": "2024-01-05", "amount": amounts})
+    path = tmp_path / "export.csv"
+    frame.to_csv(path, index=False, sep=";")
+    options = {"thousands": "'", "currency": "CHF", "invalid": "drop"}
+    local = read_transactions(path, **options)
+    purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
+    pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
+    assert report.to_dict() == local.report.to_dict()
+    assert local.purchases["amount"].tolist() == [1234.5, 12.5, 1234567.8, 2000.0]  # not 1'23

@@ -30,6 +30,7 @@ log = logging.getLogger("clvcast")
 def _read_options(args: argparse.Namespace) -> Any:
     """The transaction options as :class:`~clvcast.data.ReadOptions` (as-of set by the job)."""
     from clvcast.data import ReadOptions
+    from clvcast.data.rules import THOUSANDS_CHOICES
 
     return ReadOptions(
         contact_col=args.contact_col,
@@ -43,7 +44,7 @@ def _read_options(args: argparse.Namespace) -> Any:
         timezone=args.timezone,
         sep=_separator(args.sep),
         decimal=args.decimal,
-        thousands=" " if args.thousands == "space" else args.thousands,
+        thousands=None if args.thousands is None else THOUSANDS_CHOICES[args.thousands],
         currency=args.currency,
         encoding=args.encoding,
         id_case=args.id_case,

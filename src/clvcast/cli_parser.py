@@ -201,11 +201,11 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
     group.add_argument(
         "--thousands",
         default=None,
-        choices=[",", ".", "space"],
+        choices=[",", ".", "space", "apostrophe"],
         metavar="SEP",
         help="separator between the thousands of CSV amounts: ',' for '1,234.56', '.' "
-        "for '1.234,56' (with --decimal ,), 'space' for '1 234,56'; taken out only between "
-        "groups of three digits (default: none)",
+        "for '1.234,56' (with --decimal ,), 'space' for '1 234,56', 'apostrophe' for Swiss "
+        "'1'234.50'; taken out only between groups of three digits (default: none)",
     )
     group.add_argument(
         "--currency",

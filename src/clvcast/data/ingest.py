@@ -796,8 +796,9 @@ def read_transactions(
     sep, decimal, thousands, currency, encoding
         CSV dialect: the separator (default: detected from the header among ``,`` ``;``
         tab and ``|``), the decimal mark of amounts (``.`` or ``,``), the separator between
-        their thousands (None, the default: none; ``,``, ``.`` or ``" "``, which also
-        stands for the no-break spaces; only between groups of three digits), the one
+        their thousands (None, the default: none; ``,``, ``.``, ``" "``, which also
+        stands for the no-break spaces, or ``"'"``, also the typographic apostrophe of Swiss
+        amounts; only between groups of three digits), the one
         currency sign or code the amounts may carry (such as ``"€"`` or ``"EUR"``; None, the
         default: none) and the text encoding (``utf-8``, with or without BOM, by default;
         ``latin-1``, ``cp1252``... are read through Python's codecs). A currency column

@@ -198,8 +198,11 @@ MISSING_AMOUNT = PROBLEMS.index(REASON_MISSING_AMOUNT) + 1  # see order_line_hin
 
 
 # Thousands separators of amounts (--thousands): the characters each stands for; a space
-# is also the no-break spaces that French and Polish spreadsheets write.
-THOUSANDS = {",": ",", ".": ".", " ": " \u00a0\u202f"}
+# is also the no-break spaces that French and Polish spreadsheets write, an apostrophe
+# also the typographic one (Swiss amounts: 1'234.50, 1’234.50).
+THOUSANDS = {",": ",", ".": ".", " ": " \u00a0\u202f", "'": "'\u2019"}
+# --thousands on the command line: its choices, as the characters they name.
+THOUSANDS_CHOICES = {",": ",", ".": ".", "space": " ", "apostrophe": "'"}
 
 
 def amount_text_sql(
@@ -208,7 +211,8 @@ def amount_text_sql(
     """SQL (DuckDB and Spark alike) of an amount's text as a number's text, or NULL.
 
     ``text`` is the trimmed text; ``matches(sql, pattern)`` is the engine's whole-text regular
-    expression test. With ``thousands`` only the separator between groups of three digits is
+    expression test (``pattern`` may hold an apostrophe, which both engines' literals write
+    as two). With ``thousands`` only the separator between groups of three digits is
     taken out ("1,23" with ``thousands=","`` is unparseable, not 123); with
     ``decimal=","`` the comma is the decimal mark and a dot outside groups is unparseable.
     ``currency`` (a sign or code, such as € or EUR) is taken out wherever it stands, with
@@ -224,13 +228,11 @@ def amount_text_sql(
         if decimal == ".":
             return text
         return f"CASE WHEN contains({text}, '.') THEN NULL ELSE replace({text}, ',', '.') END"
-    group = (
-        f"[{THOUSANDS[thousands]}]" if thousands == " " else ("[.]" if thousands == "." else ",")
-    )
+    group = "[.]" if thousands == "." else f"[{THOUSANDS[thousands]}]"
     pattern = f"^[-+]?([0-9]{{1,3}}({group}[0-9]{{3}})+|[0-9]+)({point}[0-9]*)?$"
     plain = text
     for character in THOUSANDS[thousands]:
-        plain = f"replace({plain}, '{character}', '')"
+        plain = f"replace({plain}, '{character.replace(chr(39), chr(39) * 2)}', '')"
     if decimal == ",":
         plain = f"replace({plain}, ',', '.')"
     return f"CASE WHEN {matches(text, pattern)} THEN {plain} ELSE NULL END"
@@ -340,6 +342,8 @@ _CURRENCY = re.compile(
 )
 _COMMA_LAST = re.compile(r"\s*[-+]?[\d.\s']*\d,(\d+)\s*")  # 12,50  1.234,56  1,234
 _THOUSANDS = re.compile(r"\s*[-+]?\d{1,3}(?:,\d{3})+\.\d+\s*")  # 1,234.50
+# 1'234.50  1’234,50 (Swiss: apostrophes between groups of three digits)
+_APOSTROPHE_GROUPS = re.compile(r"\s*[-+]?\d{1,3}(?:['\u2019]\d{3})+(?:([.,])\d+)?\s*")
 # 1.234,56  1 234,56  1 234 (groups of three digits after a dot or a space, then a comma)
 _GROUPS_BEFORE_COMMA = re.compile(
     r"\s*[-+]?\d{1,3}([.\s\u00a0\u202f])\d{3}(?:\1\d{3})*(?:,\d+)?\s*"
@@ -382,6 +386,12 @@ def _number_hint(texts: list[str], decimal: str, thousands: str | None) -> str:
     """The part of :func:`amount_hint` on the numbers themselves: separators and commas."""
     if thousands is None:
         for text in texts:
+            if match := _APOSTROPHE_GROUPS.fullmatch(text):
+                comma = "--decimal , " if match.group(1) == "," and decimal == "." else ""
+                return (
+                    "; the amounts have apostrophes between thousands: pass "
+                    f"{comma}--thousands apostrophe"
+                )
             if match := _GROUPS_BEFORE_COMMA.fullmatch(text):
                 name = "." if match.group(1) == "." else "space"
                 comma = "" if decimal == "," else "--decimal , "

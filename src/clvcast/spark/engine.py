@@ -221,7 +221,7 @@ def _amount(
         f"trim(cast(`{column}` as string))",
         decimal,
         thousands,
-        lambda t, p: f"{t} rlike '{p}'",
+        lambda t, p: f"{t} rlike '{p.replace(chr(39), chr(39) * 2)}'",
         currency,
     )
     return F.expr(f"try_cast({text} as double)"), (value.isNull() | (F.trim(raw) == ""))

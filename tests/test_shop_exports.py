@@ -953,3 +953,25 @@ def test_cli_reads_swiss_amounts_with_thousands_apostrophe(tmp_path):
     done = run_inprocess(*common, "--currency", "CHF", "--thousands", "apostrophe")
     assert done.returncode == 0, done.stderr
     assert pd.read_csv(out)["total_spend"].tolist() == [1234.5, 1000.0]
+
+
+def test_status_refund_and_currency_columns_are_refused_in_one_line(tmp_path):
+    """A Shopify export of a shop selling in two currencies has all three: the refusals
+    came one per run; now one line names every option, and with them the input reads."""
+    export, net = _refunded_orders(40)
+    export["Financial Status"] = ["paid", "partially_refunded", "paid", "refunded"] * 10
+    export["Currency"] = ["EUR"] * 35 + ["USD"] * 5
+    path = tmp_path / "orders_export.csv"
+    export.to_csv(path, index=False)
+    with pytest.raises(InputError) as refused:
+        read_transactions(path)
+    message = str(refused.value)
+    assert "\n" not in message and message.count("transactions (orders_export.csv)") == 1
+    for option in ("--status-col 'Financial Status'", "--refund-col 'Refunded Amount'",
+                   "--currency EUR"):  # fmt: skip
+        assert option in message
+    settled = {"status_col": "Financial Status", "refund_col": "Refunded Amount"}
+    log = read_transactions(path, **settled, currency="EUR")
+    kept = (export["Financial Status"] != "refunded") & (export["Currency"] == "EUR")
+    kept &= net["amount"] > 0
+    _assert_log(log, net[kept.to_numpy()])

@@ -459,3 +459,24 @@ def test_spark_reads_swiss_thousands_as_the_local_engine(spark, tmp_path):
     pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
     assert report.to_dict() == local.report.to_dict()
     assert local.purchases["amount"].tolist() == [1234.5, 12.5, 1234567.8, 2000.0]  # not 1'23
+
+
+def test_spark_refuses_status_refund_and_currency_in_one_line_as_the_local_engine(spark, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "contact_id": ["a", "b", "a"],
+            "date": ["2024-01-05", "2024-01-06", "2024-03-01"],
+            "Total": [35.0, 20.0, 45.0],
+            "Financial Status": ["paid", "partially_refunded", "refunded"],
+            "Refunded Amount": [None, 5.0, 45.0],
+            "Currency": ["EUR", "EUR", "USD"],
+        }
+    )
+    path = tmp_path / "orders_export.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError) as local:
+        read_transactions(path, amount_col="Total")
+    with pytest.raises(InputError) as remote:
+        read_transactions_spark(spark, path, ReadOptions(amount_col="Total"))
+    assert str(local.value).count("; also ") == 2
+    assert str(remote.value) == str(local.value)

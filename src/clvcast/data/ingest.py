@@ -1101,9 +1101,11 @@ def _ingest(
     types = {str(row[0]): str(row[1]) for row in described}
     rules.check_amount_columns(name, list(types), options.amount_col, options.quantity_col)
     check_columns(list(types), options.required_columns(), what=f"transactions ({name})")
-    _check_statuses(connection, name, types, options)
-    _check_refunds(connection, name, types, options)
-    other_currency = _other_currency_sql(connection, name, types, options)
+    *_, other_currency = rules.checked_together(
+        lambda: _check_statuses(connection, name, types, options),
+        lambda: _check_refunds(connection, name, types, options),
+        lambda: _other_currency_sql(connection, name, types, options),
+    )
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _date_sql(
         connection, date_col, types[date_col], options, notes, column_zone(source, date_col)

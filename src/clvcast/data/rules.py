@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -190,6 +190,26 @@ def currency_to_keep(
             f"column '{column}' ({listed} rows); pass one of them, such as --currency {top}."
         )
     return currency.upper()
+
+
+def checked_together(*checks: Callable[[], Any]) -> list[Any]:
+    """Run every check of what the options must settle (a status, refund or currency
+    column) and return their results; their refusals, if any, are raised as one line,
+    so that one run names every option the input needs, not one per run."""
+    results, refusals = [], []
+    for check in checks:
+        try:
+            results.append(check())
+        except InputError as refusal:
+            refusals.append(str(refusal))
+            results.append(None)
+    if len(refusals) == 1:
+        raise InputError(refusals[0])
+    if refusals:
+        prefix = refusals[0].split(": ", 1)[0] + ": "
+        rest = (refusal.removeprefix(prefix).rstrip(".") for refusal in refusals[1:])
+        raise InputError(refusals[0].rstrip(".") + "".join(f"; also {r}" for r in rest) + ".")
+    return results
 
 
 BAD_AMOUNT = PROBLEMS.index(REASON_BAD_AMOUNT) + 1  # its amount is not a number: see amount_hint

@@ -380,9 +380,11 @@ def read_transactions_spark(
     contact_col, date_col = options.contact_col, options.date_col
     rules.check_amount_columns(name, raw.columns, options.amount_col, options.quantity_col)
     check_columns(raw.columns, options.required_columns(), what=f"transactions ({name})")
-    _check_statuses(raw, name, options)
-    _check_refunds(raw, name, options)
-    other_currency = _other_currency(raw, name, options)
+    *_, other_currency = rules.checked_together(
+        lambda: _check_statuses(raw, name, options),
+        lambda: _check_refunds(raw, name, options),
+        lambda: _other_currency(raw, name, options),
+    )
     grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))
     notes: list[str] = []
     timestamp, date_blank, join, date_format = _dates(

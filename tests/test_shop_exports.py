@@ -194,6 +194,8 @@ def test_semicolons_decimal_commas_and_a_bom(tmp_path):
         (["1\u2019234,50", "7,99"], "apostrophes between thousands: pass --decimal , --thou"),
         (["€10.50", "$12"], r"carry the currencies \$, €: clvcast reads one \(--currency\)"),
         (["12.50 EUR", "7.99"], "carry the currency EUR: pass --currency EUR"),
+        (["1 234,56 zł", "12,00 zł"], "currency zł: pass --currency zł, and .*--thousands space"),
+        (["R$ 1.234,56", "7,99"], r"currency R\$: pass --currency R\$, and .*--thousands \."),
         (["abc", "n/a"], r"\(row 1: \"abc\", row 2: \"n/a\"\)\. Fix"),  # no hint
     ],
     ids=[
@@ -206,6 +208,8 @@ def test_semicolons_decimal_commas_and_a_bom(tmp_path):
         "Swiss typographic, decimal commas",
         "sign",
         "code",
+        "zloty",
+        "real",
         "junk",
     ],
 )

@@ -357,8 +357,13 @@ def shown_value(value: object) -> str:
     return "empty" if value is None else f'"{value}"'
 
 
+# Currency signs and codes an amount may carry: the signs, the signs written in letters
+# (Polish zł, Nordic kr, Czech Kč, Hungarian Ft, Romanian lei, Brazil's R$) and the codes of
+# the markets clvcast's users sell in, Latin America's among them.
 _CURRENCY = re.compile(
-    r"[€$£¥₹₽₩¢]|\b(?:EUR|USD|GBP|PLN|CHF|SEK|NOK|DKK|CZK|HUF|JPY|CAD|AUD)\b", re.IGNORECASE
+    r"R\$|[€$£¥₹₽₩¢]|\b(?:zł|kr|kč|ft|lei)(?!\w)|\b(?:EUR|USD|GBP|PLN|CHF|SEK|NOK|DKK|CZK|HUF|"
+    r"RON|JPY|CAD|AUD|BRL|MXN|ARS|CLP|COP|PEN|UYU)\b",
+    re.IGNORECASE,
 )
 _COMMA_LAST = re.compile(r"\s*[-+]?[\d.\s']*\d,(\d+)\s*")  # 12,50  1.234,56  1,234
 _THOUSANDS = re.compile(r"\s*[-+]?\d{1,3}(?:,\d{3})+\.\d+\s*")  # 1,234.50
@@ -368,6 +373,14 @@ _APOSTROPHE_GROUPS = re.compile(r"\s*[-+]?\d{1,3}(?:['\u2019]\d{3})+(?:([.,])\d+
 _GROUPS_BEFORE_COMMA = re.compile(
     r"\s*[-+]?\d{1,3}([.\s\u00a0\u202f])\d{3}(?:\1\d{3})*(?:,\d+)?\s*"
 )
+
+
+def _currency_shown(sign: str) -> str:
+    """A currency as a hint names it: a code in upper case (eur: EUR), a sign in letters in
+    lower case (ZŁ: zł), other signs as written (R$, €)."""
+    if len(sign) == 3 and sign.isascii() and sign.isalpha():
+        return sign.upper()
+    return sign.lower() if sign.isalpha() else sign
 
 
 def amount_hint(
@@ -383,8 +396,8 @@ def amount_hint(
     decimal commas (with ``decimal='.'``). A comma before exactly three digits ("1,234")
     may be either, and the hint says both."""
     texts = [str(value) for value in values if value is not None]
-    found = {sign.upper() for text in texts for sign in _CURRENCY.findall(text)}
-    others = sorted(found - {currency.upper()} if currency else found)
+    found = {_currency_shown(sign) for text in texts for sign in _CURRENCY.findall(text)}
+    others = sorted(found - {_currency_shown(currency)} if currency else found)
     if len(others) == 1 and currency is None:
         # The one currency, and what the numbers need once it is out: both options at once.
         numbers = _number_hint(

@@ -755,7 +755,7 @@ def test_amounts_in_several_currencies_are_refused_until_currency_picks_one():
     with pytest.raises(
         InputError,
         match=r"column 'Currency' holds amounts in 3 currencies \(30 EUR, 10 PLN, 10 USD rows\)"
-        r".*convert them to one currency first, or pass --currency EUR",
+        r".*convert them to one currency first, pass --currency EUR .*--currency-col none",
     ):
         read_transactions(export)
     with pytest.raises(InputError, match=r"--currency GBP is none of the currencies"):
@@ -765,6 +765,13 @@ def test_amounts_in_several_currencies_are_refused_until_currency_picks_one():
     _assert_log(log, orders[kept])
     assert log.report.dropped[REASON_OTHER_CURRENCY] == 20
     _assert_log(read_transactions(orders.assign(currency="PLN")), orders)
+    # Amounts in one currency already (the column says where the order was placed):
+    # --currency-col none reads every row; a column named otherwise is named by the option.
+    _assert_log(read_transactions(export, currency_col="none"), orders)
+    other_name = orders.assign(**{"Divisa del pedido": currencies})
+    _assert_log(read_transactions(other_name), orders)  # not a currency column's name
+    log = read_transactions(other_name, currency_col="Divisa del pedido", currency="EUR")
+    _assert_log(log, orders[kept])
 
 
 def _woocommerce(n: int = 400, guests_every: int = 9) -> pd.DataFrame:

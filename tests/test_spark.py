@@ -441,11 +441,18 @@ def test_spark_reads_several_currencies_as_the_local_engine(spark, tmp_path):
         with pytest.raises(InputError) as remote:
             read_transactions_spark(spark, path, ReadOptions(currency=currency))
         assert str(remote.value) == str(local.value)
-    log = read_transactions(path, currency="EUR")
-    purchases, report = read_transactions_spark(spark, path, ReadOptions(currency="EUR"))
-    pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
-    assert report.to_dict() == log.report.to_dict()
-    assert log.purchases["amount"].tolist() == [10.0, 30.0, 40.0, 60.0]
+    for options in ({"currency": "EUR"}, {"currency_col": "none"}):
+        log = read_transactions(path, **options)
+        purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
+        pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
+        assert report.to_dict() == log.report.to_dict()
+    assert log.purchases["amount"].sum() == 210.0
+    assert read_transactions(path, currency="EUR").purchases["amount"].tolist() == [
+        10.0,
+        30.0,
+        40.0,
+        60.0,
+    ]
 
 
 def test_spark_reads_swiss_thousands_as_the_local_engine(spark, tmp_path):

@@ -54,6 +54,7 @@ def _read_options(args: argparse.Namespace) -> Any:
         status_col=args.status_col,
         guest_id=args.guest_id,
         refund_col=args.refund_col,
+        currency_col=args.currency_col,
     )
 
 

@@ -217,6 +217,13 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         "read, the others dropped and counted; the report names it on its axes",
     )
     group.add_argument(
+        "--currency-col",
+        default=None,
+        metavar="NAME",
+        help="the column that says each amount's currency (default: one named like "
+        "'Currency'); 'none' when the amounts are in one currency already",
+    )
+    group.add_argument(
         "--encoding",
         default="utf-8",
         metavar="NAME",

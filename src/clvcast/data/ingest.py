@@ -310,7 +310,7 @@ def _other_currency_sql(
     with a blank currency is read."""
     tests = []
     amounts = (options.amount_col, options.quantity_col, options.price_col)
-    for column in rules.columns_named(types, rules.CURRENCY_COLUMN_NAMES, amounts):
+    for column in rules.currency_columns(types, options.currency_col, amounts):
         code = _currency_text(f"CAST(source.{_quote(column)} AS VARCHAR)")
         counts = connection.execute(
             f"SELECT {code} AS c, COUNT(*) FROM source WHERE c IS NOT NULL GROUP BY c"
@@ -764,6 +764,7 @@ def read_transactions(
     status_col: str | None = None,
     guest_id: str | None = None,
     refund_col: str | None = None,
+    currency_col: str | None = None,
 ) -> PurchaseLog:
     """Read, validate and normalise transactions into a purchase log (one row per contact-day).
 
@@ -805,6 +806,9 @@ def read_transactions(
         (:data:`~clvcast.data.rules.CURRENCY_COLUMN_NAMES`) holding several currencies is
         refused until ``currency`` names one of them: its rows are read, the others dropped
         and counted (nothing is converted).
+    currency_col
+        The column that says which currency each amount is in (default: the columns named
+        like one); ``"none"``: no column does, the amounts are in one currency already.
     id_case
         ``"keep"`` (default) or ``"lower"``: lower-case contact ids (emails) so that
         ``Ana@Shop.com`` and ``ana@shop.com`` are one contact. With ``"keep"``, ids that
@@ -874,6 +878,7 @@ def read_transactions(
         status_col=status_col,
         guest_id=guest_id,
         refund_col=refund_col,
+        currency_col=currency_col,
     )
     with ingested(source, options) as (connection, report):
         # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a
@@ -946,6 +951,7 @@ class ReadOptions:
     order_col: str | None = None
     status_col: str | None = None
     refund_col: str | None = None
+    currency_col: str | None = None
 
     def required_columns(self) -> dict[str, str]:
         """The input columns these options read, by what they hold."""
@@ -961,6 +967,8 @@ class ReadOptions:
             columns["order status"] = str(self.status_col)
         if rules.refund_column(self.refund_col) is not None:
             columns["refunds"] = str(self.refund_col)
+        if self.currency_col not in (None, rules.NO_CURRENCY_COLUMN):
+            columns["currency"] = str(self.currency_col)
         return columns
 
     @property

@@ -162,6 +162,17 @@ CURRENCY_COLUMN_NAMES = (
     "currency", "currency code", "order currency", "moneda", "divisa", "moeda", "devise",
     "währung", "wahrung", "valuta", "waluta", "munteenheid",
 )  # fmt: skip
+NO_CURRENCY_COLUMN = "none"  # --currency-col none: no column says the amounts' currency
+
+
+def currency_columns(
+    columns: Iterable[str], currency_col: str | None, amount_columns: Iterable[str | None]
+) -> list[str]:
+    """The columns that say which currency a row's amount is in: the one --currency-col
+    names, none with ``none``, else those named like one (:data:`CURRENCY_COLUMN_NAMES`)."""
+    if currency_col is None:
+        return columns_named(columns, CURRENCY_COLUMN_NAMES, amount_columns)
+    return [] if currency_col == NO_CURRENCY_COLUMN else [currency_col]
 
 
 def currency_to_keep(
@@ -181,8 +192,9 @@ def currency_to_keep(
         raise InputError(
             f"transactions ({name}): column '{column}' holds amounts in {len(counts)} "
             f"currencies ({listed} rows), which do not add up and which clvcast does not "
-            f"convert; convert them to one currency first, or pass --currency {top} to read "
-            f"only the {top} rows (the others dropped and counted)."
+            f"convert; convert them to one currency first, pass --currency {top} to read "
+            f"only the {top} rows (the others dropped and counted), or --currency-col "
+            f"{NO_CURRENCY_COLUMN} if the amounts are in one currency already."
         )
     if currency.upper() not in counts:
         raise InputError(

@@ -317,7 +317,7 @@ def _other_currency(raw: Any, name: str, options: ReadOptions):
     F = _functions()
     amounts = (options.amount_col, options.quantity_col, options.price_col)
     other = F.lit(False)
-    for column in rules.columns_named(raw.columns, rules.CURRENCY_COLUMN_NAMES, amounts):
+    for column in rules.currency_columns(raw.columns, options.currency_col, amounts):
         upper = F.upper(F.trim(_column(column).cast("string")))
         code = F.when(upper != "", upper)
         rows = raw.where(code.isNotNull()).groupBy(code.alias("c")).count().collect()

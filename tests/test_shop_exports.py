@@ -895,63 +895,37 @@ def _refused_in_one_line_then_read(common: list, out, option: str, settle: list,
     assert report in ok.stdout
 
 
-def test_cli_refuses_refunded_orders_in_one_line_and_drops_them_with_status_col(tmp_path):
-    orders = _orders(50)
-    export = orders.assign(
-        **{"Financial Status": ["paid", "paid", "paid", "paid", "refunded"] * 10}
-    )
+def _status_export() -> pd.DataFrame:
+    statuses = ["paid", "paid", "paid", "paid", "refunded"] * 10
+    return _orders(50).assign(**{"Financial Status": statuses})
+
+
+def _currency_export() -> pd.DataFrame:
+    return _orders(50).assign(Currency=["EUR", "EUR", "USD", "EUR", "EUR"] * 10)
+
+
+@pytest.mark.parametrize(
+    ("export", "extra", "option", "settle", "report"),
+    [
+        (_status_export, [], "--status-col 'Financial Status'",
+         ["--status-col", "Financial Status"], "10 rows dropped: order status cancelled"),
+        (_woocommerce, ["--contact-col", "Customer User"], "--guest-id '0'",
+         ["--guest-id", "0"], "no contact id (guest checkout)"),
+        (lambda: _refunded_orders(50)[0], [], "--refund-col 'Refunded Amount'",
+         ["--refund-col", "Refunded Amount"], "5 rows dropped: non-positive amount"),
+        (_currency_export, [], "--currency EUR", ["--currency", "EUR"],
+         "10 rows dropped: amount in another currency than --currency"),
+    ],
+    ids=["status", "guest placeholder", "refunds", "currencies"],
+)  # fmt: skip
+def test_cli_refuses_in_one_line_until_the_option_settles_it(
+    tmp_path, export, extra, option, settle, report
+):
     path = tmp_path / "orders_export.csv"
-    export.to_csv(path, index=False)
+    export().to_csv(path, index=False)
     out = tmp_path / "rfm.csv"
-    common = ["rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out]
-    _refused_in_one_line_then_read(
-        common,
-        out,
-        "--status-col 'Financial Status'",
-        ["--status-col", "Financial Status"],
-        "10 rows dropped: order status cancelled, refunded",
-    )
-
-
-def test_cli_refuses_a_guest_placeholder_in_one_line_and_drops_it_with_guest_id(tmp_path):
-    path = tmp_path / "woo.csv"
-    _woocommerce().to_csv(path, index=False)
-    out = tmp_path / "rfm.csv"
-    common = ["rfm", "--transactions", path, "--contact-col", "Customer User"]
-    common += ["--as-of", "2024-06-30", "--output", out]
-    _refused_in_one_line_then_read(
-        common, out, "--guest-id '0'", ["--guest-id", "0"], "no contact id (guest checkout)"
-    )
-
-
-def test_cli_refuses_refunds_in_one_line_and_takes_them_off_with_refund_col(tmp_path):
-    export, _ = _refunded_orders(50)
-    path = tmp_path / "orders_export.csv"
-    export.to_csv(path, index=False)
-    out = tmp_path / "rfm.csv"
-    common = ["rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out]
-    _refused_in_one_line_then_read(
-        common,
-        out,
-        "--refund-col 'Refunded Amount'",
-        ["--refund-col", "Refunded Amount"],
-        "5 rows dropped: non-positive amount",
-    )
-
-
-def test_cli_refuses_several_currencies_in_one_line_and_reads_one_with_currency(tmp_path):
-    orders = _orders(50)
-    path = tmp_path / "orders_export.csv"
-    orders.assign(Currency=["EUR", "EUR", "USD", "EUR", "EUR"] * 10).to_csv(path, index=False)
-    out = tmp_path / "rfm.csv"
-    common = ["rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out]
-    _refused_in_one_line_then_read(
-        common,
-        out,
-        "--currency EUR",
-        ["--currency", "EUR"],
-        "10 rows dropped: amount in another currency than --currency",
-    )
+    common = ["rfm", "--transactions", path, *extra, "--as-of", "2024-06-30", "--output", out]
+    _refused_in_one_line_then_read(common, out, option, settle, report)
 
 
 def test_cli_reads_swiss_amounts_with_thousands_apostrophe(tmp_path):

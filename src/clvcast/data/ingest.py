@@ -267,7 +267,7 @@ def _status_text(text: str) -> str:
 
 def _not_purchase_sql(options: ReadOptions) -> str:
     """SQL that a ``source`` row's status (--status-col) says it is not a purchase."""
-    column = rules.status_column(options.status_col)
+    column = rules.named_column(options.status_col)
     if column is None:
         return "FALSE"
     statuses = ", ".join(_literal(status) for status in rules.STATUSES_NOT_PURCHASES)
@@ -309,8 +309,7 @@ def _other_currency_sql(
     currency column holds several (see :func:`rules.currency_to_keep`); else FALSE. A row
     with a blank currency is read."""
     tests = []
-    amounts = (options.amount_col, options.quantity_col, options.price_col)
-    for column in rules.currency_columns(types, options.currency_col, amounts):
+    for column in rules.currency_columns(types, options.currency_col, options.amount_columns):
         code = _currency_text(f"CAST(source.{_quote(column)} AS VARCHAR)")
         counts = connection.execute(
             f"SELECT {code} AS c, COUNT(*) FROM source WHERE c IS NOT NULL GROUP BY c"
@@ -330,10 +329,8 @@ def _check_refunds(
     --refund-col says what it is (see :func:`rules.unread_refunds`)."""
     if options.refund_col is not None:
         return
-    amounts = (options.amount_col, options.quantity_col, options.price_col)
-    dialect = (options.decimal, options.thousands, options.currency)
-    for column in rules.columns_named(types, rules.REFUND_COLUMN_NAMES, amounts):
-        refund, _ = _amount_sql(column, types[column], *dialect)
+    for column in rules.columns_named(types, rules.REFUND_COLUMN_NAMES, options.amount_columns):
+        refund, _ = _amount_sql(column, types[column], *options.amount_dialect)
         rows, money = connection.execute(
             f"SELECT COUNT(*), SUM(abs({refund})) FROM source WHERE abs({refund}) > 0"
         ).fetchall()[0]
@@ -549,11 +546,10 @@ def _line_amount_sql(types: dict[str, str], options: ReadOptions) -> tuple[str, 
     unreadable, never 0). The net is rounded to the ten decimals money is kept in, so an
     order refunded in full nets to 0, not to a float's residue such as 3e-15."""
     amount, blank, shown = _written_amount_sql(types, options)
-    column = rules.refund_column(options.refund_col)
+    column = rules.named_column(options.refund_col)
     if column is None:
         return amount, blank, shown
-    dialect = (options.decimal, options.thousands, options.currency)
-    refund, refund_blank = _amount_sql(column, types[column], *dialect)
+    refund, refund_blank = _amount_sql(column, types[column], *options.amount_dialect)
     return (
         f"(CASE WHEN {refund_blank} THEN {amount} ELSE round({amount} - abs({refund}), 10) END)",
         blank,
@@ -567,13 +563,11 @@ def _written_amount_sql(types: dict[str, str], options: ReadOptions) -> tuple[st
     if options.quantity_col is None:
         column = options.amount_col
         return (
-            *_amount_sql(
-                column, types[column], options.decimal, options.thousands, options.currency
-            ),
+            *_amount_sql(column, types[column], *options.amount_dialect),
             _quote(column),
         )
     quantity_col, price_col = options.quantity_col, str(options.price_col)
-    dialect = (options.decimal, options.thousands, options.currency)
+    dialect = options.amount_dialect
     quantity, quantity_blank = _amount_sql(quantity_col, types[quantity_col], *dialect)
     price, price_blank = _amount_sql(price_col, types[price_col], *dialect)
     shown = (
@@ -783,7 +777,7 @@ def read_transactions(
         netted against it (see :mod:`clvcast.data.lines`).
     date_format
         strftime format of the dates (for example ``"%Y%m%d"``), or ``"unix"``,
-        ``"unix-ms"`` or ``"excel"`` for dates written as numbers; when omitted, one format
+        ``"unix-ms"``, ``"unix-us"`` or ``"excel"`` for dates written as numbers; when omitted, one format
         is inferred from every value of the column, and a column that reads as day/month
         and as month/day alike is refused (see :mod:`clvcast.data.dates`).
     dayfirst
@@ -963,13 +957,28 @@ class ReadOptions:
             columns["unit price"] = str(self.price_col)
         if self.order_col is not None:
             columns["order id"] = self.order_col
-        if rules.status_column(self.status_col) is not None:
-            columns["order status"] = str(self.status_col)
-        if rules.refund_column(self.refund_col) is not None:
-            columns["refunds"] = str(self.refund_col)
-        if self.currency_col not in (None, rules.NO_CURRENCY_COLUMN):
-            columns["currency"] = str(self.currency_col)
+        named = {
+            "order status": self.status_col,
+            "refunds": self.refund_col,
+            "currency": self.currency_col,
+        }
+        for what, option in named.items():
+            if (column := rules.named_column(option)) is not None:
+                columns[what] = column
         return columns
+
+    @property
+    def amount_columns(self) -> tuple[str, ...]:
+        """The columns the amount is read from (amount, or quantity and unit price)."""
+        if self.quantity_col is None:
+            return (self.amount_col,)
+        return (self.quantity_col, str(self.price_col))
+
+    @property
+    def amount_dialect(self) -> tuple[str, str | None, str | None]:
+        """How amount text is written: (decimal, thousands, currency), as
+        :func:`_amount_sql` takes them."""
+        return self.decimal, self.thousands, self.currency
 
     @property
     def amount_label(self) -> str:
@@ -979,7 +988,7 @@ class ReadOptions:
             if self.quantity_col is None
             else f"{self.quantity_col} x {self.price_col}"
         )
-        refund = rules.refund_column(self.refund_col)
+        refund = rules.named_column(self.refund_col)
         return label if refund is None else f"{label} - {refund}"
 
 

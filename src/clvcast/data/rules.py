@@ -91,12 +91,14 @@ STATUS_COLUMN_NAMES = (
     "status zamówienia", "status płatności",
     "bestelstatus", "betaalstatus",
 )  # fmt: skip
-NO_STATUS_COLUMN = "none"  # --status-col none: every row is a purchase, whatever its status
+# --status-col, --refund-col, --currency-col none: no column holds that (every row is a
+# purchase, the amounts are as written, they are in one currency).
+NO_COLUMN = "none"
 
 
-def status_column(status_col: str | None) -> str | None:
-    """The column --status-col names, or None (not given, or ``none``)."""
-    return None if status_col in (None, NO_STATUS_COLUMN) else status_col
+def named_column(option: str | None) -> str | None:
+    """The column a --*-col option names, or None (not given, or ``none``)."""
+    return None if option in (None, NO_COLUMN) else option
 
 
 def columns_named(
@@ -119,7 +121,7 @@ def unread_statuses(name: str, column: str, counts: dict[str, int]) -> InputErro
     return InputError(
         f"transactions ({name}): column '{column}' marks orders as not purchases ({marked} "
         f"rows); pass --status-col '{column}' to drop and count them, or --status-col "
-        f"{NO_STATUS_COLUMN} to count every row as a purchase."
+        f"{NO_COLUMN} to count every row as a purchase."
     )
 
 
@@ -134,12 +136,6 @@ REFUND_COLUMN_NAMES = (
     "montant remboursé", "montant rembourse", "erstatteter betrag", "erstattungsbetrag",
     "importo rimborsato", "kwota zwrotu", "terugbetaald bedrag",
 )  # fmt: skip
-NO_REFUND_COLUMN = "none"  # --refund-col none: amounts as written, refunds or not
-
-
-def refund_column(refund_col: str | None) -> str | None:
-    """The column --refund-col names, or None (not given, or ``none``)."""
-    return None if refund_col in (None, NO_REFUND_COLUMN) else refund_col
 
 
 def unread_refunds(
@@ -151,7 +147,7 @@ def unread_refunds(
         f"transactions ({name}): column '{column}' holds refunds on {rows:,} rows "
         f"({money:,.2f} in all) that the amounts in '{amount_label}' may still include; pass "
         f"--refund-col '{column}' to take them off the amounts, or --refund-col "
-        f"{NO_REFUND_COLUMN} to read the amounts as written."
+        f"{NO_COLUMN} to read the amounts as written."
     )
 
 
@@ -162,7 +158,6 @@ CURRENCY_COLUMN_NAMES = (
     "currency", "currency code", "order currency", "moneda", "divisa", "moeda", "devise",
     "währung", "wahrung", "valuta", "waluta", "munteenheid",
 )  # fmt: skip
-NO_CURRENCY_COLUMN = "none"  # --currency-col none: no column says the amounts' currency
 
 
 def currency_columns(
@@ -172,7 +167,8 @@ def currency_columns(
     names, none with ``none``, else those named like one (:data:`CURRENCY_COLUMN_NAMES`)."""
     if currency_col is None:
         return columns_named(columns, CURRENCY_COLUMN_NAMES, amount_columns)
-    return [] if currency_col == NO_CURRENCY_COLUMN else [currency_col]
+    column = named_column(currency_col)
+    return [] if column is None else [column]
 
 
 def currency_to_keep(
@@ -194,7 +190,7 @@ def currency_to_keep(
             f"currencies ({listed} rows), which do not add up and which clvcast does not "
             f"convert; convert them to one currency first, pass --currency {top} to read "
             f"only the {top} rows (the others dropped and counted), or --currency-col "
-            f"{NO_CURRENCY_COLUMN} if the amounts are in one currency already."
+            f"{NO_COLUMN} if the amounts are in one currency already."
         )
     if currency.upper() not in counts:
         raise InputError(

@@ -231,11 +231,10 @@ def _line_amount(kinds: dict[str, str], options: ReadOptions):
     """(amount, blank test, the input value shown in messages), as ``_line_amount_sql``."""
     F = _functions()
     amount, blank, shown = _written_amount(kinds, options)
-    column = rules.refund_column(options.refund_col)
+    column = rules.named_column(options.refund_col)
     if column is None:
         return amount, blank, shown
-    dialect = (options.decimal, options.thousands, options.currency)
-    refund, refund_blank = _amount(column, kinds[column], *dialect)
+    refund, refund_blank = _amount(column, kinds[column], *options.amount_dialect)
     written = F.trim(_column(column).cast("string"))
     return (
         F.when(refund_blank, amount).otherwise(F.round(amount - F.abs(refund), 10)),
@@ -250,11 +249,11 @@ def _written_amount(kinds: dict[str, str], options: ReadOptions):
     if options.quantity_col is None:
         column = options.amount_col
         return (
-            *_amount(column, kinds[column], options.decimal, options.thousands, options.currency),
+            *_amount(column, kinds[column], *options.amount_dialect),
             _column(column),
         )
     quantity_col, price_col = options.quantity_col, str(options.price_col)
-    dialect = (options.decimal, options.thousands, options.currency)
+    dialect = options.amount_dialect
     quantity, quantity_blank = _amount(quantity_col, kinds[quantity_col], *dialect)
     price, price_blank = _amount(price_col, kinds[price_col], *dialect)
     shown = F.concat_ws(
@@ -273,7 +272,7 @@ def _status_text(column: str):
 def _not_purchase(options: ReadOptions):
     """Whether a row's status (--status-col) says it is not a purchase, as the local engine."""
     F = _functions()
-    column = rules.status_column(options.status_col)
+    column = rules.named_column(options.status_col)
     if column is None:
         return F.lit(False)
     return F.coalesce(_status_text(column).isin(list(rules.STATUSES_NOT_PURCHASES)), F.lit(False))
@@ -293,16 +292,15 @@ def _check_statuses(raw: Any, name: str, options: ReadOptions) -> None:
             )
 
 
-def _check_refunds(raw: Any, name: str, options: ReadOptions) -> None:
+def _check_refunds(raw: Any, kinds: dict[str, str], name: str, options: ReadOptions) -> None:
     """Refuse a column of refunds without --refund-col, as the local engine."""
     if options.refund_col is not None:
         return
     F = _functions()
-    kinds = dict(raw.dtypes)
-    amounts = (options.amount_col, options.quantity_col, options.price_col)
-    dialect = (options.decimal, options.thousands, options.currency)
-    for column in rules.columns_named(raw.columns, rules.REFUND_COLUMN_NAMES, amounts):
-        refund, _ = _amount(column, kinds[column], *dialect)
+    for column in rules.columns_named(
+        raw.columns, rules.REFUND_COLUMN_NAMES, options.amount_columns
+    ):
+        refund, _ = _amount(column, kinds[column], *options.amount_dialect)
         found = raw.where(F.abs(refund) > 0).agg(
             F.count(F.lit(1)).alias("rows"), F.sum(F.abs(refund)).alias("money")
         )
@@ -315,9 +313,8 @@ def _other_currency(raw: Any, name: str, options: ReadOptions):
     """Whether a row's amount is in another currency than the one read, as the local
     engine (``_other_currency_sql``)."""
     F = _functions()
-    amounts = (options.amount_col, options.quantity_col, options.price_col)
     other = F.lit(False)
-    for column in rules.currency_columns(raw.columns, options.currency_col, amounts):
+    for column in rules.currency_columns(raw.columns, options.currency_col, options.amount_columns):
         upper = F.upper(F.trim(_column(column).cast("string")))
         code = F.when(upper != "", upper)
         rows = raw.where(code.isNotNull()).groupBy(code.alias("c")).count().collect()
@@ -382,7 +379,7 @@ def read_transactions_spark(
     check_columns(raw.columns, options.required_columns(), what=f"transactions ({name})")
     *_, other_currency = rules.checked_together(
         lambda: _check_statuses(raw, name, options),
-        lambda: _check_refunds(raw, name, options),
+        lambda: _check_refunds(raw, kinds, name, options),
         lambda: _other_currency(raw, name, options),
     )
     grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))

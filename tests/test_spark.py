@@ -71,6 +71,25 @@ def _spark_log(purchases) -> pd.DataFrame:
     return frame
 
 
+def _same_as_local(spark, path, **options):
+    """The local engine's purchase log of ``path`` read with ``options``, once the Spark
+    engine gave the same log and the same report."""
+    local = read_transactions(path, **options)
+    purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
+    pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
+    assert report.to_dict() == local.report.to_dict()
+    return local
+
+
+def _refusals(spark, path, **options) -> tuple[str, str]:
+    """The messages the local and the Spark engine refuse ``path`` with."""
+    with pytest.raises(InputError) as local:
+        read_transactions(path, **options)
+    with pytest.raises(InputError) as remote:
+        read_transactions_spark(spark, path, ReadOptions(**options))
+    return str(local.value), str(remote.value)
+
+
 def test_spark_reads_the_same_purchase_log(both):
     local, purchases, report = both
     pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
@@ -95,10 +114,7 @@ def test_spark_applies_the_same_policies(spark, tmp_path):
         {"invalid": "drop", "nonpositive": "net", "duplicates": "keep"},
         {"invalid": "drop", "nonpositive": "drop", "duplicates": "drop", "as_of": "2024-01-31"},
     ):
-        local = read_transactions(path, **policies)
-        purchases, report = read_transactions_spark(spark, path, ReadOptions(**policies))
-        pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
-        assert report.to_dict() == local.report.to_dict()
+        _same_as_local(spark, path, **policies)
     with pytest.raises(Exception, match="unparseable date"):
         read_transactions_spark(spark, path, ReadOptions())
 
@@ -110,10 +126,7 @@ def test_spark_reads_unix_times_and_names_their_format_as_the_local_engine(spark
     path = tmp_path / "events.parquet"
     frame.to_parquet(path, index=False)
     options = {"date_format": "unix", "timezone": "Europe/Madrid"}
-    local = read_transactions(path, **options)
-    purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
-    pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
-    assert report.to_dict() == local.report.to_dict()
+    local = _same_as_local(spark, path, **options)
     assert len(local.purchases) == 3  # 23:30 UTC is the next day in Madrid
     with pytest.raises(Exception, match="look like Unix times in seconds"):
         read_transactions_spark(spark, path, ReadOptions())
@@ -125,23 +138,16 @@ def test_spark_takes_zoned_timestamps_in_the_zone_the_file_names(spark, tmp_path
     path = tmp_path / "zoned.parquet"
     frame.to_parquet(path, index=False)
     for options in ({}, {"timezone": "UTC"}):
-        local = read_transactions(path, **options)
-        purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
-        pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
-        assert report.to_dict() == local.report.to_dict()
+        local = _same_as_local(spark, path, **options)
     assert local.purchases["date"].dt.strftime("%m-%d").tolist() == ["03-01", "07-04"]
 
 
 def test_spark_names_shopify_item_lines_as_the_local_engine(spark, tmp_path):
     path = tmp_path / "orders_export.csv"
     path.write_text(SHOPIFY_ORDERS)
-    with pytest.raises(InputError) as local:
-        read_transactions(path, **SHOPIFY, order_col="Name")
-    options = ReadOptions(**SHOPIFY, order_col="Name")
-    with pytest.raises(InputError) as remote:
-        read_transactions_spark(spark, path, options)
-    assert "another line of an order" in str(remote.value)
-    assert str(remote.value).split(";")[1] == str(local.value).split(";")[1]
+    local, remote = _refusals(spark, path, **SHOPIFY, order_col="Name")
+    assert "another line of an order" in remote
+    assert remote.split(";")[1] == local.split(";")[1]
 
 
 def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
@@ -156,16 +162,10 @@ def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
     )
     path = tmp_path / "orders.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(InputError) as local:
-        read_transactions(path)
-    with pytest.raises(InputError) as remote:
-        read_transactions_spark(spark, path, ReadOptions())
-    assert str(remote.value) == str(local.value)
+    local, remote = _refusals(spark, path)
+    assert remote == local
     for status_col in ("Financial Status", "none"):
-        log = read_transactions(path, status_col=status_col)
-        purchases, report = read_transactions_spark(spark, path, ReadOptions(status_col=status_col))
-        pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
-        assert report.to_dict() == log.report.to_dict()
+        _same_as_local(spark, path, status_col=status_col)
 
 
 def test_spark_reads_thousands_separators_as_the_local_engine(spark, tmp_path):
@@ -175,16 +175,10 @@ def test_spark_reads_thousands_separators_as_the_local_engine(spark, tmp_path):
     frame.to_csv(path, index=False, sep=";")
     for thousands in (".", " "):
         options = {"decimal": ",", "thousands": thousands, "currency": "€", "invalid": "drop"}
-        local = read_transactions(path, **options)
-        purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
-        pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
-        assert report.to_dict() == local.report.to_dict()
+        local = _same_as_local(spark, path, **options)
     assert local.purchases["amount"].tolist() == [12.5, 1.23, 1234.5]  # b, d, f with spaces
-    with pytest.raises(InputError) as remote:
-        read_transactions_spark(spark, path, ReadOptions())
-    with pytest.raises(InputError) as here:
-        read_transactions(path)
-    assert str(remote.value).split(";")[-1] == str(here.value).split(";")[-1]
+    here, remote = _refusals(spark, path)
+    assert remote.split(";")[-1] == here.split(";")[-1]
 
 
 def test_spark_reads_guest_ids_as_the_local_engine(spark, tmp_path):
@@ -193,18 +187,10 @@ def test_spark_reads_guest_ids_as_the_local_engine(spark, tmp_path):
     path = tmp_path / "woo.csv"
     pd.DataFrame({"Customer User": ids, "date": days, "amount": 10.0}).to_csv(path, index=False)
     base = {"contact_col": "Customer User"}
-    with pytest.raises(InputError) as local:
-        read_transactions(path, **base)
-    with pytest.raises(InputError) as remote:
-        read_transactions_spark(spark, path, ReadOptions(**base))
-    assert str(remote.value) == str(local.value)
+    local, remote = _refusals(spark, path, **base)
+    assert remote == local
     for guest_id in ("0", "none"):
-        log = read_transactions(path, **base, guest_id=guest_id)
-        purchases, report = read_transactions_spark(
-            spark, path, ReadOptions(**base, guest_id=guest_id)
-        )
-        pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
-        assert report.to_dict() == log.report.to_dict()
+        _same_as_local(spark, path, **base, guest_id=guest_id)
 
 
 def test_spark_reads_order_lines_refunds_and_ids_as_the_local_engine(spark, tmp_path):
@@ -349,17 +335,10 @@ def test_spark_reads_numbers_run_together_as_the_local_engine(spark, tmp_path):
     path = tmp_path / "ymd.csv"
     frame.to_csv(path, index=False)
     for date_format in ("%Y%m%d", None):
-        with pytest.raises(InputError) as local:
-            read_transactions(path, date_format=date_format)
-        with pytest.raises(InputError) as remote:
-            read_transactions_spark(spark, path, ReadOptions(date_format=date_format))
-        assert "1 November or 11 January" in str(local.value)
-        assert str(remote.value).split(";")[1] == str(local.value).split(";")[1]
-    log = read_transactions(path, date_format="%Y%m%d", invalid="drop")
-    options = ReadOptions(date_format="%Y%m%d", invalid="drop")
-    purchases, report = read_transactions_spark(spark, path, options)
-    pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
-    assert report.to_dict() == log.report.to_dict()
+        local, remote = _refusals(spark, path, date_format=date_format)
+        assert "1 November or 11 January" in local
+        assert remote.split(";")[1] == local.split(";")[1]
+    log = _same_as_local(spark, path, date_format="%Y%m%d", invalid="drop")
     assert len(log.purchases) == 3
 
 
@@ -381,18 +360,10 @@ def test_spark_reads_statuses_in_the_shops_language_as_the_local_engine(spark, t
     )
     path = tmp_path / "pedidos.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(InputError) as local:
-        read_transactions(path)
-    with pytest.raises(InputError) as remote:
-        read_transactions_spark(spark, path, ReadOptions())
-    assert "1 annulé, 1 cancelado, 1 reembolsado, 1 zwrócone" in str(local.value)
-    assert str(remote.value) == str(local.value)
-    log = read_transactions(path, status_col="Estado del pedido")
-    purchases, report = read_transactions_spark(
-        spark, path, ReadOptions(status_col="Estado del pedido")
-    )
-    pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
-    assert report.to_dict() == log.report.to_dict()
+    local, remote = _refusals(spark, path)
+    assert "1 annulé, 1 cancelado, 1 reembolsado, 1 zwrócone" in local
+    assert remote == local
+    log = _same_as_local(spark, path, status_col="Estado del pedido")
     assert log.purchases["amount"].tolist() == [10.0, 60.0]
 
 
@@ -408,18 +379,11 @@ def test_spark_reads_refunds_as_the_local_engine(spark, tmp_path):
     path = tmp_path / "orders_export.csv"
     frame.to_csv(path, index=False)
     base = {"amount_col": "Total", "invalid": "drop"}
-    with pytest.raises(InputError) as local:
-        read_transactions(path, **base)
-    with pytest.raises(InputError) as remote:
-        read_transactions_spark(spark, path, ReadOptions(**base))
-    assert "holds refunds on 2 rows (35.00 in all)" in str(local.value)
-    assert str(remote.value) == str(local.value)
+    local, remote = _refusals(spark, path, **base)
+    assert "holds refunds on 2 rows (35.00 in all)" in local
+    assert remote == local
     for refund_col in ("Refunded Amount", "none"):
-        log = read_transactions(path, **base, refund_col=refund_col)
-        options = ReadOptions(**base, refund_col=refund_col)
-        purchases, report = read_transactions_spark(spark, path, options)
-        pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
-        assert report.to_dict() == log.report.to_dict()
+        _same_as_local(spark, path, **base, refund_col=refund_col)
     netted = read_transactions(path, **base, refund_col="Refunded Amount")
     assert netted.purchases["amount"].tolist() == [35.0, 15.0, 45.0]  # c's refund unreadable
 
@@ -436,16 +400,10 @@ def test_spark_reads_several_currencies_as_the_local_engine(spark, tmp_path):
     path = tmp_path / "orders.csv"
     frame.to_csv(path, index=False)
     for currency in (None, "GBP"):
-        with pytest.raises(InputError) as local:
-            read_transactions(path, currency=currency)
-        with pytest.raises(InputError) as remote:
-            read_transactions_spark(spark, path, ReadOptions(currency=currency))
-        assert str(remote.value) == str(local.value)
+        local, remote = _refusals(spark, path, currency=currency)
+        assert remote == local
     for options in ({"currency": "EUR"}, {"currency_col": "none"}):
-        log = read_transactions(path, **options)
-        purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
-        pd.testing.assert_frame_equal(_spark_log(purchases), log.purchases, check_dtype=False)
-        assert report.to_dict() == log.report.to_dict()
+        log = _same_as_local(spark, path, **options)
     assert log.purchases["amount"].sum() == 210.0
     assert read_transactions(path, currency="EUR").purchases["amount"].tolist() == [
         10.0,
@@ -461,10 +419,7 @@ def test_spark_reads_swiss_thousands_as_the_local_engine(spark, tmp_path):
     path = tmp_path / "export.csv"
     frame.to_csv(path, index=False, sep=";")
     options = {"thousands": "'", "currency": "CHF", "invalid": "drop"}
-    local = read_transactions(path, **options)
-    purchases, report = read_transactions_spark(spark, path, ReadOptions(**options))
-    pd.testing.assert_frame_equal(_spark_log(purchases), local.purchases, check_dtype=False)
-    assert report.to_dict() == local.report.to_dict()
+    local = _same_as_local(spark, path, **options)
     assert local.purchases["amount"].tolist() == [1234.5, 12.5, 1234567.8, 2000.0]  # not 1'23
 
 
@@ -481,9 +436,6 @@ def test_spark_refuses_status_refund_and_currency_in_one_line_as_the_local_engin
     )
     path = tmp_path / "orders_export.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(InputError) as local:
-        read_transactions(path, amount_col="Total")
-    with pytest.raises(InputError) as remote:
-        read_transactions_spark(spark, path, ReadOptions(amount_col="Total"))
-    assert str(local.value).count("; also ") == 2
-    assert str(remote.value) == str(local.value)
+    local, remote = _refusals(spark, path, amount_col="Total")
+    assert local.count("; also ") == 2
+    assert remote == local

@@ -26,8 +26,8 @@ zone in Parquet or DuckDB) are taken in UTC, noted. With ``timezone`` every valu
 offset or zone is converted to it first.
 
 Numbers are dates only when the format says which numbers (:data:`NUMBER_FORMATS`): Unix
-times in seconds or milliseconds (instants, converted to the shop's zone like values with an
-offset) or spreadsheet serial day numbers. They are never inferred: a column of numbers may
+times in seconds, milliseconds or microseconds (instants, converted to the shop's zone like
+values with an offset) or spreadsheet serial day numbers. They are never inferred: a column of numbers may
 as well be order numbers, and a wrong unit moves every date by years. A column that looks
 like them is refused with the format that reads it (:func:`number_date_hint`).
 """

@@ -562,10 +562,41 @@ def test_unix_times_are_instants_taken_to_the_shops_zone():
     assert any("Europe/Madrid" in note for note in madrid.report.notes)
 
 
+def test_day_numbers_are_read_from_the_day_they_count_from(tmp_path):
+    """dunnhumby's "The Complete Journey" numbers its days (1 to 711) from a date it does not
+    write: such a column was refused with a hint about %Y%m%d that did not apply ("447"
+    could be 1 November?). The message now names --date-format days-since:DATE, which reads
+    them, day 0 being that date, from CSV, Parquet integers and a DataFrame."""
+    orders = _orders()
+    numbers = orders.assign(date=(orders["date"] - pd.Timestamp("2019-12-31")).dt.days)
+    assert numbers["date"].between(700, 1500).all()
+    path = tmp_path / "days.csv"
+    numbers.to_csv(path, index=False)
+    numbers.to_parquet(tmp_path / "days.parquet")
+    with pytest.raises(InputError, match="unparseable date") as refused:
+        read_transactions(path)
+    assert "day numbers counted from a date, pass --date-format days-since:YYYY-MM-DD" in str(
+        refused.value
+    )
+    assert "%Y%m%d" not in str(refused.value)
+    for source in (path, tmp_path / "days.parquet", numbers):
+        log = read_transactions(source, date_format="days-since:2019-12-31")
+        _assert_log(log, orders)
+        assert log.report.date_format == "day numbers since 2019-12-31 (day 1: 2020-01-01)"
+    with pytest.raises(InputError, match="days-since: takes the day before day 1 as YYYY-MM-DD"):
+        read_transactions(path, date_format="days-since:31/12/2019")
+
+
 @pytest.mark.parametrize(
     "values",
-    [["123456", "234567"], ["1700000000", "12"], ["44927", "2024-01-01"], ["99999999999"]],
-    ids=["six digits", "mixed lengths", "mixed with text", "eleven digits"],
+    [
+        ["123456", "234567"],
+        ["1700000000", "12"],
+        ["44927", "2024-01-01"],
+        ["99999999999"],
+        ["447", "45352"],
+    ],
+    ids=["six digits", "mixed lengths", "mixed with text", "eleven digits", "day and serial"],
 )
 def test_numbers_that_fit_no_date_format_get_no_hint(values):
     from clvcast.data.dates import number_date_hint
@@ -613,7 +644,8 @@ def test_padded_width_only_where_numbers_run_together(date_format, width):
 
 def test_a_date_format_without_strftime_codes_is_refused_with_the_choices(tmp_path):
     with pytest.raises(
-        InputError, match="'unixx' has no strftime code.*unix, unix-ms, unix-us, excel"
+        InputError,
+        match="'unixx' has no strftime code.*unix, unix-ms, unix-us, excel or days-since:",
     ):
         read_transactions(_orders(), date_format="unixx")
 

@@ -132,6 +132,18 @@ def test_spark_reads_unix_times_and_names_their_format_as_the_local_engine(spark
         read_transactions_spark(spark, path, ReadOptions())
 
 
+def test_spark_reads_day_numbers_from_the_day_they_count_from(spark, tmp_path):
+    frame = pd.DataFrame({"contact_id": ["a", "a", "b"], "date": [1, 447, 711], "amount": 10.0})
+    path = tmp_path / "days.parquet"
+    frame.to_parquet(path, index=False)
+    local = _same_as_local(spark, path, date_format="days-since:2019-12-31")
+    assert local.purchases["date"].dt.strftime("%Y-%m-%d").tolist() == [
+        "2020-01-01", "2021-03-22", "2021-12-11"
+    ]  # fmt: skip
+    with pytest.raises(Exception, match="days-since:YYYY-MM-DD"):
+        read_transactions_spark(spark, path, ReadOptions())
+
+
 def test_spark_takes_zoned_timestamps_in_the_zone_the_file_names(spark, tmp_path):
     stamps = pd.to_datetime(["2024-03-01 23:00", "2024-07-05 00:30"]).tz_localize("Europe/Madrid")
     frame = pd.DataFrame({"contact_id": ["a", "b"], "date": stamps, "amount": 10.0})

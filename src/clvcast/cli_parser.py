@@ -166,8 +166,9 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         metavar="FMT",
         help="strftime format of the dates, e.g. %%d/%%m/%%Y, or for dates written as "
         "numbers: unix (seconds since 1970, UTC), unix-ms (milliseconds), unix-us "
-        "(microseconds, as GA4's event_timestamp) or excel "
-        "(spreadsheet serial days) (default: one format inferred from every value; a "
+        "(microseconds, as GA4's event_timestamp), excel (spreadsheet serial days) or "
+        "days-since:YYYY-MM-DD (day numbers, that date being day 0) (default: one format "
+        "inferred from every value; a "
         "column that reads as day/month and month/day alike is refused)",
     )
     group.add_argument(

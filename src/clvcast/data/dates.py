@@ -27,9 +27,11 @@ offset or zone is converted to it first.
 
 Numbers are dates only when the format says which numbers (:data:`NUMBER_FORMATS`): Unix
 times in seconds, milliseconds or microseconds (instants, converted to the shop's zone like
-values with an offset) or spreadsheet serial day numbers. They are never inferred: a column of numbers may
-as well be order numbers, and a wrong unit moves every date by years. A column that looks
-like them is refused with the format that reads it (:func:`number_date_hint`).
+values with an offset), spreadsheet serial day numbers, or day numbers counted from a date
+the export does not write (``days-since:2019-12-31`` reads 1 as 1 January 2020: dunnhumby's
+"The Complete Journey" numbers its days 1 to 711). They are never inferred: a column of
+numbers may as well be order numbers, and a wrong unit moves every date by years. A column
+that looks like them is refused with the format that reads it (:func:`number_date_hint`).
 """
 
 from __future__ import annotations
@@ -75,10 +77,36 @@ NUMBER_FORMATS = {
 }
 
 
+# The --date-format of day numbers counted from a date: "days-since:" and that date (the day
+# before day 1, as YYYY-MM-DD).
+DAYS_SINCE = "days-since:"
+
+
+def number_format(date_format: str | None) -> tuple[str, str, str, bool] | None:
+    """What :data:`NUMBER_FORMATS` holds for ``date_format`` (also ``days-since:DATE``), or
+    None when it is not a format of dates written as numbers."""
+    if date_format is None:
+        return None
+    if date_format in NUMBER_FORMATS:
+        return NUMBER_FORMATS[date_format]
+    if not date_format.startswith(DAYS_SINCE):
+        return None
+    origin = date_format.removeprefix(DAYS_SINCE)
+    try:
+        day = datetime.date.fromisoformat(origin)
+    except ValueError:
+        raise InputError(
+            f"--date-format {date_format!r}: {DAYS_SINCE} takes the day before day 1 as "
+            f"YYYY-MM-DD ({DAYS_SINCE}2019-12-31 reads 1 as 2020-01-01)."
+        ) from None
+    day_one = day + datetime.timedelta(days=1)
+    return f"day numbers since {day} (day 1: {day_one})", "D", str(day), False
+
+
 def _parse_numbers(values: pd.Series, date_format: str) -> pd.Series:
-    """Dates written as numbers in ``date_format`` (a :data:`NUMBER_FORMATS` name); text that
+    """Dates written as numbers in ``date_format`` (see :func:`number_format`); text that
     is not a number, or a number beyond pandas' dates, reads as missing (unparseable)."""
-    _, unit, origin, instant = NUMBER_FORMATS[date_format]
+    _, unit, origin, instant = number_format(date_format)
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -243,13 +271,14 @@ def parse_dates(
     if pd.api.types.is_datetime64_dtype(raw):
         return raw, None
     text = raw.astype("string").str.strip() if date_format is None else raw.astype("string")
-    if date_format in NUMBER_FORMATS:
+    numbers = number_format(date_format)
+    if numbers is not None:
         parsed = _parse_numbers(text, date_format)
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
             zone, note = instant_zone("Unix times", timezone)
             notes.append(note)
             parsed = parsed.dt.tz_convert(zone).dt.tz_localize(None)
-        return parsed, NUMBER_FORMATS[date_format][0]
+        return parsed, numbers[0]
     chosen = date_format or infer_date_format(text, dayfirst=dayfirst, what=what)
     parsed = _parse(text, chosen)
     shown = ("ISO 8601" if chosen == ISO else chosen) + (
@@ -279,6 +308,8 @@ _NUMBER_SHAPES = {
     "excel": (range(5, 6), 2e4, 8e4),
 }
 _NUMBER = re.compile(r"\s*(\d+)(?:\.\d*)?\s*")
+# Numbers below this (Excel's serial days start at 2e4 in 1954) may count days from a date.
+_DAY_NUMBERS_BELOW = 2e4
 
 
 def number_date_hint(values: Iterable[object]) -> str:
@@ -291,16 +322,24 @@ def number_date_hint(values: Iterable[object]) -> str:
     for name, (digits, low, high) in _NUMBER_SHAPES.items():
         if all(len(m.group(1)) in digits and low <= float(m.group(0)) <= high for m in matches):
             return f"; they look like {NUMBER_FORMATS[name][0]}: pass --date-format {name}"
+    if all(float(m.group(0)) < _DAY_NUMBERS_BELOW for m in matches):
+        return (
+            f"; if they are day numbers counted from a date, pass --date-format "
+            f"{DAYS_SINCE}YYYY-MM-DD with the day before day 1"
+        )
     return ""
 
 
 def padded_date_hint(values: Iterable[object], date_format: str | None) -> str:
     """The end of an unparseable-date message when the example ``values`` are numbers
-    shorter than ``date_format`` (``%Y%m%d`` when it was inferred) writes its dates, else ""."""
+    shorter than ``date_format`` writes its dates, else "". When the format was inferred,
+    only values that look like a year, month and day run together (``1997111``) get it."""
     shown = date_format or "%Y%m%d"
     width = padded_width(shown)
     texts = [str(value).strip() for value in values if value is not None]
     if width is None or not texts or not all(t.isdigit() and len(t) < width for t in texts):
+        return ""
+    if date_format is None and not all(len(t) >= 6 and t[:2] in ("19", "20") for t in texts):
         return ""
     return (
         f'; {shown} needs {width} digits, months and days zero-padded: "{texts[0]}" could '
@@ -310,13 +349,13 @@ def padded_date_hint(values: Iterable[object], date_format: str | None) -> str:
 
 def check_date_format(date_format: str | None) -> None:
     """One clear error for a strftime format with an unknown directive (``%Q``)."""
-    if date_format is None or date_format in NUMBER_FORMATS:
+    if date_format is None or number_format(date_format) is not None:
         return
     if "%" not in date_format:
         raise InputError(
             f"--date-format {date_format!r} has no strftime code; use codes such as %Y-%m-%d "
-            f"or %d/%m/%Y %H:%M, or one of {', '.join(NUMBER_FORMATS)} for dates written as "
-            "numbers."
+            f"or %d/%m/%Y %H:%M, or one of {', '.join(NUMBER_FORMATS)} or "
+            f"{DAYS_SINCE}YYYY-MM-DD for dates written as numbers."
         )
     try:
         datetime.datetime.strptime("", date_format)

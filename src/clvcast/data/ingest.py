@@ -777,7 +777,8 @@ def read_transactions(
         netted against it (see :mod:`clvcast.data.lines`).
     date_format
         strftime format of the dates (for example ``"%Y%m%d"``), or ``"unix"``,
-        ``"unix-ms"``, ``"unix-us"`` or ``"excel"`` for dates written as numbers; when omitted, one format
+        ``"unix-ms"``, ``"unix-us"``, ``"excel"`` or ``"days-since:2019-12-31"`` (day
+        numbers, 1 being 2020-01-01) for dates written as numbers; when omitted, one format
         is inferred from every value of the column, and a column that reads as day/month
         and as month/day alike is refused (see :mod:`clvcast.data.dates`).
     dayfirst

@@ -357,9 +357,9 @@ def test_spark_reads_numbers_run_together_as_the_local_engine(spark, tmp_path):
 def test_spark_reads_statuses_in_the_shops_language_as_the_local_engine(spark, tmp_path):
     frame = pd.DataFrame(
         {
-            "contact_id": ["a", "a", "b", "b", "c", "c"],
-            "date": pd.date_range("2024-01-01", periods=6).strftime("%Y-%m-%d"),
-            "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+            "contact_id": ["a", "a", "b", "b", "c", "c", "d"],
+            "date": pd.date_range("2024-01-01", periods=7).strftime("%Y-%m-%d"),
+            "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0],
             "Estado del pedido": [
                 "Entregado",
                 "CANCELADO",
@@ -367,13 +367,14 @@ def test_spark_reads_statuses_in_the_shops_language_as_the_local_engine(spark, t
                 "Annulé",
                 "Zwrócone",
                 None,
+                "wc-checkout-draft",
             ],
         }
     )
     path = tmp_path / "pedidos.csv"
     frame.to_csv(path, index=False)
     local, remote = _refusals(spark, path)
-    assert "1 annulé, 1 cancelado, 1 reembolsado, 1 zwrócone" in local
+    assert "1 annulé, 1 cancelado, 1 checkout-draft, 1 reembolsado, 1 zwrócone" in local
     assert remote == local
     log = _same_as_local(spark, path, status_col="Estado del pedido")
     assert log.purchases["amount"].tolist() == [10.0, 60.0]

@@ -49,7 +49,9 @@ ALWAYS_DROPPED = (GUEST_CHECKOUT, NOT_A_PURCHASE, OTHER_CURRENCY)
 
 # Order statuses that say an order is not a purchase (lower case, trimmed, without
 # WooCommerce's "wc-" prefix), in the column that --status-col names: cancelled, refunded,
-# returned, voided, failed or declined, in English and as shop platforms translate them for
+# returned, voided, failed or declined; unavailable (Olist: the order could not be filled),
+# expired (Shopify: the payment's authorisation ran out) and WooCommerce's checkout drafts
+# (a checkout left before paying); in English and as shop platforms translate them for
 # the markets clvcast's users sell in (PrestaShop's "Cancelado", Shopware's "Storniert",
 # Tiendanube's "Cancelada"), with and without accents. A Spanish export's cancelled orders
 # were read as purchases without a word. Partial refunds stay purchases: their amount is
@@ -57,12 +59,14 @@ ALWAYS_DROPPED = (GUEST_CHECKOUT, NOT_A_PURCHASE, OTHER_CURRENCY)
 # later (bank transfers, cash on delivery).
 _NOT_PURCHASES_BY_LANGUAGE = {
     "en": ("cancelled", "canceled", "refunded", "returned", "voided", "void", "failed",
-           "declined", "payment error", "payment failed"),
+           "declined", "payment error", "payment failed", "unavailable", "expired",
+           "checkout-draft"),
     "es": ("cancelado", "cancelada", "anulado", "anulada", "reembolsado", "reembolsada",
            "devuelto", "devuelta", "fallido", "fallida", "rechazado", "rechazada",
            "error en pago", "error de pago", "pago rechazado"),
     "pt": ("cancelado", "cancelada", "reembolsado", "reembolsada", "devolvido", "devolvida",
-           "estornado", "estornada", "falhou", "recusado", "recusada"),
+           "estornado", "estornada", "falhou", "recusado", "recusada", "indisponível",
+           "indisponivel"),
     "fr": ("annulé", "annulée", "annule", "annulee", "remboursé", "remboursée", "rembourse",
            "remboursee", "retourné", "retournée", "échoué", "échouée", "echoue", "echouee",
            "refusé", "refusée", "refuse", "refusee", "erreur de paiement"),

@@ -699,6 +699,32 @@ def test_orders_a_status_column_marks_as_not_purchases_are_refused_until_settled
         read_transactions(woo, status_col="Sttus")
 
 
+def test_unpaid_orders_are_read_as_purchases_and_counted_in_a_note():
+    """Pending, on-hold and authorised orders were read as purchases without a word: most are
+    paid later (bank transfers, cash on delivery), some never are. They are still read, and
+    the report now counts them, in the column a status column is found in or the one
+    --status-col names; --status-col none reads no status."""
+    orders = _orders(40)
+    shopify = orders.assign(
+        **{"Financial Status": ["paid", "pending", "authorized", "paid", " Pending"] * 8}
+    )
+    log = read_transactions(shopify)
+    _assert_log(log, orders)
+    assert (
+        "24 rows with column 'Financial Status' saying the order was not paid yet "
+        "(8 authorized, 16 pending) were read as purchases: most are paid later, some never are"
+    ) in log.report.notes
+    woo = orders.assign(
+        **{"Order Status": ["wc-completed", "wc-cancelled", "wc-on-hold", "wc-pending", ""] * 8}
+    )
+    read = read_transactions(woo, status_col="Order Status")
+    _assert_log(read, orders[(woo["Order Status"] != "wc-cancelled").to_numpy()])
+    assert any("(8 on-hold, 8 pending) were read as purchases" in n for n in read.report.notes)
+    unread = read_transactions(shopify, status_col="none")
+    assert not any("not paid" in note for note in unread.report.notes)
+    assert not any("not paid" in note for note in read_transactions(orders).report.notes)
+
+
 @pytest.mark.parametrize(
     ("column", "statuses", "marked"),
     [

@@ -163,12 +163,12 @@ def test_spark_names_shopify_item_lines_as_the_local_engine(spark, tmp_path):
 
 
 def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
-    statuses = ["paid", "refunded", "wc-Cancelled ", None, "partially_refunded"]
+    statuses = ["paid", "refunded", "wc-Cancelled ", None, "partially_refunded", "Pending"]
     frame = pd.DataFrame(
         {
-            "contact_id": ["a", "a", "b", "b", "c"],
-            "date": ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"],
-            "amount": [10.0, 20.0, 30.0, 40.0, 50.0],
+            "contact_id": ["a", "a", "b", "b", "c", "c"],
+            "date": pd.date_range("2024-01-01", periods=6).strftime("%Y-%m-%d"),
+            "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
             "Financial Status": statuses,
         }
     )
@@ -177,7 +177,10 @@ def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
     local, remote = _refusals(spark, path)
     assert remote == local
     for status_col in ("Financial Status", "none"):
-        _same_as_local(spark, path, status_col=status_col)
+        log = _same_as_local(spark, path, status_col=status_col)  # the notes too
+    read = _same_as_local(spark, path, status_col="Financial Status")
+    assert any("(1 pending) were read as purchases" in note for note in read.report.notes)
+    assert not any("not paid" in note for note in log.report.notes)
 
 
 def test_spark_reads_thousands_separators_as_the_local_engine(spark, tmp_path):

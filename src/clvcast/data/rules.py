@@ -81,6 +81,28 @@ _NOT_PURCHASES_BY_LANGUAGE = {
 STATUSES_NOT_PURCHASES = tuple(
     dict.fromkeys(status for words in _NOT_PURCHASES_BY_LANGUAGE.values() for status in words)
 )
+# Statuses of orders that were not paid when the shop exported them: pending, on hold,
+# authorised but not captured, awaiting payment (Shopify, WooCommerce, Magento and the same
+# in the languages above). They stay purchases, since most are paid later (bank transfers,
+# cash on delivery), and the report counts them, since some never are.
+_UNPAID_BY_LANGUAGE = {
+    "en": ("pending", "pending payment", "pending_payment", "on-hold", "on hold", "holded",
+           "authorized", "authorised", "awaiting payment", "unpaid", "payment review",
+           "payment_review"),
+    "es": ("pendiente", "pendiente de pago", "en espera", "en espera de pago"),
+    "pt": ("pendente", "aguardando pagamento", "aguardando"),
+    "fr": ("en attente", "en attente de paiement"),
+    "it": ("in attesa", "in attesa di pagamento"),
+    "de": ("ausstehend", "zahlung ausstehend"),
+    "pl": ("oczekujące", "oczekuje na płatność", "nieopłacone"),
+    "nl": ("in afwachting", "wacht op betaling", "openstaand"),
+}  # fmt: skip
+STATUSES_UNPAID = tuple(
+    dict.fromkeys(status for words in _UNPAID_BY_LANGUAGE.values() for status in words)
+)
+# The statuses an engine counts in a status column: those that are not purchases and
+# those of unpaid orders.
+STATUSES_COUNTED = STATUSES_NOT_PURCHASES + STATUSES_UNPAID
 # Column names (lower case, '_' as ' ') that hold an order's status in shop exports:
 # Shopify's "Financial Status", WooCommerce's "Order Status", Magento's "status", and the
 # same in the languages above. A name that is also something else ("Estado" is a Brazilian
@@ -116,6 +138,45 @@ def columns_named(
         for c in columns
         if c not in taken and " ".join(c.lower().replace("_", " ").split()) in known
     ]
+
+
+def read_statuses(
+    name: str,
+    columns: Iterable[str],
+    status_col: str | None,
+    counts_of: Callable[[str], dict[str, int]],
+) -> list[str]:
+    """Check the status columns of an input and return the report's notes on them.
+
+    ``counts_of(column)`` is the engine's count of rows by status (spelled as in
+    :data:`STATUSES_COUNTED`, only those). Without ``status_col``, a column named like a
+    status column that marks orders as not purchases is refused (:func:`unread_statuses`);
+    with it, that column's statuses are read. Unpaid orders in the column read are counted in
+    a note (:func:`unpaid_note`); ``status_col`` "none" reads no status at all.
+    """
+    if status_col == NO_COLUMN:
+        return []
+    read = [status_col] if status_col is not None else columns_named(columns, STATUS_COLUMN_NAMES)
+    notes = []
+    for column in read:
+        counts = counts_of(column)
+        marked = {s: n for s, n in counts.items() if s in STATUSES_NOT_PURCHASES}
+        if marked and status_col is None:
+            raise unread_statuses(name, column, marked)
+        unpaid = {s: n for s, n in counts.items() if s in STATUSES_UNPAID}
+        if unpaid:
+            notes.append(unpaid_note(column, unpaid))
+    return notes
+
+
+def unpaid_note(column: str, counts: dict[str, int]) -> str:
+    """The report's note on rows whose status (``counts`` by status) says the order was not
+    paid when the shop exported it: they are read as purchases."""
+    shown = ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
+    return (
+        f"{sum(counts.values()):,} rows with column '{column}' saying the order was not paid "
+        f"yet ({shown}) were read as purchases: most are paid later, some never are"
+    )
 
 
 def unread_statuses(name: str, column: str, counts: dict[str, int]) -> InputError:

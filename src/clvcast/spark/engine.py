@@ -278,18 +278,16 @@ def _not_purchase(options: ReadOptions):
     return F.coalesce(_status_text(column).isin(list(rules.STATUSES_NOT_PURCHASES)), F.lit(False))
 
 
-def _check_statuses(raw: Any, name: str, options: ReadOptions) -> None:
-    """Refuse a status column that marks orders as not purchases without --status-col."""
-    if options.status_col is not None:
-        return
-    for column in rules.columns_named(raw.columns, rules.STATUS_COLUMN_NAMES):
+def _check_statuses(raw: Any, name: str, options: ReadOptions) -> list[str]:
+    """Check the input's status columns and return the report's notes, as the local engine."""
+
+    def counts_of(column: str) -> dict[str, int]:
         status = _status_text(column)
-        marked = raw.where(status.isin(list(rules.STATUSES_NOT_PURCHASES)))
-        counts = marked.groupBy(status.alias("status")).count().collect()
-        if counts:
-            raise rules.unread_statuses(
-                name, column, {r["status"]: int(r["count"]) for r in counts}
-            )
+        counted = raw.where(status.isin(list(rules.STATUSES_COUNTED)))
+        rows = counted.groupBy(status.alias("status")).count().collect()
+        return {r["status"]: int(r["count"]) for r in rows}
+
+    return rules.read_statuses(name, raw.columns, options.status_col, counts_of)
 
 
 def _check_refunds(raw: Any, kinds: dict[str, str], name: str, options: ReadOptions) -> None:
@@ -377,13 +375,13 @@ def read_transactions_spark(
     contact_col, date_col = options.contact_col, options.date_col
     rules.check_amount_columns(name, raw.columns, options.amount_col, options.quantity_col)
     check_columns(raw.columns, options.required_columns(), what=f"transactions ({name})")
-    *_, other_currency = rules.checked_together(
+    status_notes, _, other_currency = rules.checked_together(
         lambda: _check_statuses(raw, name, options),
         lambda: _check_refunds(raw, kinds, name, options),
         lambda: _other_currency(raw, name, options),
     )
     grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))
-    notes: list[str] = []
+    notes: list[str] = list(status_notes)
     timestamp, date_blank, join, date_format = _dates(
         spark, grouped, date_col, kinds[date_col], options, notes, column_zone(source, date_col)
     )

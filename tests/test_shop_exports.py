@@ -272,6 +272,35 @@ def test_thousands_separators_are_taken_only_between_groups_of_three():
         read_transactions(frame, decimal=",", thousands=",")
 
 
+def test_negative_amounts_in_accounting_notation_are_read_as_negative(tmp_path):
+    """Accounting exports write a refund as "(3.00)" and SAP as "3.00-": both were refused as
+    unparseable amounts. They now read as negative amounts, with the refund policies of any
+    other (dropped and counted by default, netted with --nonpositive net), whatever the
+    decimal mark, thousands separator or currency."""
+    frame = pd.DataFrame(
+        {
+            "contact_id": ["a", "a", "a", "b", "b", "c"],
+            "date": ["2024-01-05", "2024-01-05", "2024-02-01", "2024-01-07", "2024-01-07", "2024-03-01"],
+            "amount": ["12.50", "(2.50)", "20.00", "30.00", "( 5.25 )", "7.00-"],
+        }
+    )  # fmt: skip
+    dropped = read_transactions(frame)
+    assert dropped.purchases["amount"].tolist() == [12.5, 20.0, 30.0]
+    assert dropped.report.dropped == {REASON_NONPOSITIVE: 3}
+    netted = read_transactions(frame, nonpositive="net")
+    assert netted.purchases["amount"].tolist() == [10.0, 20.0, 24.75]
+    german = frame.assign(
+        amount=["12,50 €", "(2,50 €)", "€ 1.020,00", "30,00", "(5,25)", "7,00- €"]
+    )
+    path = tmp_path / "export.csv"
+    german.to_csv(path, index=False, sep=";")
+    log = read_transactions(path, decimal=",", thousands=".", currency="€", nonpositive="net")
+    assert log.purchases["amount"].tolist() == [10.0, 1020.0, 24.75]
+    for unreadable in ("(2.50", "-", "(-)"):
+        with pytest.raises(InputError, match="unparseable amount"):
+            read_transactions(frame.assign(amount=["1.00"] * 5 + [unreadable]))
+
+
 def test_amounts_in_one_currency_read_with_currency_and_others_stay_refused(tmp_path):
     """Spreadsheets format amounts as money ("1.234,56 €"); there was no way to read them
     but to export the file again. --currency takes out the one currency the shop sells in;

@@ -183,6 +183,16 @@ def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
     assert not any("not paid" in note for note in log.report.notes)
 
 
+def test_spark_reads_accounting_negatives_as_the_local_engine(spark, tmp_path):
+    amounts = ["12,50 €", "(2,50 €)", "€ 1.020,00", "30,00", "( 5,25 )", "7,00- €"]
+    frame = pd.DataFrame({"contact_id": list("aaabbc"), "date": "2024-01-05", "amount": amounts})
+    path = tmp_path / "export.csv"
+    frame.to_csv(path, index=False, sep=";")
+    options = {"decimal": ",", "thousands": ".", "currency": "€", "nonpositive": "net"}
+    local = _same_as_local(spark, path, **options)
+    assert local.purchases["amount"].tolist() == [1030.0, 24.75]
+
+
 def test_spark_reads_thousands_separators_as_the_local_engine(spark, tmp_path):
     amounts = ["1.234,56 €", "12,50", "€ 1.234.567,8", "1,23", "12.34 EUR", "1\u202f234,5"]
     frame = pd.DataFrame({"contact_id": list("abcdef"), "date": "2024-01-05", "amount": amounts})

@@ -310,12 +310,14 @@ def amount_text_sql(
     ``decimal=","`` the comma is the decimal mark and a dot outside groups is unparseable.
     ``currency`` (a sign or code, such as € or EUR) is taken out wherever it stands, with
     the spaces around it, in any case ("eur" too); any other currency leaves the amount
-    unparseable.
+    unparseable. Negative amounts in accounting notation are read as negative
+    (:func:`_signed`).
     """
     if currency is not None:
         for written in dict.fromkeys((currency, currency.upper(), currency.lower())):
             text = f"replace({text}, {_sql_text(written)}, '')"
         text = f"trim(replace({text}, '\u00a0', ' '))"
+    text = _signed(text)
     point = "[.]" if decimal == "." else ","
     if thousands is None:
         if decimal == ".":
@@ -329,6 +331,18 @@ def amount_text_sql(
     if decimal == ",":
         plain = f"replace({plain}, ',', '.')"
     return f"CASE WHEN {matches(text, pattern)} THEN {plain} ELSE NULL END"
+
+
+def _signed(text: str) -> str:
+    """SQL (DuckDB and Spark alike) of an amount's text with a negative amount in accounting
+    notation written with a leading minus: "(3.00)", as spreadsheets and accounting exports
+    write it, and "3.00-", as SAP does, are "-3.00". They were refused as unparseable."""
+    inner = f"trim(substring({text}, 2, length({text}) - 2))"
+    before = f"trim(substring({text}, 1, length({text}) - 1))"
+    return (
+        f"(CASE WHEN {text} LIKE '(%)' THEN concat('-', {inner}) "
+        f"WHEN {text} LIKE '_%-' THEN concat('-', {before}) ELSE {text} END)"
+    )
 
 
 def _sql_text(value: str) -> str:

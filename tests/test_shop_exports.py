@@ -1001,7 +1001,7 @@ def _currency_export() -> pd.DataFrame:
     ("export", "extra", "option", "settle", "report"),
     [
         (_status_export, [], "--status-col 'Financial Status'",
-         ["--status-col", "Financial Status"], "10 rows dropped: order status cancelled"),
+         ["--status-col", "Financial Status"], "10 rows dropped: order status not a purchase"),
         (_woocommerce, ["--contact-col", "Customer User"], "--guest-id '0'",
          ["--guest-id", "0"], "no contact id (guest checkout)"),
         (lambda: _refunded_orders(50)[0], [], "--refund-col 'Refunded Amount'",

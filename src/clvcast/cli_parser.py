@@ -146,8 +146,9 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         metavar="NAME",
         help="order status column (Shopify's 'Financial Status', WooCommerce's 'Order "
         "Status', PrestaShop's 'Estado'): rows whose status is cancelled, refunded, "
-        "returned, voided, failed or declined (in English, Spanish, Portuguese, French, "
-        "Italian, German, Polish or Dutch) are not purchases, dropped and counted; 'none' "
+        "returned, voided, failed, declined, unavailable or expired (in English, Spanish, "
+        "Portuguese, French, Italian, German, Polish or Dutch) are not purchases, dropped "
+        "and counted, and unpaid ones (pending, on-hold) are counted in a note; 'none' "
         "counts every row. An input with such a column and such statuses is refused until "
         "this option says which",
     )

@@ -309,7 +309,9 @@ def _other_currency_sql(
     currency column holds several (see :func:`rules.currency_to_keep`); else FALSE. A row
     with a blank currency is read."""
     tests = []
-    for column in rules.currency_columns(types, options.currency_col, options.amount_columns):
+    for column in rules.option_columns(
+        types, options.currency_col, rules.CURRENCY_COLUMN_NAMES, options.amount_columns
+    ):
         code = _currency_text(f"CAST(source.{_quote(column)} AS VARCHAR)")
         counts = connection.execute(
             f"SELECT {code} AS c, COUNT(*) FROM source WHERE c IS NOT NULL GROUP BY c"

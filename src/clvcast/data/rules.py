@@ -140,6 +140,20 @@ def columns_named(
     ]
 
 
+def option_columns(
+    columns: Iterable[str],
+    option: str | None,
+    names: Iterable[str],
+    but: Iterable[str | None] = (),
+) -> list[str]:
+    """The columns a --status-col or --currency-col ``option`` has read: the one it names,
+    none with ``none``, else those named like one of ``names`` (see :func:`columns_named`)."""
+    if option is None:
+        return columns_named(columns, names, but)
+    column = named_column(option)
+    return [] if column is None else [column]
+
+
 def read_statuses(
     name: str,
     columns: Iterable[str],
@@ -154,11 +168,8 @@ def read_statuses(
     with it, that column's statuses are read. Unpaid orders in the column read are counted in
     a note (:func:`unpaid_note`); ``status_col`` "none" reads no status at all.
     """
-    if status_col == NO_COLUMN:
-        return []
-    read = [status_col] if status_col is not None else columns_named(columns, STATUS_COLUMN_NAMES)
     notes = []
-    for column in read:
+    for column in option_columns(columns, status_col, STATUS_COLUMN_NAMES):
         counts = counts_of(column)
         marked = {s: n for s, n in counts.items() if s in STATUSES_NOT_PURCHASES}
         if marked and status_col is None:
@@ -223,17 +234,6 @@ CURRENCY_COLUMN_NAMES = (
     "currency", "currency code", "order currency", "moneda", "divisa", "moeda", "devise",
     "währung", "wahrung", "valuta", "waluta", "munteenheid",
 )  # fmt: skip
-
-
-def currency_columns(
-    columns: Iterable[str], currency_col: str | None, amount_columns: Iterable[str | None]
-) -> list[str]:
-    """The columns that say which currency a row's amount is in: the one --currency-col
-    names, none with ``none``, else those named like one (:data:`CURRENCY_COLUMN_NAMES`)."""
-    if currency_col is None:
-        return columns_named(columns, CURRENCY_COLUMN_NAMES, amount_columns)
-    column = named_column(currency_col)
-    return [] if column is None else [column]
 
 
 def currency_to_keep(

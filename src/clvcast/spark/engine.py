@@ -312,7 +312,9 @@ def _other_currency(raw: Any, name: str, options: ReadOptions):
     engine (``_other_currency_sql``)."""
     F = _functions()
     other = F.lit(False)
-    for column in rules.currency_columns(raw.columns, options.currency_col, options.amount_columns):
+    for column in rules.option_columns(
+        raw.columns, options.currency_col, rules.CURRENCY_COLUMN_NAMES, options.amount_columns
+    ):
         upper = F.upper(F.trim(_column(column).cast("string")))
         code = F.when(upper != "", upper)
         rows = raw.where(code.isNotNull()).groupBy(code.alias("c")).count().collect()

@@ -389,6 +389,21 @@ def test_contacts_table_checks_ids():
         read_contacts(pd.DataFrame({"id": ["a"]}))
 
 
+def test_a_contacts_file_line_with_a_split_value_is_named(tmp_path):
+    """pandas' own message was "Error tokenizing data. C error: Expected 3 fields in line 3,
+    saw 4", which says neither which value nor why."""
+    path = tmp_path / "contacts.csv"
+    path.write_text("contact_id,email,city\na,a@x.com,Lyon\nb,b@x.com,Paris, France\n")
+    with pytest.raises(InputError) as refused:
+        read_contacts(path)
+    assert str(refused.value) == (
+        "contacts file contacts.csv: 1 line with another number of fields than the header's 3 "
+        '(line 3: 4 fields, "b,b@x.com,Paris, France"): a value that holds the separator is '
+        "not quoted, or a line is cut short. Export the file with such values in quotes, or "
+        "pass --sep if ',' is not its separator."
+    )
+
+
 def test_report_formats_and_serialises(cdnow_log):
     text = cdnow_log.report.format()
     assert "69,659 rows read" in text and "80 rows dropped" in text

@@ -370,6 +370,55 @@ def test_header_in_one_column_names_the_separator(tmp_path):
         read_transactions(path, sep=",")
 
 
+def _written_with(orders: pd.DataFrame, path, lines: dict[int, str]) -> None:
+    """``orders`` as a CSV with the data lines at the given 0-based positions replaced."""
+    text = orders.to_csv(index=False).splitlines()
+    for position, line in lines.items():
+        text[position + 1] = line
+    path.write_text("\n".join(text) + "\n")
+
+
+@pytest.mark.parametrize("position", [5, 30_000])  # within DuckDB's sniffed lines, and beyond
+def test_lines_with_another_number_of_fields_are_named(tmp_path, position):
+    """An unquoted decimal comma ("20,50" in a comma-separated file) splits an amount in
+    two. DuckDB's sniffer took such a line for the header, or named only "Error when
+    sniffing file", or "CSV Error on Line: N"; now one line names the lines and why."""
+    orders = _orders(40_000)
+    path = tmp_path / "export.csv"
+    _written_with(
+        orders, path, {position: "c001,2023-03-01,20,50", position + 7: "c002,2023-03-02"}
+    )
+    with pytest.raises(InputError) as refused:
+        read_transactions(path)
+    message = str(refused.value)
+    assert message.startswith("transactions file export.csv: 2 lines with another number")
+    assert f'line {position + 2:,}: 4 fields, "c001,2023-03-01,20,50"' in message
+    assert f'line {position + 9:,}: 2 fields, "c002,2023-03-02"' in message
+    assert 'decimal comma such as "20,50" splits in two' in message
+    assert "\n" not in message and "sniff" not in message
+
+
+def test_a_last_line_with_one_field_more_is_not_taken_for_the_header(tmp_path):
+    """DuckDB's sniffer read the file from its last line, a line of four fields, as the
+    header of an empty table: the refusal named the columns 'B', '2024-03-05', '5', '00'."""
+    path = tmp_path / "short.csv"
+    path.write_text("contact_id,date,amount\nA,2024-01-05,10.50\nB,2024-03-05,5,00\n")
+    out = tmp_path / "rfm.csv"
+    common = ["rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out]
+    refused = run_inprocess(*common)
+    assert refused.returncode == 2 and not out.exists()
+    assert refused.stderr.strip().splitlines() == [
+        "clvcast: error: transactions file short.csv: 1 line with another number of fields "
+        'than the header\'s 3 (line 3: 4 fields, "B,2024-03-05,5,00"): an amount with a '
+        'decimal comma such as "5,00" splits in two where it is not quoted. Export the file '
+        "with such values in quotes, or pass --sep if ',' is not its separator."
+    ]
+    path.write_text('contact_id,date,amount\nA,2024-01-05,"10,50"\nB,2024-03-05,"5,00"\n')
+    quoted = run_inprocess(*common, "--decimal", ",", "-q")
+    assert quoted.returncode == 0, quoted.stderr
+    assert pd.read_csv(out)["total_spend"].tolist() == [10.5, 5.0]
+
+
 # --- ids --------------------------------------------------------------------------------
 
 

@@ -465,3 +465,19 @@ def test_spark_refuses_status_refund_and_currency_in_one_line_as_the_local_engin
     local, remote = _refusals(spark, path, amount_col="Total")
     assert local.count("; also ") == 2
     assert remote == local
+
+
+def test_spark_refuses_lines_with_another_number_of_fields_as_the_local_engine(spark, tmp_path):
+    """Spark's default CSV mode kept "20" of an unquoted "20,50" and went on without a word;
+    both engines now refuse the file with the same line."""
+    path = tmp_path / "split.csv"
+    path.write_text(
+        "contact_id,date,amount\na,2024-01-05,10.50\na,2024-02-05,20,50\nb,2024-03-05,5.00\n"
+    )
+    local, remote = _refusals(spark, path, invalid="drop")
+    assert remote == local
+    assert 'line 3: 4 fields, "a,2024-02-05,20,50"' in local
+    path.write_text(
+        'contact_id,date,amount\na,2024-01-05,10.50\na,2024-02-05,"20.50"\nb,2024-03-05,5.00\n'
+    )
+    assert _same_as_local(spark, path).purchases["amount"].tolist() == [10.5, 20.5, 5.0]

@@ -62,6 +62,7 @@ from clvcast.data.inputs import (
     column_zone,
     csv_separator,
     existing_file,
+    field_count_problem,
     file_encoding,
     is_parquet,
     parse_as_of,
@@ -673,7 +674,7 @@ def _register_source(
     elif suffix in CSV_SUFFIXES:
         readable = utf8_text_file(path, options.encoding, workdir, "transactions")
         sep = csv_separator(readable, options.sep)
-        check_csv_header(readable, sep, "transactions")
+        header = check_csv_header(readable, sep, "transactions")
         reader = (
             f"read_csv({_literal(str(readable))}, all_varchar = true, header = true, "
             f"delim = {_literal(sep)}, quote = '\"', escape = '\"')"
@@ -691,6 +692,8 @@ def _register_source(
             # command (5M rows) without checking the rest of the file any better.
             connection.execute("SELECT * FROM source LIMIT 1").fetchall()
     except duckdb.Error as exc:
+        if sep is not None:
+            _check_field_counts(readable, sep, path)
         raise InputError(
             f"cannot read transactions file {path.name}: {duckdb_problem(exc)}"
             + (
@@ -701,6 +704,29 @@ def _register_source(
         ) from exc
     if sep is not None:
         check_header_split(columns, sep, path, "transactions")
+        if len(columns) != len(header):  # DuckDB's sniffer took another line for the header
+            _check_field_counts(readable, sep, path)
+
+
+def _check_field_counts(readable: Path, sep: str, path: Path) -> None:
+    """One line naming the lines of a CSV transactions file (``readable``, its UTF-8 text)
+    that have another number of fields than its header, if there are any."""
+    problem = field_count_problem(readable, sep, "transactions", path.name)
+    if problem:
+        raise InputError(problem)
+
+
+def _csv_field_counts(
+    source: str | os.PathLike[str] | pd.DataFrame, options: ReadOptions, workdir: str
+) -> None:
+    """:func:`_check_field_counts` of ``source`` when it is a CSV file: a line with too many
+    or too few fields beyond the lines DuckDB's sniffer reads fails the query that reads it."""
+    if isinstance(source, pd.DataFrame) or is_parquet(source):
+        return
+    path = Path(source)
+    if path.suffix.lower() in CSV_SUFFIXES:
+        readable = utf8_text_file(path, options.encoding, workdir, "transactions")
+        _check_field_counts(readable, csv_separator(readable, options.sep), path)
 
 
 def duckdb_problem(exc: Exception) -> str:
@@ -1046,6 +1072,7 @@ def ingested(
         try:
             report = _ingest(connection, source, name, options, as_of_day, spill)
         except duckdb.Error as exc:
+            _csv_field_counts(source, options, spill)
             raise InputError(
                 f"cannot read transactions ({name}): {duckdb_problem(exc)}; "
                 f"{_unreadable_hint(source)}"

@@ -77,15 +77,74 @@ def check_header_split(columns: Sequence[object], sep: str, path: Path, what: st
         )
 
 
-def check_csv_header(path: Path, sep: str, what: str, encoding: str = "utf-8") -> None:
-    """One line for an empty file, or a header that names a column twice (which reader
-    would silently take the first)."""
+def check_csv_header(path: Path, sep: str, what: str, encoding: str = "utf-8") -> list[str]:
+    """The header's column names; one line for an empty file, or a header that names a
+    column twice (which reader would silently take the first)."""
     with open(path, encoding=text_codec(encoding), newline="") as handle:
         header = handle.readline()
         if not header.strip() and not handle.read(1 << 16).strip():
             raise InputError(f"{what} file {path.name} is empty; give a file with a header row.")
     names = [name.strip().lstrip("\ufeff") for name in next(csv.reader([header], delimiter=sep))]
     check_unique_columns(names, f"{what} file {path.name}")
+    return names
+
+
+# Two fields of a line that has one too many and that read as one amount with a decimal
+# comma ("20", "50" of an unquoted 20,50).
+_SPLIT_DECIMAL = re.compile(r"-?[0-9]+"), re.compile(r"[0-9]{1,2}")
+
+
+def _split_decimal(fields: Sequence[str], sep: str, header: int) -> str | None:
+    """'20,50' when a line with one field more than the header holds two neighbouring
+    fields that would be one amount with a decimal comma, unquoted in a comma-separated file."""
+    if sep != "," or len(fields) != header + 1:
+        return None
+    for left, right in zip(fields, fields[1:], strict=False):
+        if _SPLIT_DECIMAL[0].fullmatch(left.strip()) and _SPLIT_DECIMAL[1].fullmatch(right):
+            return f"{left.strip()},{right}"
+    return None
+
+
+def field_count_problem(path: Path, sep: str, what: str, name: str) -> str | None:
+    """One line naming the lines of a CSV whose number of fields is not the header's, or
+    None when every line has the header's number.
+
+    Such a line is read wrong by any reader that does not refuse it: an unquoted decimal
+    comma ("20,50") or text with the separator in it splits a value in two, and Spark's
+    default CSV mode keeps the first part ("20") without a word. The whole file is read
+    (with Python's csv module, quotes as DuckDB and Spark read them), so call this only to
+    explain a file that a reader found malformed.
+    """
+    found: list[tuple[int, int, str]] = []
+    total = 0
+    decimal = None
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = csv.reader(handle, delimiter=sep, quotechar='"', doublequote=True)
+        header = len(next(rows, []))
+        for fields in rows:
+            if not fields or len(fields) == header:
+                continue  # blank lines are skipped by every reader
+            total += 1
+            decimal = decimal or _split_decimal(fields, sep, header)
+            if len(found) < 3:
+                text = sep.join(fields)
+                shown = text if len(text) <= 60 else text[:57] + "..."
+                found.append((rows.line_num, len(fields), shown))
+    if not total:
+        return None
+    shown = "; ".join(f'line {line:,}: {count} fields, "{text}"' for line, count, text in found)
+    more = f"; and {total - len(found):,} more" if total > len(found) else ""
+    cause = (
+        f'an amount with a decimal comma such as "{decimal}" splits in two where it is not quoted'
+        if decimal
+        else "a value that holds the separator is not quoted, or a line is cut short"
+    )
+    return (
+        f"{what} file {name}: {total:,} line{'s' if total > 1 else ''} with another number "
+        f"of fields than the header's {header} ({shown}{more}): {cause}. Export the file "
+        f"with such values in quotes, or pass --sep if {separator_name(sep)} is not its "
+        "separator."
+    )
 
 
 def check_unique_columns(names: Sequence[object], where: str) -> None:
@@ -125,16 +184,25 @@ def read_table(
             encoding = file_encoding(path, encoding)
             chosen = csv_separator(path, sep, encoding)
             check_csv_header(path, chosen, what, encoding)
-            frame = pd.read_csv(
-                path,
-                sep=chosen,
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-                encoding=text_codec(encoding),
-            )
+            try:
+                frame = pd.read_csv(
+                    path,
+                    sep=chosen,
+                    dtype=str,
+                    keep_default_na=False,
+                    na_values=[""],
+                    encoding=text_codec(encoding),
+                )
+            except pd.errors.ParserError:
+                if text_codec(encoding) == "utf-8-sig":  # the lines pandas could not split
+                    problem = field_count_problem(path, chosen, what, path.name)
+                    if problem:
+                        raise InputError(problem) from None
+                raise
             check_header_split(frame.columns, chosen, path, what)
             return frame
+    except InputError:
+        raise
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{what} file {path.name} is not valid {encoding}; pass its encoding, for example "

@@ -28,6 +28,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ from clvcast.data.inputs import (
     column_zone,
     csv_separator,
     existing_file,
+    field_count_problem,
     is_parquet,
 )
 from clvcast.data.lines import purchase_days
@@ -73,25 +75,33 @@ def _column(name: str):
 
 def _read_source(
     spark: Any, source: str | os.PathLike[str], options: ReadOptions, workdir: str
-) -> Any:
-    """The input as a Spark DataFrame, the CSV dialect read as the local engine reads it."""
+) -> tuple[Any, Callable[[], str | None]]:
+    """The input as a Spark DataFrame, the CSV dialect read as the local engine reads it,
+    and what explains a failure to read its rows: for a CSV, the lines with another
+    number of fields than the header (:func:`~clvcast.data.inputs.field_count_problem`),
+    which Spark refuses (``FAILFAST``) instead of keeping the first part of a split value."""
     path = existing_file(source, what="transactions")
     suffix = path.suffix.lower()
     try:
         if is_parquet(path):
-            return spark.read.parquet(str(path))
+            return spark.read.parquet(str(path)), lambda: None
         if suffix in CSV_SUFFIXES:
             readable = utf8_text_file(path, options.encoding, workdir, "transactions")
             sep = csv_separator(readable, options.sep)
             check_csv_header(readable, sep, "transactions")
             frame = spark.read.csv(
-                str(readable), header=True, sep=sep, inferSchema=False, encoding="UTF-8"
+                str(readable),
+                header=True,
+                sep=sep,
+                inferSchema=False,
+                encoding="UTF-8",
+                mode="FAILFAST",
             )
             first = frame.columns[0].lstrip("\ufeff")
             if first != frame.columns[0]:
                 frame = frame.withColumnRenamed(frame.columns[0], first)
             check_header_split(frame.columns, sep, path, "transactions")
-            return frame
+            return frame, lambda: field_count_problem(readable, sep, "transactions", path.name)
     except InputError:
         raise
     except Exception as exc:  # Spark's AnalysisException and friends
@@ -368,11 +378,31 @@ def read_transactions_spark(
     with the same options (tested); see the module docstring for the differences in
     error messages.
     """
-    F = _functions()
     check_policies(options)
     as_of_day = parse_as_of(options.as_of)
     name = options.name or source_name(source)
-    raw = _read_source(spark, source, options, _workdir())
+    raw, unreadable = _read_source(spark, source, options, _workdir())
+    try:
+        return _read_rows(spark, raw, source, name, options, as_of_day)
+    except InputError:
+        raise
+    except Exception as exc:  # Spark's exceptions from the rows it reads
+        problem = unreadable()
+        if problem:
+            raise InputError(problem) from exc
+        raise
+
+
+def _read_rows(
+    spark: Any,
+    raw: Any,
+    source: str | os.PathLike[str],
+    name: str,
+    options: ReadOptions,
+    as_of_day: pd.Timestamp | None,
+) -> tuple[Any, IngestionReport]:
+    """:func:`read_transactions_spark` of the input read as ``raw``."""
+    F = _functions()
     kinds = dict(raw.dtypes)
     contact_col, date_col = options.contact_col, options.date_col
     rules.check_amount_columns(name, raw.columns, options.amount_col, options.quantity_col)

@@ -15,6 +15,7 @@ import pytest
 
 from clvcast.data import (
     REASON_MISSING_CONTACT,
+    REASON_NET_NONPOSITIVE,
     REASON_NONPOSITIVE,
     REASON_ORDER_CANCELLED,
     REASON_OTHER_CURRENCY,
@@ -299,6 +300,23 @@ def test_negative_amounts_in_accounting_notation_are_read_as_negative(tmp_path):
     for unreadable in ("(2.50", "-", "(-)"):
         with pytest.raises(InputError, match="unparseable amount"):
             read_transactions(frame.assign(amount=["1.00"] * 5 + [unreadable]))
+
+
+def test_the_unicode_minus_sign_reads_as_a_minus(tmp_path):
+    """Spreadsheets in Swedish, Norwegian and other locales write negative numbers with the
+    minus sign U+2212, not the hyphen: "\u22121 234,50 kr" was refused as unparseable."""
+    path = tmp_path / "ordrar.csv"
+    path.write_text(
+        "contact_id;date;amount\n"
+        "a;2024-01-05;1 234,50 kr\n"
+        "a;2024-01-05;\u2212234,50 kr\n"
+        "b;2024-01-07;\u22125,00\n",
+        encoding="utf-8",
+    )
+    options = {"decimal": ",", "thousands": " ", "currency": "kr"}
+    log = read_transactions(path, nonpositive="net", **options)
+    assert log.purchases["amount"].tolist() == [1000.0]
+    assert log.report.dropped == {REASON_NET_NONPOSITIVE: 1}
 
 
 def test_amounts_in_one_currency_read_with_currency_and_others_stay_refused(tmp_path):

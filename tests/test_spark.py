@@ -184,7 +184,7 @@ def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
 
 
 def test_spark_reads_accounting_negatives_as_the_local_engine(spark, tmp_path):
-    amounts = ["12,50 €", "(2,50 €)", "€ 1.020,00", "30,00", "( 5,25 )", "7,00- €"]
+    amounts = ["12,50 €", "(2,50 €)", "€ 1.020,00", "30,00", "\u22125,25", "7,00- €"]
     frame = pd.DataFrame({"contact_id": list("aaabbc"), "date": "2024-01-05", "amount": amounts})
     path = tmp_path / "export.csv"
     frame.to_csv(path, index=False, sep=";")

@@ -336,7 +336,9 @@ def amount_text_sql(
 def _signed(text: str) -> str:
     """SQL (DuckDB and Spark alike) of an amount's text with a negative amount in accounting
     notation written with a leading minus: "(3.00)", as spreadsheets and accounting exports
-    write it, and "3.00-", as SAP does, are "-3.00". They were refused as unparseable."""
+    write it, and "3.00-", as SAP does, are "-3.00". They were refused as unparseable. So is
+    the minus sign U+2212 ("\u22123.00"), which spreadsheets in Nordic and other locales write."""
+    text = f"replace({text}, '\u2212', '-')"
     inner = f"trim(substring({text}, 2, length({text}) - 2))"
     before = f"trim(substring({text}, 1, length({text}) - 1))"
     return (

@@ -188,6 +188,30 @@ def test_summer_and_winter_offsets_each_keep_their_clock():
     assert _days(read_transactions(data, timezone="UTC")) == ["01-04", "07-04", "07-06"]
 
 
+def test_bigquery_utc_stamps_and_rfc_2822_dates_are_inferred():
+    """BigQuery exports timestamps as "2024-01-05 23:30:00 UTC" (fractions of a second only
+    where they are not zero), e-mail and HTTP tools as "Fri, 05 Jan 2024 23:30:00 +0100":
+    both were refused with "no date layout that clvcast knows reads them"."""
+    bigquery = [
+        "2024-01-05 23:30:00 UTC",
+        "2024-02-05 10:00:00.123456 UTC",
+        "2024-03-05 01:00:00 GMT",
+    ]
+    data = frame([(c, stamp, 1.0) for c, stamp in zip("aab", bigquery, strict=True)])
+    log = read_transactions(data)
+    assert _days(log) == ["01-05", "02-05", "03-05"]
+    assert log.report.date_format == "ISO 8601 (inferred from every value)"
+    assert _days(read_transactions(data, timezone="Europe/Madrid")) == ["01-06", "02-05", "03-05"]
+    rfc = [
+        "Fri, 05 Jan 2024 23:30:00 +0100",
+        "Mon, 05 Feb 2024 10:00:00 GMT",
+        "Tue, 05 Mar 2024 00:30:00 +0200",
+    ]
+    log = read_transactions(frame([(c, day, 1.0) for c, day in zip("aab", rfc, strict=True)]))
+    assert _days(log) == ["01-05", "02-05", "03-05"]
+    assert log.report.date_format == "%a, %d %b %Y %H:%M:%S %z (inferred from every value)"
+
+
 def test_tz_aware_column_is_taken_in_its_own_zone_or_converted(tmp_path):
     stamps = pd.to_datetime(["2024-03-01 23:00", "2024-03-05 01:00"]).tz_localize(
         "America/New_York"

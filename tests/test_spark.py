@@ -481,3 +481,18 @@ def test_spark_refuses_lines_with_another_number_of_fields_as_the_local_engine(s
         'contact_id,date,amount\na,2024-01-05,10.50\na,2024-02-05,"20.50"\nb,2024-03-05,5.00\n'
     )
     assert _same_as_local(spark, path).purchases["amount"].tolist() == [10.5, 20.5, 5.0]
+    # A separator at the end of every line but the header's: no value is split
+    path.write_text(
+        "contact_id,date,amount\na,2024-01-05,10.50,\na,2024-02-05,20.50,\nb,2024-03-05,5.00,\n"
+    )
+    assert _same_as_local(spark, path).purchases["amount"].tolist() == [10.5, 20.5, 5.0]
+
+
+def test_spark_reads_bigquery_and_rfc_2822_stamps_as_the_local_engine(spark, tmp_path):
+    # (the stamp, its day in Madrid)
+    for stamp, day in (("2024-01-05 23:30:00 UTC", 6), ("Mon, 05 Feb 2024 10:00:00 GMT", 5)):
+        frame = pd.DataFrame({"contact_id": ["a", "b"], "date": [stamp, stamp], "amount": 1.0})
+        path = tmp_path / "stamps.csv"
+        frame.to_csv(path, index=False)
+        log = _same_as_local(spark, path, timezone="Europe/Madrid")
+        assert log.purchases["date"].dt.day.tolist() == [day, day]

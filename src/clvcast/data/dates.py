@@ -60,8 +60,20 @@ _DATE_LAYOUTS = (
     "%Y%m%d",
 )
 # Layouts with month names ("05-Jan-2023", "Jan 5, 2023"): never ambiguous.
-_NAMED_MONTH_LAYOUTS = ("%d-%b-%Y", "%d-%b-%y", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y")
-_TIME_SUFFIXES = ("", " %H:%M", " %H:%M:%S")
+# The last one is RFC 2822's, as e-mail and HTTP write dates ("Fri, 05 Jan 2024 23:30:00 +0100").
+_NAMED_MONTH_LAYOUTS = (
+    "%d-%b-%Y",
+    "%d-%b-%y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%a, %d %b %Y",
+)
+_TIME_SUFFIXES = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S %z")
+# A zone named after the time ("2024-01-05 23:30:00 UTC", as BigQuery exports timestamps,
+# or "... GMT"): read as the offset +0000, inferred formats only.
+_NAMED_UTC = re.compile(r"(?<=[\s0-9])(?:UTC|GMT)$")
 _CLOCK_SUFFIXES = (" %I:%M %p", " %I:%M:%S %p")  # 12-hour clocks: "10:22 AM"
 _DAY_FIRST = ("%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%d/%m/%y")
 _MONTH_FIRST = {"%d/%m/%Y": "%m/%d/%Y", "%d-%m-%Y": "%m-%d-%Y", "%d/%m/%y": "%m/%d/%y"}
@@ -279,6 +291,8 @@ def parse_dates(
             notes.append(note)
             parsed = parsed.dt.tz_convert(zone).dt.tz_localize(None)
         return parsed, numbers[0]
+    if date_format is None:
+        text = text.str.replace(_NAMED_UTC, "+0000", regex=True)
     chosen = date_format or infer_date_format(text, dayfirst=dayfirst, what=what)
     parsed = _parse(text, chosen)
     shown = ("ISO 8601" if chosen == ISO else chosen) + (

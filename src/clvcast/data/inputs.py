@@ -107,7 +107,8 @@ def _split_decimal(fields: Sequence[str], sep: str, header: int) -> str | None:
 
 def field_count_problem(path: Path, sep: str, what: str, name: str) -> str | None:
     """One line naming the lines of a CSV whose number of fields is not the header's, or
-    None when every line has the header's number.
+    None when every line has the header's number (empty fields after them aside: a
+    separator at the end of every line, as some exports write).
 
     Such a line is read wrong by any reader that does not refuse it: an unquoted decimal
     comma ("20,50") or text with the separator in it splits a value in two, and Spark's
@@ -124,6 +125,8 @@ def field_count_problem(path: Path, sep: str, what: str, name: str) -> str | Non
         for fields in rows:
             if not fields or len(fields) == header:
                 continue  # blank lines are skipped by every reader
+            if len(fields) > header and not any(fields[header:]):
+                continue  # a separator at the end of the line: DuckDB reads it so
             total += 1
             decimal = decimal or _split_decimal(fields, sep, header)
             if len(found) < 3:

@@ -74,17 +74,22 @@ def _column(name: str):
 
 
 def _read_source(
-    spark: Any, source: str | os.PathLike[str], options: ReadOptions, workdir: str
-) -> tuple[Any, Callable[[], str | None]]:
+    spark: Any,
+    source: str | os.PathLike[str],
+    options: ReadOptions,
+    workdir: str,
+    mode: str = "FAILFAST",
+) -> tuple[Any, Callable[[], str | None] | None]:
     """The input as a Spark DataFrame, the CSV dialect read as the local engine reads it,
-    and what explains a failure to read its rows: for a CSV, the lines with another
-    number of fields than the header (:func:`~clvcast.data.inputs.field_count_problem`),
-    which Spark refuses (``FAILFAST``) instead of keeping the first part of a split value."""
+    and for a CSV what explains a failure to read its rows: the lines with another number
+    of fields than the header (:func:`~clvcast.data.inputs.field_count_problem`). Spark
+    refuses them in ``mode`` FAILFAST; its default, PERMISSIVE, keeps the first part of
+    a split value ("20" of an unquoted "20,50") without a word."""
     path = existing_file(source, what="transactions")
     suffix = path.suffix.lower()
     try:
         if is_parquet(path):
-            return spark.read.parquet(str(path)), lambda: None
+            return spark.read.parquet(str(path)), None
         if suffix in CSV_SUFFIXES:
             readable = utf8_text_file(path, options.encoding, workdir, "transactions")
             sep = csv_separator(readable, options.sep)
@@ -95,7 +100,7 @@ def _read_source(
                 sep=sep,
                 inferSchema=False,
                 encoding="UTF-8",
-                mode="FAILFAST",
+                mode=mode,
             )
             first = frame.columns[0].lstrip("\ufeff")
             if first != frame.columns[0]:
@@ -381,16 +386,22 @@ def read_transactions_spark(
     check_policies(options)
     as_of_day = parse_as_of(options.as_of)
     name = options.name or source_name(source)
-    raw, unreadable = _read_source(spark, source, options, _workdir())
+    workdir = _workdir()
+    raw, unreadable = _read_source(spark, source, options, workdir)
     try:
         return _read_rows(spark, raw, source, name, options, as_of_day)
     except InputError:
         raise
     except Exception as exc:  # Spark's exceptions from the rows it reads
+        if unreadable is None:
+            raise
         problem = unreadable()
         if problem:
             raise InputError(problem) from exc
-        raise
+    # Every line has the header's fields, some with empty ones after them (a separator at
+    # the end of the line): FAILFAST refuses them, PERMISSIVE drops the empty ones.
+    raw, _ = _read_source(spark, source, options, workdir, mode="PERMISSIVE")
+    return _read_rows(spark, raw, source, name, options, as_of_day)
 
 
 def _read_rows(

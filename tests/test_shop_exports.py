@@ -440,6 +440,21 @@ def test_a_last_line_with_one_field_more_is_not_taken_for_the_header(tmp_path):
 # --- ids --------------------------------------------------------------------------------
 
 
+def test_ids_written_as_spreadsheet_text_formulas_are_the_text_inside(tmp_path):
+    """Exports meant for Excel write ids with leading zeros as ="00123" (so that Excel
+    keeps the zeros): the scored table held the id '="00123"', which no CRM contact has."""
+    path = tmp_path / "export.csv"
+    path.write_text(
+        'contact_id,date,amount\n"=""00123""",2024-01-05,10.50\n'
+        '"=""00123""",2024-02-05,20.00\n"=""00456""",2024-03-05,5.00\n'
+    )
+    log = read_transactions(path)
+    assert log.purchases["contact_id"].astype(str).tolist() == ["00123", "00123", "00456"]
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text('contact_id,email\n"=""00123""",a@x.com\n00456,b@x.com\n')
+    assert read_contacts(contacts)["contact_id"].tolist() == ["00123", "00456"]
+
+
 def test_mixed_case_emails_warn_and_merge_with_id_case_lower(tmp_path):
     orders = _orders()
     orders["contact_id"] = orders["contact_id"] + "@Shop.com"

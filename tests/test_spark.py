@@ -496,3 +496,11 @@ def test_spark_reads_bigquery_and_rfc_2822_stamps_as_the_local_engine(spark, tmp
         frame.to_csv(path, index=False)
         log = _same_as_local(spark, path, timezone="Europe/Madrid")
         assert log.purchases["date"].dt.day.tolist() == [day, day]
+
+
+def test_spark_reads_ids_written_as_spreadsheet_text_formulas_as_the_local_engine(spark, tmp_path):
+    # Also the doubled quotes inside quotes (RFC 4180): with Spark's default escape, the
+    # backslash, the field "=""00123""" was the id '"=""00123"""'.
+    path = tmp_path / "export.csv"
+    path.write_text('contact_id,date,amount\n"=""00123""",2024-01-05,10.50\n 00456 ,2024-03-05,5\n')
+    assert _same_as_local(spark, path).purchases["contact_id"].tolist() == ["00123", "00456"]

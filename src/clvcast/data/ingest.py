@@ -399,10 +399,16 @@ def _check_placeholder_ids(
 
 
 def _normal_id(text: str, id_case: str) -> str:
-    """SQL of a text id as clvcast keeps it: trimmed, blank = missing, lower-cased with
-    ``id_case="lower"``."""
-    trimmed = f"NULLIF(trim({text}), '')"
-    return f"lower({trimmed})" if id_case == "lower" else trimmed
+    """SQL of a text id as clvcast keeps it: trimmed, unwrapped when written as a
+    spreadsheet text formula (``="00123"``, :data:`~clvcast.data.inputs.EXCEL_TEXT_PATTERN`),
+    blank = missing, lower-cased with ``id_case="lower"``."""
+    trimmed = f"trim({text})"
+    unwrapped = (
+        f"CASE WHEN {trimmed} LIKE '=\"%\"' THEN substring({trimmed}, 3, length({trimmed}) - 3) "
+        f"ELSE {trimmed} END"
+    )
+    normal = f"NULLIF({unwrapped}, '')"
+    return f"lower({normal})" if id_case == "lower" else normal
 
 
 def _group_contacts(connection: duckdb.DuckDBPyConnection, table: str, buying: str = "TRUE") -> int:

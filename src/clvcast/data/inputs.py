@@ -22,6 +22,10 @@ CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv"})  # read as delimited text
 # them): every engine writes them without the '.0'.
 FLOAT_ID_PATTERN = r"^[0-9]+\.0+$"
 WHOLE_ID_PATTERN = r"^[0-9]+(\.0+)?$"
+# Text ids written as a spreadsheet formula that shows them as text, ="00123", as exports
+# meant for Excel write ids with leading zeros: the id is the text inside (00123), which
+# the CRM holds. Every engine reads it so.
+EXCEL_TEXT_PATTERN = r'^="(.*)"$'
 
 
 def separator_name(sep: str) -> str:
@@ -277,14 +281,15 @@ def normalise_contact_ids(ids: pd.Series, id_case: str = "keep") -> pd.Series:
 
     Whole-number floats lose their '.0', whether they are floats (ids read with NaNs) or
     text such as "12346.0" (when every id of the column is a whole number); text is
-    trimmed (blank = missing); ``id_case="lower"`` lower-cases (emails).
+    trimmed (blank = missing), and unwrapped when written as a spreadsheet text formula
+    (``="00123"``: :data:`EXCEL_TEXT_PATTERN`); ``id_case="lower"`` lower-cases (emails).
     """
     if pd.api.types.is_float_dtype(ids):
         whole = ids.dropna()
         if (whole == np.floor(whole)).all():
             return ids.astype("Int64").astype("string").astype(object).where(ids.notna())
     if pd.api.types.is_string_dtype(ids) or ids.dtype == object:
-        text = ids.astype("string").str.strip()
+        text = ids.astype("string").str.strip().str.replace(EXCEL_TEXT_PATTERN, r"\1", regex=True)
         text = text.where(text != "")
         present = text.dropna()
         if present.str.match(WHOLE_ID_PATTERN).all() and present.str.match(FLOAT_ID_PATTERN).any():

@@ -43,6 +43,7 @@ from clvcast.data.ingest import AMOUNT_LIMIT, ReadOptions, check_policies, utf8_
 from clvcast.data.inputs import (
     CSV_SUFFIXES,
     EXAMPLES,
+    EXCEL_TEXT_PATTERN,
     FLOAT_ID_PATTERN,
     WHOLE_ID_PATTERN,
     check_csv_header,
@@ -101,6 +102,8 @@ def _read_source(
                 inferSchema=False,
                 encoding="UTF-8",
                 mode=mode,
+                quote='"',
+                escape='"',  # a quote inside quotes is doubled, as DuckDB reads it (RFC 4180)
             )
             first = frame.columns[0].lstrip("\ufeff")
             if first != frame.columns[0]:
@@ -129,7 +132,7 @@ def _contact(frame: Any, column: str, kind: str, id_case: str, name: str):
         return F.when(value.isNull() | F.isnan(value), None).otherwise(text)
     if kind.startswith(_NUMERIC):
         return value.cast("string")
-    trimmed = F.trim(value.cast("string"))
+    trimmed = F.regexp_replace(F.trim(value.cast("string")), EXCEL_TEXT_PATTERN, "$1")
     text = F.when(trimmed == "", None).otherwise(trimmed)
     if id_case == "lower":
         text = F.lower(text)

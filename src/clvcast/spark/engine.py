@@ -377,6 +377,10 @@ def _workdir() -> str:
     return folder
 
 
+# Spark's error class for a CSV line that FAILFAST refuses (its number of fields).
+_MALFORMED = "MALFORMED_RECORD_IN_PARSING"
+
+
 def read_transactions_spark(
     spark: Any, source: str | os.PathLike[str], options: ReadOptions
 ) -> tuple[Any, IngestionReport]:
@@ -401,6 +405,8 @@ def read_transactions_spark(
         problem = unreadable()
         if problem:
             raise InputError(problem) from exc
+        if _MALFORMED not in str(exc):  # not FAILFAST's refusal: the same error again
+            raise
     # Every line has the header's fields, some with empty ones after them (a separator at
     # the end of the line): FAILFAST refuses them, PERMISSIVE drops the empty ones.
     raw, _ = _read_source(spark, source, options, workdir, mode="PERMISSIVE")

@@ -40,7 +40,7 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -654,13 +654,17 @@ def _register_source(
     source: str | os.PathLike[str] | pd.DataFrame,
     options: ReadOptions,
     workdir: str | os.PathLike[str],
-) -> None:
+) -> Callable[[], str | None] | None:
     """Make the input the view ``source``: a DataFrame, or a Parquet or CSV file read in place.
 
     Every column of a CSV is read as text, so ids keep their leading zeros and the
     validation sees the values exactly as written. The CSV dialect comes from ``options``
     (separator detected from the header unless given; encoding; see :class:`ReadOptions`);
     a file in another encoding than UTF-8 is read through a UTF-8 copy in ``workdir``.
+
+    Returns, for a CSV, what explains a failure to read its rows: the lines with another
+    number of fields than the header (:func:`~clvcast.data.inputs.field_count_problem`),
+    which fail the query that reads them when DuckDB's sniffer did not see them.
     """
     if isinstance(source, pd.DataFrame):
         check_unique_columns(source.columns, "transactions table")
@@ -671,16 +675,20 @@ def _register_source(
             frame = frame.astype({c: "string" for c in mixed})
         connection.register("source_frame", frame)
         connection.execute("CREATE VIEW source AS SELECT * FROM source_frame")
-        return
+        return None
     path = existing_file(source, what="transactions")
     suffix = path.suffix.lower()
-    sep = None
+    sep = unreadable = None
     if is_parquet(path):
         reader = f"read_parquet({_literal(str(path))})"
     elif suffix in CSV_SUFFIXES:
         readable = utf8_text_file(path, options.encoding, workdir, "transactions")
         sep = csv_separator(readable, options.sep)
         header = check_csv_header(readable, sep, "transactions")
+
+        def unreadable() -> str | None:
+            return field_count_problem(readable, sep, "transactions", path.name)
+
         reader = (
             f"read_csv({_literal(str(readable))}, all_varchar = true, header = true, "
             f"delim = {_literal(sep)}, quote = '\"', escape = '\"')"
@@ -698,8 +706,7 @@ def _register_source(
             # command (5M rows) without checking the rest of the file any better.
             connection.execute("SELECT * FROM source LIMIT 1").fetchall()
     except duckdb.Error as exc:
-        if sep is not None:
-            _check_field_counts(readable, sep, path)
+        _raise_problem(unreadable)
         raise InputError(
             f"cannot read transactions file {path.name}: {duckdb_problem(exc)}"
             + (
@@ -711,28 +718,15 @@ def _register_source(
     if sep is not None:
         check_header_split(columns, sep, path, "transactions")
         if len(columns) != len(header):  # DuckDB's sniffer took another line for the header
-            _check_field_counts(readable, sep, path)
+            _raise_problem(unreadable)
+    return unreadable
 
 
-def _check_field_counts(readable: Path, sep: str, path: Path) -> None:
-    """One line naming the lines of a CSV transactions file (``readable``, its UTF-8 text)
-    that have another number of fields than its header, if there are any."""
-    problem = field_count_problem(readable, sep, "transactions", path.name)
+def _raise_problem(unreadable: Callable[[], str | None] | None) -> None:
+    """Raise the one line that ``unreadable`` (see :func:`_register_source`) finds, if any."""
+    problem = unreadable() if unreadable is not None else None
     if problem:
         raise InputError(problem)
-
-
-def _csv_field_counts(
-    source: str | os.PathLike[str] | pd.DataFrame, options: ReadOptions, workdir: str
-) -> None:
-    """:func:`_check_field_counts` of ``source`` when it is a CSV file: a line with too many
-    or too few fields beyond the lines DuckDB's sniffer reads fails the query that reads it."""
-    if isinstance(source, pd.DataFrame) or is_parquet(source):
-        return
-    path = Path(source)
-    if path.suffix.lower() in CSV_SUFFIXES:
-        readable = utf8_text_file(path, options.encoding, workdir, "transactions")
-        _check_field_counts(readable, csv_separator(readable, options.sep), path)
 
 
 def duckdb_problem(exc: Exception) -> str:
@@ -1075,10 +1069,12 @@ def ingested(
         shutil.rmtree(spill, ignore_errors=True)
         raise
     try:
+        unreadable = None
         try:
-            report = _ingest(connection, source, name, options, as_of_day, spill)
+            unreadable = _register_source(connection, source, options, spill)
+            report = _ingest(connection, source, name, options, as_of_day)
         except duckdb.Error as exc:
-            _csv_field_counts(source, options, spill)
+            _raise_problem(unreadable)
             raise InputError(
                 f"cannot read transactions ({name}): {duckdb_problem(exc)}; "
                 f"{_unreadable_hint(source)}"
@@ -1144,12 +1140,11 @@ def _ingest(
     name: str,
     options: ReadOptions,
     as_of_day: pd.Timestamp | None,
-    workdir: str | os.PathLike[str],
 ) -> IngestionReport:
-    """Check and aggregate ``source`` in ``connection``; see :func:`ingested`."""
+    """Check and aggregate ``source``, registered in ``connection`` as the view ``source``
+    (:func:`_register_source`); see :func:`ingested`."""
     contact_col, date_col = options.contact_col, options.date_col
     nonpositive, duplicates, invalid = options.nonpositive, options.duplicates, options.invalid
-    _register_source(connection, source, options, workdir)
     described = connection.execute("DESCRIBE SELECT * FROM source").fetchall()
     types = {str(row[0]): str(row[1]) for row in described}
     rules.check_amount_columns(name, list(types), options.amount_col, options.quantity_col)

@@ -9,6 +9,8 @@ Shopify refunds days after the order and a Madrid shop's late-evening orders.
 
 from __future__ import annotations
 
+import datetime
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,6 +119,62 @@ def test_month_names_and_12_hour_clocks_are_inferred(layout):
     log = read_transactions(orders.assign(date=stamps.dt.strftime(layout)))
     _assert_log(log, orders)
     assert log.report.date_format == f"{layout} (inferred from every value)"
+
+
+@pytest.fixture
+def today_2024(monkeypatch):
+    """Date inference as on 31 December 2024: which two-digit-year readings lie in the
+    future must not depend on the day the suite runs."""
+    from clvcast.data import dates
+
+    monkeypatch.setattr(dates, "latest_plausible_day", lambda: datetime.date(2025, 1, 1))
+
+
+@pytest.mark.parametrize("layout", ["%y/%m/%d", "%y.%m.%d"], ids=["Japan", "Korea"])
+def test_year_first_two_digit_dates_are_read_with_the_year_first(tmp_path, today_2024, layout):
+    """A Japanese export writes 5 January 2024 as "24/01/05". No layout read the year first,
+    and "%d/%m/%y" reads every such value (as 24 January 2005), so the whole log moved
+    by years with only a warning about the few dated in the 2030s. A reading that puts a
+    purchase after today is now ruled out, and the year-first one is left."""
+    orders = _orders()  # 2022-2023, days up to 28: read year-last, "23/11/28" is in 2028
+    path = tmp_path / "japan.csv"
+    orders.assign(date=orders["date"].dt.strftime(layout)).to_csv(path, index=False)
+    log = read_transactions(path)
+    _assert_log(log, orders)
+    assert log.report.date_format == f"{layout} (inferred from every value)"
+
+
+def test_day_first_two_digit_dates_are_still_read_with_the_year_last(tmp_path, today_2024):
+    orders = _orders()
+    for layout in ("%d/%m/%y", "%d.%m.%y"):  # UK and German short dates
+        path = tmp_path / "short.csv"
+        orders.assign(date=orders["date"].dt.strftime(layout)).to_csv(path, index=False)
+        log = read_transactions(path)
+        _assert_log(log, orders)
+        assert log.report.date_format == f"{layout} (inferred from every value)"
+
+
+def test_two_digit_years_that_read_either_way_are_refused_with_the_options(tmp_path, today_2024):
+    """A short German export of March and April 2024 ("15.03.24"): read year first it is
+    March 2015 and April 2016, in the past too, so nothing tells the two apart."""
+    frame = pd.DataFrame(
+        {"contact_id": ["a", "a", "b"], "date": ["15.03.24", "16.04.24", "20.04.24"], "amount": 5.0}
+    )
+    path = tmp_path / "short.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "rfm.csv"
+    bad = run_inprocess("rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert '"15.03.24"' in bad.stderr
+    assert "--date-format %d.%m.%y if the year comes last" in bad.stderr
+    assert "--date-format %y.%m.%d if it comes first" in bad.stderr
+    assert not out.exists()
+    for settled in (["--date-format", "%d.%m.%y"], ["--dayfirst"]):  # the day before the month
+        ok = run_inprocess(
+            "rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out, *settled
+        )
+        assert ok.returncode == 0, ok.stderr
+        assert pd.read_csv(out)["last_purchase"].tolist() == ["2024-04-16", "2024-04-20"]
 
 
 def test_a_12_hour_clock_does_not_settle_day_and_month():

@@ -14,6 +14,11 @@ all:
   values and the options that settle it (``date_format`` or ``dayfirst``), because reading
   "03/09/2022" as 9 March when the shop meant 3 September moves purchases by months without a
   trace;
+- two-digit years are read written last (``15/03/24``, ``15.03.24``) or first (``24/03/15``,
+  as Japanese and Korean software writes 15 March 2024). Every day-first date of 2000-2031
+  also reads year first, so a reading that dates a purchase after today is ruled out
+  (read the wrong way round, "24/03/31" is 24 March 2031); when both readings remain and
+  disagree, the column is refused like an ambiguous day and month;
 - when no layout reads every value, the one that reads most is used and the other values
   count as unparseable dates (with examples), never re-read row by row in another layout.
 
@@ -56,6 +61,9 @@ _DATE_LAYOUTS = (
     "%m-%d-%Y",
     "%d/%m/%y",
     "%m/%d/%y",
+    "%y/%m/%d",
+    "%d.%m.%y",
+    "%y.%m.%d",
     "%Y/%m/%d",
     "%Y%m%d",
 )
@@ -77,8 +85,13 @@ _CLOCK_SUFFIXES = (" %I:%M %p", " %I:%M:%S %p")  # 12-hour clocks: "10:22 AM"
 # A zone named after the time ("2024-01-05 23:30:00 UTC", as BigQuery exports timestamps,
 # or "... GMT"): read as the offset +0000, inferred formats only.
 _NAMED_UTC = re.compile(r"(?<=[\s0-9])(?:UTC|GMT)$")
-_DAY_FIRST = ("%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%d/%m/%y")
+_DAY_FIRST = ("%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%d/%m/%y", "%d.%m.%y")
 _MONTH_FIRST = {"%d/%m/%Y": "%m/%d/%Y", "%d-%m-%Y": "%m-%d-%Y", "%d/%m/%y": "%m/%d/%y"}
+# Two-digit years written last and their year-first twins ("24/03/15", as Japanese and
+# Korean software writes 15 March 2024): every day-first date of 2000-2031 also reads year
+# first, so a reading that puts a purchase after today is ruled out (latest_plausible_day);
+# when both remain and disagree, the column is refused.
+_YEAR_FIRST = {"%d/%m/%y": "%y/%m/%d", "%m/%d/%y": "%y/%m/%d", "%d.%m.%y": "%y.%m.%d"}
 
 
 # The --date-format names of dates written as numbers: (what the report calls them, the
@@ -179,7 +192,7 @@ def _candidates(dayfirst: bool | None, letters: bool, zoned: bool) -> list[str]:
     suffixes += _CLOCK_SUFFIXES if letters else ()
     layouts = []
     for layout in _DATE_LAYOUTS + (_NAMED_MONTH_LAYOUTS if letters else ()):
-        if dayfirst is True and layout in _MONTH_FIRST.values():
+        if dayfirst is True and layout in (*_MONTH_FIRST.values(), *_YEAR_FIRST.values()):
             continue
         if dayfirst is False and layout in _DAY_FIRST:
             continue
@@ -214,20 +227,65 @@ def infer_date_format(values: pd.Series, *, dayfirst: bool | None = None, what: 
                 readers[candidate] = parsed
     if not readers:
         return best
-    first = next(iter(readers))
+    _rule_out_future_years(readers, latest_plausible_day())
     for day_first, month_first in _MONTH_FIRST.items():
         for suffix in _TIME_SUFFIXES + _CLOCK_SUFFIXES:
-            a, b = readers.get(day_first + suffix), readers.get(month_first + suffix)
-            if a is None or b is None or a.equals(b):
-                continue
-            differ = values[(a != b).to_numpy()]
-            shown = " and ".join(f'"{v}"' for v in differ.head(2))
-            raise InputError(
-                f"{what}dates such as {shown} read as day/month and as month/day alike; "
-                f"pass --date-format {day_first + suffix} (or --dayfirst) if the day comes "
-                f"first, --date-format {month_first + suffix} if the month does."
+            _refuse_if_both_read(
+                readers,
+                values,
+                (day_first + suffix, month_first + suffix),
+                f"read as day/month and as month/day alike; pass --date-format "
+                f"{day_first + suffix} (or --dayfirst) if the day comes first, --date-format "
+                f"{month_first + suffix} if the month does.",
+                what,
             )
-    return first
+    for year_last, year_first in _YEAR_FIRST.items():
+        for suffix in _TIME_SUFFIXES + _CLOCK_SUFFIXES:
+            _refuse_if_both_read(
+                readers,
+                values,
+                (year_last + suffix, year_first + suffix),
+                f"read with the year last and with the year first alike; pass --date-format "
+                f"{year_last + suffix} if the year comes last, --date-format "
+                f"{year_first + suffix} if it comes first.",
+                what,
+            )
+    return next(iter(readers))
+
+
+def latest_plausible_day() -> datetime.date:
+    """The latest day a purchase in an export can have: tomorrow (a day for time zones)."""
+    return datetime.date.today() + datetime.timedelta(days=1)
+
+
+def _rule_out_future_years(readers: dict[str, pd.Series], latest: datetime.date) -> None:
+    """Drop from ``readers`` the two-digit-year readings that date a purchase after
+    ``latest``, when another two-digit-year reading of the same clock dates none: read the
+    wrong way round, "24/03/31" is 24 March 2031, which no export of today holds."""
+    two_digit = set(_YEAR_FIRST) | set(_YEAR_FIRST.values())
+    for suffix in _TIME_SUFFIXES + _CLOCK_SUFFIXES:
+        group = [layout + suffix for layout in two_digit if layout + suffix in readers]
+        future = {f for f in group if (readers[f] > pd.Timestamp(latest)).any()}
+        if future and len(future) < len(group):
+            for layout in future:
+                del readers[layout]
+
+
+def _refuse_if_both_read(
+    readers: dict[str, pd.Series],
+    values: pd.Series,
+    pair: tuple[str, str],
+    settle: str,
+    what: str,
+) -> None:
+    """Refuse the column when both layouts of ``pair`` read every value and disagree on
+    one: ``settle`` says which option settles it."""
+    a, b = readers.get(pair[0]), readers.get(pair[1])
+    if a is None or b is None or a.equals(b):
+        return
+    differ = values[(a != b).to_numpy()]
+    shown = " and ".join(f'"{v}"' for v in differ.head(2))
+    raise InputError(f"{what}dates such as {shown} {settle}")
 
 
 # The zone of instants that carry no clock of their own when the shop's zone is not given.

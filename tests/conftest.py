@@ -148,6 +148,23 @@ def run_clvcast(
     )
 
 
+# An order-line export written for Excel: every order id a text formula, and one order
+# cancelled two days later.
+FORMULA_ORDER_IDS = (
+    "InvoiceNo,CustomerID,InvoiceDate,Quantity,UnitPrice\n"
+    '"=""536379""",12346,2011-01-18 10:01,10,2.5\n'
+    '"=""C536379""",12346,2011-01-20 10:17,-10,2.5\n'
+    '"=""536380""",12347,2011-01-19 10:01,3,4.0\n'
+    '"=""536381""",12347,2011-02-19 10:01,3,4.0\n'
+)
+FORMULA_ORDER_OPTIONS = {
+    "contact_col": "CustomerID",
+    "date_col": "InvoiceDate",
+    "quantity_col": "Quantity",
+    "price_col": "UnitPrice",
+    "order_col": "InvoiceNo",
+}
+
 # A Shopify orders export: an order's total on its first line only, the other item lines
 # without it (tests of both engines).
 SHOPIFY_ORDERS = """Name,Email,Financial Status,Total,Created at,Lineitem quantity,Lineitem name

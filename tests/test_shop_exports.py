@@ -31,7 +31,14 @@ from clvcast.data.dates import infer_date_format
 from clvcast.data.inputs import parse_as_of
 from clvcast.data.simulate import online_retail_lines
 from clvcast.errors import DataQualityWarning, InputError
-from conftest import SHOPIFY, SHOPIFY_ORDERS, run_clvcast, run_inprocess
+from conftest import (
+    FORMULA_ORDER_IDS,
+    FORMULA_ORDER_OPTIONS,
+    SHOPIFY,
+    SHOPIFY_ORDERS,
+    run_clvcast,
+    run_inprocess,
+)
 
 
 def _orders(n: int = 300, seed: int = 0, *, max_day: int = 28) -> pd.DataFrame:
@@ -511,6 +518,17 @@ def test_ids_written_as_spreadsheet_text_formulas_are_the_text_inside(tmp_path):
     contacts = tmp_path / "contacts.csv"
     contacts.write_text('contact_id,email\n"=""00123""",a@x.com\n00456,b@x.com\n')
     assert read_contacts(contacts)["contact_id"].tolist() == ["00123", "00456"]
+
+
+def test_order_ids_written_as_text_formulas_still_match_their_cancellations(tmp_path):
+    """Written ="C536379", a cancellation's order id began with '=', not 'C': the cancelled
+    order stayed a purchase (25.00 for 12346) and the cancellation counted as a refund."""
+    path = tmp_path / "export.csv"
+    path.write_text(FORMULA_ORDER_IDS)
+    log = read_transactions(path, **FORMULA_ORDER_OPTIONS)
+    assert log.report.dropped == {REASON_ORDER_CANCELLED: 2}
+    assert log.purchases["contact_id"].astype(str).tolist() == ["12347", "12347"]
+    assert log.purchases["amount"].tolist() == [12.0, 12.0]
 
 
 def test_mixed_case_emails_warn_and_merge_with_id_case_lower(tmp_path):

@@ -13,14 +13,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clvcast.data import read_transactions, sample_contacts
+from clvcast.data import REASON_ORDER_CANCELLED, read_transactions, sample_contacts
 from clvcast.data.chunks import chunk_of
 from clvcast.data.ingest import ReadOptions
 from clvcast.data.simulate import online_retail_lines
 from clvcast.errors import InputError
 from clvcast.pipeline import CLVPipeline
 from clvcast.summary import summarize
-from conftest import SHOPIFY, SHOPIFY_ORDERS, run_clvcast, run_inprocess
+from conftest import (
+    FORMULA_ORDER_IDS,
+    FORMULA_ORDER_OPTIONS,
+    SHOPIFY,
+    SHOPIFY_ORDERS,
+    run_clvcast,
+    run_inprocess,
+)
 
 pytest.importorskip("pyspark", reason="pyspark is not installed: pip install 'clvcast[spark]'")
 from clvcast.spark.session import java_available, job_session, spark_session
@@ -504,3 +511,7 @@ def test_spark_reads_ids_written_as_spreadsheet_text_formulas_as_the_local_engin
     path = tmp_path / "export.csv"
     path.write_text('contact_id,date,amount\n"=""00123""",2024-01-05,10.50\n 00456 ,2024-03-05,5\n')
     assert _same_as_local(spark, path).purchases["contact_id"].tolist() == ["00123", "00456"]
+    path.write_text(FORMULA_ORDER_IDS)  # order ids too: a cancellation still finds its order
+    assert _same_as_local(spark, path, **FORMULA_ORDER_OPTIONS).report.dropped == {
+        REASON_ORDER_CANCELLED: 2
+    }

@@ -587,11 +587,13 @@ def _written_amount_sql(types: dict[str, str], options: ReadOptions) -> tuple[st
 
 
 def _order_sql(options: ReadOptions, duck_type: str | None) -> str:
-    """The order id as trimmed text (NULL when blank or without an order column)."""
+    """The order id as trimmed text (NULL when blank or without an order column), unwrapped
+    when written as a spreadsheet text formula like the contact ids (``="C536379"``: the
+    cancellation rule reads its leading "C")."""
     if options.order_col is None:
         return "CAST(NULL AS VARCHAR)"
     q = f"source.{_quote(options.order_col)}"
-    text = f"NULLIF(trim(CAST({q} AS VARCHAR)), '')"
+    text = _normal_id(f"CAST({q} AS VARCHAR)", "keep")
     if duck_type is not None and _base_type(duck_type) in _FLOAT_TYPES:
         text = f"regexp_replace({text}, '\\.0+$', '')"
     return text

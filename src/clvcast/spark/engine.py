@@ -344,11 +344,13 @@ def _other_currency(raw: Any, name: str, options: ReadOptions):
 
 
 def _order(options: ReadOptions, kinds: dict[str, str]):
-    """The order id as trimmed text, as ``_order_sql``."""
+    """The order id as trimmed text, unwrapped from a text formula, as ``_order_sql``."""
     F = _functions()
     if options.order_col is None:
         return F.lit(None).cast("string")
-    trimmed = F.trim(_column(options.order_col).cast("string"))
+    trimmed = F.regexp_replace(
+        F.trim(_column(options.order_col).cast("string")), EXCEL_TEXT_PATTERN, "$1"
+    )
     text = F.when(trimmed == "", None).otherwise(trimmed)
     if kinds[options.order_col] in ("float", "double"):
         text = F.regexp_replace(text, r"\.0+$", "")

@@ -338,6 +338,50 @@ def test_thousands_separators_are_taken_only_between_groups_of_three():
         read_transactions(frame, decimal=",", thousands=",")
 
 
+def _pesos(orders: pd.DataFrame, currency: str = "") -> pd.Series:
+    """Whole pesos as a Chilean shop writes them: "12.990", "990", "1.290.000"."""
+    whole = orders["amount"].astype("int64")
+    return currency + whole.map("{:,}".format).str.replace(",", ".")
+
+
+def test_amounts_whose_every_dot_may_separate_thousands_are_refused(tmp_path):
+    """A Chilean shop writes 12,990 pesos as "12.990" and 990 pesos as "990": read with a
+    decimal point, the first was 12.99 and the second 990, without a word, so the biggest
+    spenders scored lowest. With no --decimal or --thousands, a column whose every dot is
+    followed by groups of three digits is refused; each option reads it its own way."""
+    orders = _orders()
+    orders["amount"] = (orders["amount"] * 300).round(0)  # whole pesos, most over 1,000
+    path = tmp_path / "chile.csv"
+    orders.assign(amount=_pesos(orders)).to_csv(path, index=False)
+    out = tmp_path / "rfm.csv"
+    bad = run_inprocess("rfm", "--transactions", path, "--as-of", "2024-06-30", "--output", out)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+    assert "every amount with a dot in column 'amount' has groups of three digits" in bad.stderr
+    assert "Pass --thousands . for the first, --decimal . for the second." in bad.stderr
+    assert not out.exists()
+    _assert_log(read_transactions(path, thousands="."), orders)  # --thousands .: 12.990 = 12990
+    as_decimals = read_transactions(path, decimal=".")  # --decimal .: 12.990 = 12.99
+    assert as_decimals.purchases["amount"].max() < orders["amount"].max() / 10
+    # The same behind a currency sign, and in a DataFrame of text.
+    signed = orders.assign(amount=_pesos(orders, "$"))
+    with pytest.raises(InputError, match="every amount with a dot"):
+        read_transactions(signed, currency="$")
+    _assert_log(read_transactions(signed, currency="$", thousands="."), orders)
+
+
+def test_amounts_with_other_decimals_are_read_with_a_decimal_point_as_before(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "contact_id": ["a", "a", "b", "c"],
+            "date": ["2024-01-05", "2024-02-05", "2024-03-05", "2024-03-06"],
+            "amount": ["12.990", "1.500", "7.25", "990"],  # 7.25: the dots are decimal points
+        }
+    )
+    assert read_transactions(frame).purchases["amount"].tolist() == [12.99, 1.5, 7.25, 990.0]
+    numbers = frame.assign(amount=[12.99, 1.5, 7.25, 990.0])  # typed amounts: no question
+    assert read_transactions(numbers).purchases["amount"].tolist() == [12.99, 1.5, 7.25, 990.0]
+
+
 def test_negative_amounts_in_accounting_notation_are_read_as_negative(tmp_path):
     """Accounting exports write a refund as "(3.00)" and SAP as "3.00-": both were refused as
     unparseable amounts. They now read as negative amounts, with the refund policies of any

@@ -505,6 +505,20 @@ def test_spark_reads_bigquery_and_rfc_2822_stamps_as_the_local_engine(spark, tmp
         assert log.purchases["date"].dt.day.tolist() == [day, day]
 
 
+def test_spark_refuses_amounts_whose_dots_may_separate_thousands_as_the_local_engine(
+    spark, tmp_path
+):
+    path = tmp_path / "chile.csv"
+    path.write_text(
+        "contact_id,date,amount\nA,2024-01-05,12.990\nA,2024-02-05,990\nB,2024-03-05,129.990\n"
+    )
+    for message in _refusals(spark, path):
+        assert "every amount with a dot in column 'amount'" in message
+        assert "Pass --thousands . for the first" in message
+    log = _same_as_local(spark, path, thousands=".")
+    assert log.purchases["amount"].tolist() == [12990.0, 990.0, 129990.0]
+
+
 def test_spark_reads_ids_written_as_spreadsheet_text_formulas_as_the_local_engine(spark, tmp_path):
     # Also the doubled quotes inside quotes (RFC 4180): with Spark's default escape, the
     # backslash, the field "=""00123""" was the id '"=""00123"""'.

@@ -197,8 +197,10 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
     group.add_argument(
         "--decimal",
         choices=[".", ","],
-        default=".",
-        help="decimal mark of CSV amounts, '17.25' or '17,25' (default: %(default)s)",
+        default=None,
+        help="decimal mark of CSV amounts, '17.25' or '17,25' (default: '.'; amounts whose "
+        "every dot is followed by three digits, such as '12.990', are refused until "
+        "--decimal . or --thousands . says which the dot is)",
     )
     group.add_argument(
         "--thousands",

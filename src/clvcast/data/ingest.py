@@ -544,6 +544,26 @@ def _amount_sql(
     return f"TRY_CAST({text} AS DOUBLE)", blank
 
 
+def _amount_shapes(types: dict[str, str], options: ReadOptions) -> dict[str, str]:
+    """For each text column amounts are read from (amount, quantity and price, refund),
+    the SQL of what its dots say (:func:`rules.amount_shape_sql`), when neither
+    ``decimal`` nor ``thousands`` says how the amounts are written; else none."""
+    if options.decimal is not None or options.thousands is not None:
+        return {}
+    refund = rules.named_column(options.refund_col)
+    columns = [*options.amount_columns, *([refund] if refund is not None else [])]
+    return {
+        column: rules.amount_shape_sql(
+            rules.number_text_sql(
+                f"trim(CAST(source.{_quote(column)} AS VARCHAR))", options.currency
+            ),
+            _full_match,
+        )
+        for column in columns
+        if _base_type(types[column]) not in _NUMERIC_TYPES
+    }
+
+
 def _full_match(text: str, pattern: str) -> str:
     return f"regexp_full_match({text}, {_literal(pattern)})"
 
@@ -777,7 +797,7 @@ def read_transactions(
     dayfirst: bool | None = None,
     timezone: str | None = None,
     sep: str | None = None,
-    decimal: str = ".",
+    decimal: str | None = None,
     thousands: str | None = None,
     currency: str | None = None,
     encoding: str = "utf-8",
@@ -821,7 +841,9 @@ def read_transactions(
         (Unix times, timestamps typed with a zone) in UTC.
     sep, decimal, thousands, currency, encoding
         CSV dialect: the separator (default: detected from the header among ``,`` ``;``
-        tab and ``|``), the decimal mark of amounts (``.`` or ``,``), the separator between
+        tab and ``|``), the decimal mark of amounts (``.`` or ``,``; None, the default:
+        ``.``, or ``,`` with ``thousands="."``, and amounts whose every dot is followed by
+        groups of three digits, such as "12.990", are refused until it is given), the separator between
         their thousands (None, the default: none; ``,``, ``.``, ``" "``, which also
         stands for the no-break spaces, or ``"'"``, also the typographic apostrophe of Swiss
         amounts; only between groups of three digits), the one
@@ -965,7 +987,7 @@ class ReadOptions:
     dayfirst: bool | None = None
     timezone: str | None = None
     sep: str | None = None
-    decimal: str = "."
+    decimal: str | None = None
     thousands: str | None = None
     currency: str | None = None
     guest_id: str | None = None
@@ -1009,7 +1031,7 @@ class ReadOptions:
     def amount_dialect(self) -> tuple[str, str | None, str | None]:
         """How amount text is written: (decimal, thousands, currency), as
         :func:`_amount_sql` takes them."""
-        return self.decimal, self.thousands, self.currency
+        return rules.decimal_mark(self.decimal, self.thousands), self.thousands, self.currency
 
     @property
     def amount_label(self) -> str:
@@ -1027,7 +1049,8 @@ def check_policies(options: ReadOptions) -> None:
     """One clear error for a policy or an option that is not one of the known ones."""
     check_timezone(options.timezone)
     check_date_format(options.date_format)
-    _check_policy("decimal", options.decimal, (".", ","))
+    if options.decimal is not None:
+        _check_policy("decimal", options.decimal, (".", ","))
     rules.check_currency(options.currency)
     if options.thousands is not None:
         _check_policy("thousands", options.thousands, tuple(rules.THOUSANDS))
@@ -1161,6 +1184,7 @@ def _ingest(
         connection, date_col, types[date_col], options, notes, column_zone(source, date_col)
     )
     amount, amount_blank, amount_shown = _line_amount_sql(types, options)
+    shapes = _amount_shapes(types, options)
     contact, stored_contact = _contact_sql(
         connection, contact_col, types[contact_col], options.id_case
     )
@@ -1206,16 +1230,20 @@ def _ingest(
         )
     else:
         rows_of, extra, inner = "source", "h", f"{_row_hash(types)} AS h"
+    shape_columns = "".join(f", shape_{i}" for i in range(len(shapes)))
+    shape_values = "".join(
+        f", CAST({sql} AS UTINYINT) AS shape_{i}" for i, sql in enumerate(shapes.values())
+    )
     connection.execute(
         f"""
         CREATE TEMP TABLE typed AS
         SELECT contact_id, CAST(stamp AS DATE) AS day, amount{order_column},
-               CAST({problem} AS UTINYINT) AS problem, {extra}
+               CAST({problem} AS UTINYINT) AS problem, {extra}{shape_columns}
         FROM (SELECT {typed.stored_contact} AS contact_id, {typed.timestamp} AS stamp,
                      {typed.date_blank} AS date_blank, {typed.amount} AS amount,
                      {typed.amount_blank} AS amount_blank, {order} AS order_id,
                      {typed.not_purchase} AS not_purchase,
-                     {typed.other_currency} AS other_currency, {inner}
+                     {typed.other_currency} AS other_currency, {inner}{shape_values}
               FROM {rows_of} {typed.join})
         """
     )
@@ -1229,15 +1257,21 @@ def _ingest(
     late_day = _literal(f"{last_year or 9999}-12-31")
     future = f"NOT ({_on_or_before('day', as_of_day)})"
     repeats = f"SUM(n - 1) FILTER (WHERE {_on_or_before('day', as_of_day)})" if distinct else "0"
+    shape_counts = "".join(
+        f", SUM({rows}) FILTER (WHERE shape_{i} = {shape})"
+        for i in range(len(shapes))
+        for shape in (rules.DOTS_AS_THOUSANDS, rules.DOTS_OTHERWISE)
+    )
     by_problem = connection.execute(
         f"""SELECT problem, SUM({rows}), {repeats},
                    SUM({rows}) FILTER (WHERE day < DATE '{rules.EARLIEST_PLAUSIBLE}'), MIN(day),
                    SUM({rows}) FILTER (WHERE day > DATE {late_day}), MAX(day),
                    SUM({rows}) FILTER (WHERE {future}), SUM({rows}) FILTER (WHERE amount <= 0)
-            FROM typed GROUP BY ALL"""
+                   {shape_counts}
+            FROM typed GROUP BY problem"""
     ).fetchall()
     counts = {row[0]: int(row[1]) for row in by_problem}
-    usable_stats = next((row[2:] for row in by_problem if row[0] == 0), (0,) * 7)
+    usable_stats = next((row[2:9] for row in by_problem if row[0] == 0), (0,) * 7)
     rows_read = sum(counts.values())
     if rows_read == 0:
         raise rules.no_rows(name)
@@ -1245,6 +1279,16 @@ def _ingest(
     numbered = (
         f"(SELECT row_number() OVER () - 1 AS {_POSITION}, * FROM source) AS source {typed.join}"
     )
+    for i, (column, shape) in enumerate(shapes.items()):
+        shaped = {
+            kind: sum(int(row[9 + 2 * i + k] or 0) for row in by_problem)
+            for k, kind in enumerate((rules.DOTS_AS_THOUSANDS, rules.DOTS_OTHERWISE))
+        }
+        text = f"trim(CAST(source.{_quote(column)} AS VARCHAR))"
+        query = f"SELECT {_POSITION}, {text} FROM {numbered} WHERE {shape} = 1"
+        rules.check_dotted_thousands(
+            name, column, shaped, lambda sql=query: [v for _, v in _example_rows(connection, sql)]
+        )
     found = []
     for code, reason in enumerate(rules.PROBLEMS, 1):
         count = int(counts.get(code, 0))

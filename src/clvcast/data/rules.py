@@ -313,11 +313,7 @@ def amount_text_sql(
     unparseable. Negative amounts in accounting notation are read as negative
     (:func:`_signed`).
     """
-    if currency is not None:
-        for written in dict.fromkeys((currency, currency.upper(), currency.lower())):
-            text = f"replace({text}, {_sql_text(written)}, '')"
-        text = f"trim(replace({text}, '\u00a0', ' '))"
-    text = _signed(text)
+    text = number_text_sql(text, currency)
     point = "[.]" if decimal == "." else ","
     if thousands is None:
         if decimal == ".":
@@ -331,6 +327,61 @@ def amount_text_sql(
     if decimal == ",":
         plain = f"replace({plain}, ',', '.')"
     return f"CASE WHEN {matches(text, pattern)} THEN {plain} ELSE NULL END"
+
+
+def number_text_sql(text: str, currency: str | None = None) -> str:
+    """SQL (DuckDB and Spark alike) of an amount's trimmed ``text`` as a signed number's
+    text, separators left as written: ``currency`` taken out (see :func:`amount_text_sql`)
+    and accounting notation as a leading minus (:func:`_signed`)."""
+    if currency is not None:
+        for written in dict.fromkeys((currency, currency.upper(), currency.lower())):
+            text = f"replace({text}, {_sql_text(written)}, '')"
+        text = f"trim(replace({text}, '\u00a0', ' '))"
+    return _signed(text)
+
+
+# Amounts in currencies without cents (Chilean and Colombian pesos, forints, rupiahs, dong,
+# whole euros in a German sheet) are written with a dot between thousands: "12.990" is
+# 12,990 pesos, which a decimal point reads as 12.99, and "990" stays 990. When every dot
+# of a column's amounts is followed by groups of three digits, the column is refused until
+# --thousands . or --decimal . says which it is (see check_dotted_thousands).
+DOTTED_THOUSANDS = r"[-+]?[1-9][0-9]{0,2}([.][0-9]{3})+"
+DOTS_AS_THOUSANDS, DOTS_OTHERWISE = 1, 2  # what amount_shape_sql says of a text
+
+
+def decimal_mark(decimal: str | None, thousands: str | None) -> str:
+    """The decimal mark amounts are read with: the one given, else ',' when the dot
+    separates thousands, else '.'."""
+    if decimal is not None:
+        return decimal
+    return "," if thousands == "." else "."
+
+
+def amount_shape_sql(text: str, matches) -> str:
+    """SQL (DuckDB and Spark alike) of what a number's ``text`` (:func:`number_text_sql`)
+    says of its dots: :data:`DOTS_AS_THOUSANDS` when it reads as :data:`DOTTED_THOUSANDS`,
+    :data:`DOTS_OTHERWISE` when it has another dot or a comma, 0 when it has neither."""
+    return (
+        f"CASE WHEN {matches(text, DOTTED_THOUSANDS)} THEN {DOTS_AS_THOUSANDS} "
+        f"WHEN {text} LIKE '%.%' OR {text} LIKE '%,%' THEN {DOTS_OTHERWISE} ELSE 0 END"
+    )
+
+
+def check_dotted_thousands(
+    name: str, column: str, shapes: dict[int, int], examples: Callable[[], list[str]]
+) -> None:
+    """Refuse the amounts of ``column`` when every one with a dot or a comma reads as
+    :data:`DOTTED_THOUSANDS` (``shapes``: rows by :func:`amount_shape_sql`); ``examples``
+    gives two of them."""
+    if not shapes.get(DOTS_AS_THOUSANDS) or shapes.get(DOTS_OTHERWISE):
+        return
+    shown = " and ".join(f'"{value}"' for value in examples()[:2])
+    raise InputError(
+        f"transactions ({name}): every amount with a dot in column '{column}' has groups of "
+        f"three digits after it ({shown}): dots between thousands, as amounts in pesos, "
+        "forints or rupiahs are written (12.990 = 12990), or decimal points (12.990 = "
+        "12.99)? Pass --thousands . for the first, --decimal . for the second."
+    )
 
 
 def _signed(text: str) -> str:
@@ -388,7 +439,8 @@ def problem_hint(code: int, values: Iterable[object], options: ReadOptions, ever
             "dropping them loses nothing"
         )
     if code == BAD_AMOUNT:
-        return amount_hint(values, options.decimal, options.thousands, options.currency)
+        decimal = decimal_mark(options.decimal, options.thousands)
+        return amount_hint(values, decimal, options.thousands, options.currency)
     if code == BAD_DATE:
         hint = number_date_hint(values) or padded_date_hint(values, options.date_format)
         if not hint and every and options.date_format is None:

@@ -236,13 +236,38 @@ def _amount(
         return value.cast("double"), value.isNull()
     raw = value.cast("string")
     text = rules.amount_text_sql(
-        f"trim(cast(`{column}` as string))",
-        decimal,
-        thousands,
-        lambda t, p: f"{t} rlike '{p.replace(chr(39), chr(39) * 2)}'",
-        currency,
+        f"trim(cast(`{column}` as string))", decimal, thousands, _full_match, currency
     )
     return F.expr(f"try_cast({text} as double)"), (value.isNull() | (F.trim(raw) == ""))
+
+
+def _full_match(text: str, pattern: str) -> str:
+    """Spark SQL that ``text`` matches ``pattern`` whole."""
+    return f"{text} rlike '^(?:{pattern.replace(chr(39), chr(39) * 2)})$'"
+
+
+def _check_dotted_thousands(
+    grouped: Any, kinds: dict[str, str], name: str, options: ReadOptions
+) -> None:
+    """Refuse amounts whose every dot may separate thousands, as the local engine
+    (``_amount_shapes``); ``grouped`` holds the distinct input rows and their counts."""
+    if options.decimal is not None or options.thousands is not None:
+        return
+    F = _functions()
+    refund = rules.named_column(options.refund_col)
+    for column in [*options.amount_columns, *([refund] if refund is not None else [])]:
+        if kinds[column].startswith(_NUMERIC):
+            continue
+        text = f"trim(cast(`{column}` as string))"
+        number = rules.number_text_sql(text, options.currency)
+        shape = F.expr(rules.amount_shape_sql(number, _full_match))
+        shaped = grouped.groupBy(shape.alias("shape")).agg(F.sum(_ROWS)).collect()
+        examples = grouped.where(shape == rules.DOTS_AS_THOUSANDS).select(F.expr(text))
+
+        def shown(values: Any = examples) -> list[str]:
+            return sorted(row[0] for row in values.distinct().limit(5).collect())
+
+        rules.check_dotted_thousands(name, column, {int(k): int(n) for k, n in shaped}, shown)
 
 
 def _line_amount(kinds: dict[str, str], options: ReadOptions):
@@ -442,6 +467,7 @@ def _read_rows(
     if join is not None:
         mapping, text = join
         grouped = grouped.join(mapping, text == mapping["date_text"], "left")
+    _check_dotted_thousands(grouped, kinds, name, options)
     amount, amount_blank, amount_shown = _line_amount(kinds, options)
     contact = _contact(grouped, contact_col, kinds[contact_col], options.id_case, name)
     contact = _without_guests(grouped, contact, name, contact_col, options)

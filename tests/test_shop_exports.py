@@ -137,28 +137,23 @@ def today_2024(monkeypatch):
     monkeypatch.setattr(dates, "latest_plausible_day", lambda: datetime.date(2025, 1, 1))
 
 
-@pytest.mark.parametrize("layout", ["%y/%m/%d", "%y.%m.%d"], ids=["Japan", "Korea"])
-def test_year_first_two_digit_dates_are_read_with_the_year_first(tmp_path, today_2024, layout):
+@pytest.mark.parametrize(
+    "layout",
+    ["%y/%m/%d", "%y.%m.%d", "%d/%m/%y", "%d.%m.%y"],
+    ids=["Japan", "Korea", "UK", "Germany"],
+)
+def test_two_digit_years_are_read_where_they_are_written(tmp_path, today_2024, layout):
     """A Japanese export writes 5 January 2024 as "24/01/05". No layout read the year first,
     and "%d/%m/%y" reads every such value (as 24 January 2005), so the whole log moved
     by years with only a warning about the few dated in the 2030s. A reading that puts a
-    purchase after today is now ruled out, and the year-first one is left."""
-    orders = _orders()  # 2022-2023, days up to 28: read year-last, "23/11/28" is in 2028
-    path = tmp_path / "japan.csv"
+    purchase after today is now ruled out, which leaves the year where it is written, first
+    or last; German short dates ("15.03.24") were not read at all."""
+    orders = _orders()  # 2022-2023, days up to 28: "23/11/28" read the other way is in 2028
+    path = tmp_path / "short.csv"
     orders.assign(date=orders["date"].dt.strftime(layout)).to_csv(path, index=False)
     log = read_transactions(path)
     _assert_log(log, orders)
     assert log.report.date_format == f"{layout} (inferred from every value)"
-
-
-def test_day_first_two_digit_dates_are_still_read_with_the_year_last(tmp_path, today_2024):
-    orders = _orders()
-    for layout in ("%d/%m/%y", "%d.%m.%y"):  # UK and German short dates
-        path = tmp_path / "short.csv"
-        orders.assign(date=orders["date"].dt.strftime(layout)).to_csv(path, index=False)
-        log = read_transactions(path)
-        _assert_log(log, orders)
-        assert log.report.date_format == f"{layout} (inferred from every value)"
 
 
 def test_two_digit_years_that_read_either_way_are_refused_with_the_options(tmp_path, today_2024):

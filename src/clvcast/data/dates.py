@@ -92,6 +92,19 @@ _MONTH_FIRST = {"%d/%m/%Y": "%m/%d/%Y", "%d-%m-%Y": "%m-%d-%Y", "%d/%m/%y": "%m/
 # first, so a reading that puts a purchase after today is ruled out (latest_plausible_day);
 # when both remain and disagree, the column is refused.
 _YEAR_FIRST = {"%d/%m/%y": "%y/%m/%d", "%m/%d/%y": "%y/%m/%d", "%d.%m.%y": "%y.%m.%d"}
+# The pairs of layouts that can read one column two ways, and the refusal's way to settle it.
+_READ_TWO_WAYS = (
+    (
+        _MONTH_FIRST,
+        "read as day/month and as month/day alike; pass --date-format {0} (or --dayfirst) "
+        "if the day comes first, --date-format {1} if the month does.",
+    ),
+    (
+        _YEAR_FIRST,
+        "read with the year last and with the year first alike; pass --date-format {0} if "
+        "the year comes last, --date-format {1} if it comes first.",
+    ),
+)
 
 
 # The --date-format names of dates written as numbers: (what the report calls them, the
@@ -228,28 +241,11 @@ def infer_date_format(values: pd.Series, *, dayfirst: bool | None = None, what: 
     if not readers:
         return best
     _rule_out_future_years(readers, latest_plausible_day())
-    for day_first, month_first in _MONTH_FIRST.items():
-        for suffix in _TIME_SUFFIXES + _CLOCK_SUFFIXES:
-            _refuse_if_both_read(
-                readers,
-                values,
-                (day_first + suffix, month_first + suffix),
-                f"read as day/month and as month/day alike; pass --date-format "
-                f"{day_first + suffix} (or --dayfirst) if the day comes first, --date-format "
-                f"{month_first + suffix} if the month does.",
-                what,
-            )
-    for year_last, year_first in _YEAR_FIRST.items():
-        for suffix in _TIME_SUFFIXES + _CLOCK_SUFFIXES:
-            _refuse_if_both_read(
-                readers,
-                values,
-                (year_last + suffix, year_first + suffix),
-                f"read with the year last and with the year first alike; pass --date-format "
-                f"{year_last + suffix} if the year comes last, --date-format "
-                f"{year_first + suffix} if it comes first.",
-                what,
-            )
+    for pairs, settle in _READ_TWO_WAYS:
+        for first, second in pairs.items():
+            for suffix in _TIME_SUFFIXES + _CLOCK_SUFFIXES:
+                pair = (first + suffix, second + suffix)
+                _refuse_if_both_read(readers, values, pair, settle.format(*pair), what)
     return next(iter(readers))
 
 

@@ -550,8 +550,6 @@ def _amount_shapes(types: dict[str, str], options: ReadOptions) -> dict[str, str
     ``decimal`` nor ``thousands`` says how the amounts are written; else none."""
     if options.decimal is not None or options.thousands is not None:
         return {}
-    refund = rules.named_column(options.refund_col)
-    columns = [*options.amount_columns, *([refund] if refund is not None else [])]
     return {
         column: rules.amount_shape_sql(
             rules.number_text_sql(
@@ -559,7 +557,7 @@ def _amount_shapes(types: dict[str, str], options: ReadOptions) -> dict[str, str
             ),
             _full_match,
         )
-        for column in columns
+        for column in options.money_columns
         if _base_type(types[column]) not in _NUMERIC_TYPES
     }
 
@@ -1026,6 +1024,12 @@ class ReadOptions:
         if self.quantity_col is None:
             return (self.amount_col,)
         return (self.quantity_col, str(self.price_col))
+
+    @property
+    def money_columns(self) -> tuple[str, ...]:
+        """Every column money is read from: :attr:`amount_columns` and the refund column."""
+        refund = rules.named_column(self.refund_col)
+        return self.amount_columns + ((refund,) if refund is not None else ())
 
     @property
     def amount_dialect(self) -> tuple[str, str | None, str | None]:

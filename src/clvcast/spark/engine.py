@@ -254,8 +254,7 @@ def _check_dotted_thousands(
     if options.decimal is not None or options.thousands is not None:
         return
     F = _functions()
-    refund = rules.named_column(options.refund_col)
-    for column in [*options.amount_columns, *([refund] if refund is not None else [])]:
+    for column in options.money_columns:
         if kinds[column].startswith(_NUMERIC):
             continue
         text = f"trim(cast(`{column}` as string))"

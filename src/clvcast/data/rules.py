@@ -357,10 +357,12 @@ def decimal_mark(decimal: str | None, thousands: str | None) -> str:
     return "," if thousands == "." else "."
 
 
-def amount_shape_sql(text: str, matches) -> str:
-    """SQL (DuckDB and Spark alike) of what a number's ``text`` (:func:`number_text_sql`)
-    says of its dots: :data:`DOTS_AS_THOUSANDS` when it reads as :data:`DOTTED_THOUSANDS`,
+def amount_shape_sql(text: str, currency: str | None, matches) -> str:
+    """SQL (DuckDB and Spark alike) of what an amount's trimmed ``text`` says of its dots,
+    once ``currency`` and accounting notation are out (:func:`number_text_sql`):
+    :data:`DOTS_AS_THOUSANDS` when it reads as :data:`DOTTED_THOUSANDS`,
     :data:`DOTS_OTHERWISE` when it has another dot or a comma, 0 when it has neither."""
+    text = number_text_sql(text, currency)
     return (
         f"CASE WHEN {matches(text, DOTTED_THOUSANDS)} THEN {DOTS_AS_THOUSANDS} "
         f"WHEN {text} LIKE '%.%' OR {text} LIKE '%,%' THEN {DOTS_OTHERWISE} ELSE 0 END"

@@ -132,8 +132,7 @@ def _contact(frame: Any, column: str, kind: str, id_case: str, name: str):
         return F.when(value.isNull() | F.isnan(value), None).otherwise(text)
     if kind.startswith(_NUMERIC):
         return value.cast("string")
-    trimmed = F.regexp_replace(F.trim(value.cast("string")), EXCEL_TEXT_PATTERN, "$1")
-    text = F.when(trimmed == "", None).otherwise(trimmed)
+    text = _normal_text(value)
     if id_case == "lower":
         text = F.lower(text)
     present = frame.select(text.alias("t")).where(F.col("t").isNotNull())
@@ -251,15 +250,14 @@ def _check_dotted_thousands(
 ) -> None:
     """Refuse amounts whose every dot may separate thousands, as the local engine
     (``_amount_shapes``); ``grouped`` holds the distinct input rows and their counts."""
-    if options.decimal is not None or options.thousands is not None:
+    if options.amount_marks_given:
         return
     F = _functions()
     for column in options.money_columns:
         if kinds[column].startswith(_NUMERIC):
             continue
         text = f"trim(cast(`{column}` as string))"
-        number = rules.number_text_sql(text, options.currency)
-        shape = F.expr(rules.amount_shape_sql(number, _full_match))
+        shape = F.expr(rules.amount_shape_sql(text, options.currency, _full_match))
         shaped = grouped.groupBy(shape.alias("shape")).agg(F.sum(_ROWS)).collect()
         examples = grouped.where(shape == rules.DOTS_AS_THOUSANDS).select(F.expr(text))
 
@@ -367,15 +365,20 @@ def _other_currency(raw: Any, name: str, options: ReadOptions):
     return other
 
 
+def _normal_text(value):
+    """A text id as the local engine's ``_normal_id`` keeps it (case as written): trimmed,
+    unwrapped from a spreadsheet text formula (``="00123"``), blank = missing."""
+    F = _functions()
+    trimmed = F.regexp_replace(F.trim(value.cast("string")), EXCEL_TEXT_PATTERN, "$1")
+    return F.when(trimmed == "", None).otherwise(trimmed)
+
+
 def _order(options: ReadOptions, kinds: dict[str, str]):
     """The order id as trimmed text, unwrapped from a text formula, as ``_order_sql``."""
     F = _functions()
     if options.order_col is None:
         return F.lit(None).cast("string")
-    trimmed = F.regexp_replace(
-        F.trim(_column(options.order_col).cast("string")), EXCEL_TEXT_PATTERN, "$1"
-    )
-    text = F.when(trimmed == "", None).otherwise(trimmed)
+    text = _normal_text(_column(options.order_col))
     if kinds[options.order_col] in ("float", "double"):
         text = F.regexp_replace(text, r"\.0+$", "")
     return text

@@ -277,6 +277,10 @@ def test_oddities_are_named(tmp_path, capsys):
     one_line(err, "is empty")
     code, _, err = run("contact_id,date,amount,amount\na,2024-01-01,1,2\n")
     one_line(err, "two columns named 'amount' (columns 3 and 4)")
+    # A spreadsheet saved as CSV ends its header with empty names: no option can name them,
+    # so none is read, and they make nothing ambiguous.
+    code, out, _ = run("contact_id,date,amount,,\na,2024-01-01,1,,\nb,2024-01-02,5,,\n")
+    assert code == 0 and "2 purchase days kept" in out
     code, _, err = run("contact_id,date,amount\na,2024-01-01,1e308\nb,2024-01-02,5\n")
     one_line(err, "amount out of range")
     code, out, err = run("contact_id,date,amount\na,1900-01-01,3\na,2024-01-01,1\nb,2024-01-02,5\n")

@@ -26,6 +26,7 @@ from clvcast.data import (
     REASON_UNMATCHED_REFUND,
     read_contacts,
     read_transactions,
+    statuses,
 )
 from clvcast.data.dates import infer_date_format
 from clvcast.data.inputs import parse_as_of
@@ -988,6 +989,106 @@ def test_statuses_in_the_shops_language_are_refused_until_settled(column, status
     kept = [status.lower().removeprefix("wc-") not in marked for status in statuses * 8]
     assert log.report.dropped[REASON_STATUS] == 8 * (marked.count(",") + 1) == 40 - sum(kept)
     _assert_log(log, orders[kept])
+
+
+# A Magento export as Kaggle's "Pakistan's largest e-commerce dataset" writes it: the status
+# as Magento's codes, "\\N" where MySQL had no value.
+MAGENTO_STATUSES = [
+    "complete", "canceled", "order_refunded", "refund", "closed", "received", "cod",
+    "holded", "pending_paypal", "fraud", "exchange", "\\N", "complete", "paid", "processing",
+    "payment_review", "complete", "canceled", "complete", "closed",
+]  # fmt: skip
+MAGENTO_NOT_PURCHASES = {"canceled", "order_refunded", "refund", "fraud", "closed", "exchange"}
+
+
+def test_magento_statuses_that_do_not_say_what_the_order_is_are_refused_until_settled():
+    """A Magento export's "order_refunded", "refund" and "fraud" orders, and its "closed"
+    ones (refunded in full, in Magento), were read as purchases without a word: only whole
+    statuses on a list were known. Statuses are now read by their words too, and a status
+    that says neither purchase nor not ("closed" means completed in other tools, "exchange")
+    stops the read with one line naming both options, with --status-col."""
+    orders = _orders(40)
+    export = orders.assign(status=MAGENTO_STATUSES * 2)
+    with pytest.raises(InputError, match=r"'status' holds order statuses that do not say") as e:
+        read_transactions(export)
+    message = str(e.value)
+    assert "(4 closed, 2 exchange rows; 'closed': Magento closes an order refunded" in message
+    assert "pass --status-col 'status' with --not-purchase-statuses 'closed,exchange'" in message
+    assert "--purchase-statuses 'closed,exchange'" in message and "--status-col none" in message
+    # Named as the message says: the statuses that are not purchases are dropped and counted.
+    log = read_transactions(
+        export, status_col="status", not_purchase_statuses=["closed", "Exchange"]
+    )
+    kept = ~export["status"].isin(MAGENTO_NOT_PURCHASES)
+    _assert_log(log, orders[kept.to_numpy()])
+    assert log.report.dropped[REASON_STATUS] == 2 * 8
+    assert any(
+        "8 rows with column 'status' saying the order was not paid yet (2 cod, 2 holded, "
+        "2 payment_review, 2 pending_paypal)" in note
+        for note in log.report.notes
+    )
+    # The user may say the other thing; then only the statuses that say so are dropped.
+    kept_closed = read_transactions(
+        export,
+        status_col="status",
+        purchase_statuses=["closed"],
+        not_purchase_statuses=["exchange"],
+    )
+    assert kept_closed.report.dropped[REASON_STATUS] == 2 * 8 - 4
+    with pytest.raises(InputError, match="'closed' is in both --purchase-statuses and --not-p"):
+        read_transactions(export, purchase_statuses=["closed"], not_purchase_statuses=["CLOSED"])
+    with pytest.raises(InputError, match="but none is read; pass --status-col 'status'"):
+        read_transactions(export, status_col="none", not_purchase_statuses=["closed"])
+
+
+def test_a_status_column_of_codes_is_read_once_the_user_says_which_are_not_purchases():
+    """A column of numbers (PrestaShop's state ids) says nothing clvcast can read: found by
+    its name it is left alone, named by --status-col it is refused until the codes are said."""
+    orders = _orders(40)
+    export = orders.assign(status=[2, 4, 5, 6, 7] * 8)
+    _assert_log(read_transactions(export), orders)  # no known status: not a status column
+    with pytest.raises(InputError, match=r"\(8 2, 8 4, 8 5, 8 6, 8 7 rows\); pass --not-purch"):
+        read_transactions(export, status_col="status")
+    log = read_transactions(
+        export, status_col="status", not_purchase_statuses="6, 7", purchase_statuses=["2", "4", "5"]
+    )
+    _assert_log(log, orders[(export["status"] < 6).to_numpy()])
+    # A Brazilian address's state is no status either.
+    _assert_log(read_transactions(orders.assign(Estado=["SP", "RJ", "MG", "BA"] * 10)), orders)
+
+
+@pytest.mark.parametrize(
+    ("written", "meaning"),
+    [
+        ("Order Cancelled", statuses.NOT_A_PURCHASE),
+        ("Cancelled by customer", statuses.NOT_A_PURCHASE),
+        ("order_refunded", statuses.NOT_A_PURCHASE),
+        ("Suspected Fraud", statuses.NOT_A_PURCHASE),
+        ("Return requested", statuses.NOT_A_PURCHASE),
+        ("Pedido cancelado", statuses.NOT_A_PURCHASE),
+        ("partially_refunded", statuses.PURCHASE),
+        ("Partial return", statuses.PURCHASE),
+        ("Payment accepted", statuses.PURCHASE),
+        ("On backorder (paid)", statuses.PURCHASE),
+        ("In Bearbeitung", statuses.PURCHASE),
+        ("In Process", statuses.PURCHASE),  # Kaggle's "Sample Sales Data"
+        ("Awaiting check payment", statuses.UNPAID),
+        ("On backorder (not paid)", statuses.UNPAID),
+        ("pending_paypal", statuses.UNPAID),
+        ("wc-on-hold", statuses.UNPAID),
+        ("closed", statuses.UNKNOWN),
+        ("exchange", statuses.UNKNOWN),
+        ("Disputed", statuses.UNKNOWN),
+        ("Resolved", statuses.UNKNOWN),
+    ],
+)
+def test_a_status_is_read_by_its_words(written, meaning):
+    assert statuses.status_meaning(statuses.status_key(written)) == meaning
+
+
+def test_a_status_that_stands_for_none_is_no_status():
+    assert [statuses.status_key(s) for s in ("\\N", " NULL ", "", "-", "n/a")] == [None] * 5
+    assert statuses.status_key("WC-Order_Refunded!") == "order refunded"
 
 
 def _refunded_orders(n: int = 40) -> tuple[pd.DataFrame, pd.DataFrame]:

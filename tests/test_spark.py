@@ -190,6 +190,31 @@ def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
     assert not any("not paid" in note for note in log.report.notes)
 
 
+def test_spark_reads_magento_statuses_as_the_local_engine(spark, tmp_path):
+    written = ["complete", "order_refunded", "closed", "\\N", "exchange", "pending_paypal"]
+    frame = pd.DataFrame(
+        {
+            "contact_id": ["a", "a", "b", "b", "c", "c"],
+            "date": pd.date_range("2024-01-01", periods=6).strftime("%Y-%m-%d"),
+            "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
+            "status": written,
+        }
+    )
+    path = tmp_path / "magento.csv"
+    frame.to_csv(path, index=False)
+    local, remote = _refusals(spark, path)
+    assert "(1 closed, 1 exchange rows;" in local
+    assert remote == local
+    read = _same_as_local(
+        spark,
+        path,
+        status_col="status",
+        not_purchase_statuses="closed",
+        purchase_statuses="exchange",
+    )
+    assert read.purchases["amount"].tolist() == [10.0, 40.0, 50.0, 60.0]
+
+
 def test_spark_reads_accounting_negatives_as_the_local_engine(spark, tmp_path):
     amounts = ["12,50 €", "(2,50 €)", "€ 1.020,00", "30,00", "\u22125,25", "7,00- €"]
     frame = pd.DataFrame({"contact_id": list("aaabbc"), "date": "2024-01-05", "amount": amounts})

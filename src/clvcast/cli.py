@@ -31,6 +31,7 @@ def _read_options(args: argparse.Namespace) -> Any:
     """The transaction options as :class:`~clvcast.data.ReadOptions` (as-of set by the job)."""
     from clvcast.data import ReadOptions
     from clvcast.data.rules import THOUSANDS_CHOICES
+    from clvcast.data.statuses import listed_statuses
 
     return ReadOptions(
         contact_col=args.contact_col,
@@ -52,6 +53,8 @@ def _read_options(args: argparse.Namespace) -> Any:
         price_col=args.price_col,
         order_col=args.order_col,
         status_col=args.status_col,
+        purchase_statuses=listed_statuses(args.purchase_statuses),
+        not_purchase_statuses=listed_statuses(args.not_purchase_statuses),
         guest_id=args.guest_id,
         refund_col=args.refund_col,
         currency_col=args.currency_col,

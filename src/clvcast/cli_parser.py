@@ -147,10 +147,26 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
         help="order status column (Shopify's 'Financial Status', WooCommerce's 'Order "
         "Status', PrestaShop's 'Estado'): rows whose status is cancelled, refunded, "
         "returned, voided, failed, declined, unavailable or expired (in English, Spanish, "
-        "Portuguese, French, Italian, German, Polish or Dutch) are not purchases, dropped "
-        "and counted, and unpaid ones (pending, on-hold) are counted in a note; 'none' "
-        "counts every row. An input with such a column and such statuses is refused until "
-        "this option says which",
+        "Portuguese, French, Italian, German, Polish or Dutch, or holds such a word, as "
+        "'order_refunded') are not purchases, dropped and counted, and unpaid ones (pending, "
+        "on-hold) are counted in a note; 'none' counts every row. An input with such a "
+        "column and such statuses is refused until this option says which",
+    )
+    group.add_argument(
+        "--not-purchase-statuses",
+        default=None,
+        metavar="LIST",
+        help="comma-separated statuses of orders that are not purchases, whatever clvcast "
+        "reads in them (e.g. 'closed,exchange'); a status column holding a status that says "
+        "neither (Magento's 'closed': refunded there, completed elsewhere) is refused until "
+        "this option or --purchase-statuses names it",
+    )
+    group.add_argument(
+        "--purchase-statuses",
+        default=None,
+        metavar="LIST",
+        help="comma-separated statuses of orders that are purchases, whatever clvcast reads "
+        "in them",
     )
     group.add_argument(
         "--refund-col",

@@ -48,7 +48,7 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 
-from clvcast.data import rules
+from clvcast.data import rules, statuses
 from clvcast.data.dates import check_date_format, check_timezone, instant_zone, parse_dates
 from clvcast.data.inputs import (
     CSV_SUFFIXES,
@@ -260,42 +260,33 @@ def _count_duplicates(
     )
 
 
-def _status_text(text: str) -> str:
-    """SQL of an order status (the text SQL ``text``) as :data:`rules.STATUSES_NOT_PURCHASES`
-    spells them: lower case, trimmed, without WooCommerce's "wc-"."""
-    return f"regexp_replace(lower(trim({text})), '^wc-', '')"
-
-
-def _not_purchase_sql(options: ReadOptions) -> str:
-    """SQL that a ``source`` row's status (--status-col) says it is not a purchase."""
-    column = rules.named_column(options.status_col)
-    if column is None:
+def _not_purchase_sql(reading: statuses.StatusReading) -> str:
+    """SQL that a ``source`` row's status (in the column read) says it is not a purchase:
+    its value is one of those written in the column that are not (:func:`statuses.
+    read_statuses`), compared as written, so no row is spelled out."""
+    if reading.column is None or not reading.dropped:
         return "FALSE"
-    statuses = ", ".join(_literal(status) for status in rules.STATUSES_NOT_PURCHASES)
-    status = _status_text(f"CAST(source.{_quote(column)} AS VARCHAR)")
-    return f"COALESCE({status} IN ({statuses}), FALSE)"
+    written = ", ".join(_literal(value) for value in reading.dropped)
+    return f"COALESCE(CAST(source.{_quote(reading.column)} AS VARCHAR) IN ({written}), FALSE)"
 
 
 def _check_statuses(
     connection: duckdb.DuckDBPyConnection, name: str, columns: Iterable[str], options: ReadOptions
-) -> list[str]:
-    """Check the input's status columns; return the report's notes on them (see
-    :func:`rules.read_statuses`)."""
-    counted = ", ".join(_literal(status) for status in rules.STATUSES_COUNTED)
+) -> statuses.StatusReading:
+    """Check the input's status columns; return what they say (see
+    :func:`statuses.read_statuses`)."""
 
     def counts_of(column: str) -> dict[str, int]:
-        # The written values are grouped first and only they are spelled out: a status
-        # column has a few (5M rows: 0.14 s against 0.66 s spelling every row).
+        # The written values are grouped and only they are read: a status column has a few.
         counts = connection.execute(
-            f"""SELECT status, SUM(n) FROM (
-                    SELECT {_status_text("written")} AS status, n FROM (
-                        SELECT CAST({_quote(column)} AS VARCHAR) AS written, COUNT(*) AS n
-                        FROM source GROUP BY written))
-                WHERE status IN ({counted}) GROUP BY status"""
+            f"""SELECT CAST({_quote(column)} AS VARCHAR) AS written, COUNT(*) FROM source
+                WHERE written IS NOT NULL GROUP BY written LIMIT {statuses.MAX_STATUS_VALUES + 1}"""
         ).fetchall()
-        return {status: int(n) for status, n in counts}
+        return {written: int(n) for written, n in counts}
 
-    return rules.read_statuses(name, columns, options.status_col, counts_of)
+    return statuses.read_statuses(
+        name, columns, options.status_col, counts_of, options.status_meanings
+    )
 
 
 def _currency_text(text: str) -> str:
@@ -804,6 +795,8 @@ def read_transactions(
     guest_id: str | None = None,
     refund_col: str | None = None,
     currency_col: str | None = None,
+    purchase_statuses: str | Iterable[str] = (),
+    not_purchase_statuses: str | Iterable[str] = (),
 ) -> PurchaseLog:
     """Read, validate and normalise transactions into a purchase log (one row per contact-day).
 
@@ -868,12 +861,17 @@ def read_transactions(
         holds 10 rows and 0.5% of them or more is refused until this says which.
     status_col
         Order status column (Shopify's "Financial Status", WooCommerce's "Order Status"):
-        rows whose status is one of :data:`~clvcast.data.rules.STATUSES_NOT_PURCHASES`
-        (cancelled, refunded, returned, voided, failed, declined, in English and seven
-        other languages; "wc-" prefix, case and spaces aside) are not purchases: dropped
-        and counted. ``"none"`` counts every row. When
-        omitted, an input with a column named like a status (:data:`~clvcast.data.rules.
+        rows whose status says the order is not a purchase (cancelled, refunded, returned,
+        voided, failed, declined, in English and seven other languages, and statuses with
+        such words: "order_refunded", "Cancelled by customer"; see :mod:`clvcast.data.
+        statuses`) are dropped and counted. ``"none"`` counts every row. When omitted, an
+        input with a column named like a status (:data:`~clvcast.data.statuses.
         STATUS_COLUMN_NAMES`) that holds such statuses is refused until this says which.
+    purchase_statuses, not_purchase_statuses
+        Statuses (as written; case, "wc-" and punctuation aside) that are purchases, or not,
+        whatever the rules say: a list, or one text of comma-separated statuses. A status column holding a status that says neither
+        (Magento's "closed", which is a refunded order there and a completed one elsewhere)
+        is refused until one of these names it.
     refund_col
         Column of money refunded on an order whose amount column still holds the whole
         order (Shopify's "Refunded Amount" beside "Total"): taken off the amount (as its
@@ -921,6 +919,8 @@ def read_transactions(
         guest_id=guest_id,
         refund_col=refund_col,
         currency_col=currency_col,
+        purchase_statuses=statuses.listed_statuses(purchase_statuses),
+        not_purchase_statuses=statuses.listed_statuses(not_purchase_statuses),
     )
     with ingested(source, options) as (connection, report):
         # Through Arrow: text columns arrive as pandas' Arrow-backed strings, without a
@@ -994,6 +994,8 @@ class ReadOptions:
     status_col: str | None = None
     refund_col: str | None = None
     currency_col: str | None = None
+    purchase_statuses: tuple[str, ...] = ()
+    not_purchase_statuses: tuple[str, ...] = ()
 
     def required_columns(self) -> dict[str, str]:
         """The input columns these options read, by what they hold."""
@@ -1014,6 +1016,11 @@ class ReadOptions:
             if (column := rules.named_column(option)) is not None:
                 columns[what] = column
         return columns
+
+    @property
+    def status_meanings(self) -> statuses.StatusMeanings:
+        """What ``purchase_statuses`` and ``not_purchase_statuses`` say statuses mean."""
+        return statuses.StatusMeanings.given(self.purchase_statuses, self.not_purchase_statuses)
 
     @property
     def amount_columns(self) -> tuple[str, ...]:
@@ -1067,6 +1074,8 @@ def check_policies(options: ReadOptions) -> None:
                 "--thousands . reads 1.234,56 and --thousands , reads 1,234.56."
             )
     _check_policy("id_case", options.id_case, ("keep", "lower"))
+    # A status said to be a purchase and not one is refused before any work.
+    statuses.StatusMeanings.given(options.purchase_statuses, options.not_purchase_statuses)
     if options.sep is not None and len(options.sep) != 1:
         raise InputError(f"sep={options.sep!r}: use one character, such as ';' or '\\t'.")
     _check_policy("nonpositive", options.nonpositive, ("drop", "net", "net-contact", "error"))
@@ -1181,12 +1190,12 @@ def _ingest(
     types = {str(row[0]): str(row[1]) for row in described}
     rules.check_amount_columns(name, list(types), options.amount_col, options.quantity_col)
     check_columns(list(types), options.required_columns(), what=f"transactions ({name})")
-    status_notes, _, other_currency = rules.checked_together(
+    status_reading, _, other_currency = rules.checked_together(
         lambda: _check_statuses(connection, name, types, options),
         lambda: _check_refunds(connection, name, types, options),
         lambda: _other_currency_sql(connection, name, types, options),
     )
-    notes: list[str] = list(status_notes)
+    notes: list[str] = list(status_reading.notes)
     timestamp, date_blank, join, date_format = _date_sql(
         connection, date_col, types[date_col], options, notes, column_zone(source, date_col)
     )
@@ -1209,7 +1218,7 @@ def _ingest(
         amount=amount,
         amount_blank=amount_blank,
         join=join,
-        not_purchase=_not_purchase_sql(options),
+        not_purchase=_not_purchase_sql(status_reading),
         other_currency=other_currency,
     )
     # The typed rows. --duplicates drop needs the distinct rows with their multiplicity (one

@@ -155,9 +155,14 @@ def field_count_problem(path: Path, sep: str, what: str, name: str) -> str | Non
 
 
 def check_unique_columns(names: Sequence[object], where: str) -> None:
-    """Refuse a table with two columns of one name: which one is meant is a guess."""
+    """Refuse a table with two columns of one name: which one is meant is a guess.
+
+    Columns without a name are left out: no option can name them, so none is read (a
+    spreadsheet saved as CSV often ends its header with empty names)."""
     seen: dict[str, int] = {}
     for position, name in enumerate(map(str, names), 1):
+        if not name.strip():
+            continue
         if name in seen:
             raise InputError(
                 f"{where} has two columns named '{name}' (columns {seen[name]} and "

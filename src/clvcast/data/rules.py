@@ -42,81 +42,11 @@ PROBLEMS = (
     REASON_OTHER_CURRENCY,
 )
 GUEST_CHECKOUT = 1  # the problem code of a row without a contact id: dropped, never refused
-NOT_A_PURCHASE = PROBLEMS.index(REASON_STATUS) + 1  # see STATUSES_NOT_PURCHASES
+NOT_A_PURCHASE = PROBLEMS.index(REASON_STATUS) + 1  # see clvcast.data.statuses
 OTHER_CURRENCY = PROBLEMS.index(REASON_OTHER_CURRENCY) + 1  # see currency_to_keep
 # Problems that are dropped, never refused.
 ALWAYS_DROPPED = (GUEST_CHECKOUT, NOT_A_PURCHASE, OTHER_CURRENCY)
 
-# Order statuses that say an order is not a purchase (lower case, trimmed, without
-# WooCommerce's "wc-" prefix), in the column that --status-col names: cancelled, refunded,
-# returned, voided, failed or declined; unavailable (Olist: the order could not be filled),
-# expired (Shopify: the payment's authorisation ran out) and WooCommerce's checkout drafts
-# (a checkout left before paying); in English and as shop platforms translate them for
-# the markets clvcast's users sell in (PrestaShop's "Cancelado", Shopware's "Storniert",
-# Tiendanube's "Cancelada"), with and without accents. A Spanish export's cancelled orders
-# were read as purchases without a word. Partial refunds stay purchases: their amount is
-# the order's, as the export writes it. Pending or on-hold orders stay too: many are paid
-# later (bank transfers, cash on delivery).
-_NOT_PURCHASES_BY_LANGUAGE = {
-    "en": ("cancelled", "canceled", "refunded", "returned", "voided", "void", "failed",
-           "declined", "payment error", "payment failed", "unavailable", "expired",
-           "checkout-draft"),
-    "es": ("cancelado", "cancelada", "anulado", "anulada", "reembolsado", "reembolsada",
-           "devuelto", "devuelta", "fallido", "fallida", "rechazado", "rechazada",
-           "error en pago", "error de pago", "pago rechazado"),
-    "pt": ("cancelado", "cancelada", "reembolsado", "reembolsada", "devolvido", "devolvida",
-           "estornado", "estornada", "falhou", "recusado", "recusada", "indisponível",
-           "indisponivel"),
-    "fr": ("annulé", "annulée", "annule", "annulee", "remboursé", "remboursée", "rembourse",
-           "remboursee", "retourné", "retournée", "échoué", "échouée", "echoue", "echouee",
-           "refusé", "refusée", "refuse", "refusee", "erreur de paiement"),
-    "it": ("annullato", "annullata", "rimborsato", "rimborsata", "reso", "fallito", "fallita",
-           "rifiutato", "rifiutata", "errore di pagamento", "errore nel pagamento"),
-    "de": ("storniert", "abgebrochen", "erstattet", "rückerstattet", "zurückerstattet",
-           "retourniert", "fehlgeschlagen", "abgelehnt", "zahlungsfehler"),
-    "pl": ("anulowane", "anulowany", "anulowana", "zwrócone", "zwrócony", "zwrot",
-           "zwrot środków", "nieudane", "odrzucone", "błąd płatności"),
-    "nl": ("geannuleerd", "terugbetaald", "geretourneerd", "mislukt", "geweigerd"),
-}  # fmt: skip
-STATUSES_NOT_PURCHASES = tuple(
-    dict.fromkeys(status for words in _NOT_PURCHASES_BY_LANGUAGE.values() for status in words)
-)
-# Statuses of orders that were not paid when the shop exported them: pending, on hold,
-# authorised but not captured, awaiting payment (Shopify, WooCommerce, Magento and the same
-# in the languages above). They stay purchases, since most are paid later (bank transfers,
-# cash on delivery), and the report counts them, since some never are.
-_UNPAID_BY_LANGUAGE = {
-    "en": ("pending", "pending payment", "pending_payment", "on-hold", "on hold", "holded",
-           "authorized", "authorised", "awaiting payment", "unpaid", "payment review",
-           "payment_review"),
-    "es": ("pendiente", "pendiente de pago", "en espera", "en espera de pago"),
-    "pt": ("pendente", "aguardando pagamento", "aguardando"),
-    "fr": ("en attente", "en attente de paiement"),
-    "it": ("in attesa", "in attesa di pagamento"),
-    "de": ("ausstehend", "zahlung ausstehend"),
-    "pl": ("oczekujące", "oczekuje na płatność", "nieopłacone"),
-    "nl": ("in afwachting", "wacht op betaling", "openstaand"),
-}  # fmt: skip
-STATUSES_UNPAID = tuple(
-    dict.fromkeys(status for words in _UNPAID_BY_LANGUAGE.values() for status in words)
-)
-# The statuses an engine counts in a status column: those that are not purchases and
-# those of unpaid orders.
-STATUSES_COUNTED = STATUSES_NOT_PURCHASES + STATUSES_UNPAID
-# Column names (lower case, '_' as ' ') that hold an order's status in shop exports:
-# Shopify's "Financial Status", WooCommerce's "Order Status", Magento's "status", and the
-# same in the languages above. A name that is also something else ("Estado" is a Brazilian
-# address's state) costs a look at its values, nothing more.
-STATUS_COLUMN_NAMES = (
-    "status", "order status", "financial status", "payment status", "order state",
-    "estado", "estado del pedido", "estado pedido", "estado del pago", "estado de pago",
-    "situação", "situacao", "status do pedido", "status do pagamento",
-    "statut", "statut de la commande", "état", "etat", "état de la commande",
-    "bestellstatus", "zahlungsstatus",
-    "stato", "stato ordine", "stato dell'ordine", "stato pagamento",
-    "status zamówienia", "status płatności",
-    "bestelstatus", "betaalstatus",
-)  # fmt: skip
 # --status-col, --refund-col, --currency-col none: no column holds that (every row is a
 # purchase, the amounts are as written, they are in one currency).
 NO_COLUMN = "none"
@@ -131,7 +61,7 @@ def columns_named(
     columns: Iterable[str], names: Iterable[str], but: Iterable[str | None] = ()
 ) -> list[str]:
     """The ``columns`` whose name, in lower case with '_' as ' ', is one of ``names``
-    (:data:`STATUS_COLUMN_NAMES`, ...), other than those in ``but``."""
+    (:data:`~clvcast.data.statuses.STATUS_COLUMN_NAMES`, ...), other than those in ``but``."""
     known, taken = set(names), set(but)
     return [
         c
@@ -154,57 +84,11 @@ def option_columns(
     return [] if column is None else [column]
 
 
-def read_statuses(
-    name: str,
-    columns: Iterable[str],
-    status_col: str | None,
-    counts_of: Callable[[str], dict[str, int]],
-) -> list[str]:
-    """Check the status columns of an input and return the report's notes on them.
-
-    ``counts_of(column)`` is the engine's count of rows by status (spelled as in
-    :data:`STATUSES_COUNTED`, only those). Without ``status_col``, a column named like a
-    status column that marks orders as not purchases is refused (:func:`unread_statuses`);
-    with it, that column's statuses are read. Unpaid orders in the column read are counted in
-    a note (:func:`unpaid_note`); ``status_col`` "none" reads no status at all.
-    """
-    notes = []
-    for column in option_columns(columns, status_col, STATUS_COLUMN_NAMES):
-        counts = counts_of(column)
-        marked = {s: n for s, n in counts.items() if s in STATUSES_NOT_PURCHASES}
-        if marked and status_col is None:
-            raise unread_statuses(name, column, marked)
-        unpaid = {s: n for s, n in counts.items() if s in STATUSES_UNPAID}
-        if unpaid:
-            notes.append(unpaid_note(column, unpaid))
-    return notes
-
-
-def unpaid_note(column: str, counts: dict[str, int]) -> str:
-    """The report's note on rows whose status (``counts`` by status) says the order was not
-    paid when the shop exported it: they are read as purchases."""
-    shown = ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
-    return (
-        f"{sum(counts.values()):,} rows with column '{column}' saying the order was not paid "
-        f"yet ({shown}) were read as purchases: most are paid later, some never are"
-    )
-
-
-def unread_statuses(name: str, column: str, counts: dict[str, int]) -> InputError:
-    """The refusal of an input whose ``column`` marks orders as not purchases (``counts``
-    of rows by status) when no --status-col says what to do with them."""
-    marked = ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
-    return InputError(
-        f"transactions ({name}): column '{column}' marks orders as not purchases ({marked} "
-        f"rows); pass --status-col '{column}' to drop and count them, or --status-col "
-        f"{NO_COLUMN} to count every row as a purchase."
-    )
-
-
 # Column names (lower case, '_' as ' ') that hold money refunded on an order whose amount
 # column still holds the whole order: Shopify's "Refunded Amount" beside "Total",
-# WooCommerce's "Refund Amount" beside "Order Total", and the same in the languages above.
-# A partly refunded order was read at its whole amount without a word.
+# WooCommerce's "Refund Amount" beside "Order Total", and the same in the languages of
+# clvcast.data.statuses. A partly refunded order was read at its whole amount without a
+# word.
 REFUND_COLUMN_NAMES = (
     "refunded amount", "refund amount", "amount refunded", "total refunded", "refunded total",
     "refund total", "order refund", "refunds",
@@ -228,8 +112,9 @@ def unread_refunds(
 
 
 # Column names (lower case, '_' as ' ') that say which currency a row's amount is in:
-# Shopify's and WooCommerce's "Currency", and the same in the languages above. A shop that
-# sells in several currencies had its EUR, USD and PLN amounts added up as one.
+# Shopify's and WooCommerce's "Currency", and the same in the languages of
+# clvcast.data.statuses. A shop that sells in several currencies had its EUR, USD and PLN
+# amounts added up as one.
 CURRENCY_COLUMN_NAMES = (
     "currency", "currency code", "order currency", "moneda", "divisa", "moeda", "devise",
     "währung", "wahrung", "valuta", "waluta", "munteenheid",

@@ -36,7 +36,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from clvcast.data import IngestionReport, check_columns, parse_as_of, rules, source_name
+from clvcast.data import (
+    IngestionReport,
+    check_columns,
+    parse_as_of,
+    rules,
+    source_name,
+    statuses,
+)
 from clvcast.data.chunks import PARTITION_BITS, SAMPLE_BITS, SAMPLE_SALT
 from clvcast.data.dates import instant_zone, parse_dates
 from clvcast.data.ingest import AMOUNT_LIMIT, ReadOptions, check_policies, utf8_text_file
@@ -302,32 +309,28 @@ def _written_amount(kinds: dict[str, str], options: ReadOptions):
     return quantity * price, quantity_blank | price_blank, shown
 
 
-def _status_text(column: str):
-    """An order status as :data:`rules.STATUSES_NOT_PURCHASES` spells them, as the local
-    engine."""
+def _not_purchase(reading: statuses.StatusReading):
+    """Whether a row's status (in the column read) says it is not a purchase, as the local
+    engine: its value is one of the written values that are not."""
     F = _functions()
-    return F.regexp_replace(F.lower(F.trim(_column(column).cast("string"))), "^wc-", "")
-
-
-def _not_purchase(options: ReadOptions):
-    """Whether a row's status (--status-col) says it is not a purchase, as the local engine."""
-    F = _functions()
-    column = rules.named_column(options.status_col)
-    if column is None:
+    if reading.column is None or not reading.dropped:
         return F.lit(False)
-    return F.coalesce(_status_text(column).isin(list(rules.STATUSES_NOT_PURCHASES)), F.lit(False))
+    written = _column(reading.column).cast("string")
+    return F.coalesce(written.isin(list(reading.dropped)), F.lit(False))
 
 
-def _check_statuses(raw: Any, name: str, options: ReadOptions) -> list[str]:
-    """Check the input's status columns and return the report's notes, as the local engine."""
+def _check_statuses(raw: Any, name: str, options: ReadOptions) -> statuses.StatusReading:
+    """Check the input's status columns and say what they hold, as the local engine."""
 
     def counts_of(column: str) -> dict[str, int]:
-        status = _status_text(column)
-        counted = raw.where(status.isin(list(rules.STATUSES_COUNTED)))
-        rows = counted.groupBy(status.alias("status")).count().collect()
-        return {r["status"]: int(r["count"]) for r in rows}
+        written = _column(column).cast("string")
+        values = raw.where(written.isNotNull()).groupBy(written.alias("written")).count()
+        rows = values.limit(statuses.MAX_STATUS_VALUES + 1).collect()
+        return {r["written"]: int(r["count"]) for r in rows}
 
-    return rules.read_statuses(name, raw.columns, options.status_col, counts_of)
+    return statuses.read_statuses(
+        name, raw.columns, options.status_col, counts_of, options.status_meanings
+    )
 
 
 def _check_refunds(raw: Any, kinds: dict[str, str], name: str, options: ReadOptions) -> None:
@@ -456,13 +459,13 @@ def _read_rows(
     contact_col, date_col = options.contact_col, options.date_col
     rules.check_amount_columns(name, raw.columns, options.amount_col, options.quantity_col)
     check_columns(raw.columns, options.required_columns(), what=f"transactions ({name})")
-    status_notes, _, other_currency = rules.checked_together(
+    status_reading, _, other_currency = rules.checked_together(
         lambda: _check_statuses(raw, name, options),
         lambda: _check_refunds(raw, kinds, name, options),
         lambda: _other_currency(raw, name, options),
     )
     grouped = raw.groupBy(*[_column(c) for c in raw.columns]).agg(F.count(F.lit(1)).alias(_ROWS))
-    notes: list[str] = list(status_notes)
+    notes: list[str] = list(status_reading.notes)
     timestamp, date_blank, join, date_format = _dates(
         spark, grouped, date_col, kinds[date_col], options, notes, column_zone(source, date_col)
     )
@@ -482,7 +485,7 @@ def _read_rows(
         amount_blank,
         unparseable,
         out_of_range,
-        _not_purchase(options),
+        _not_purchase(status_reading),
         other_currency,
     )
     problem = F.lit(0)

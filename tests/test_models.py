@@ -252,8 +252,13 @@ def test_too_little_data_warns_with_numbers_and_errors_below_floor():
     with pytest.raises(ModelError, match="at least 20 contacts"):
         BetaGeoModel().fit(summary.head(1))
     no_repeat = summary.assign(frequency=0, recency=0.0)
-    with pytest.raises(ModelError, match="0 repeat buyers"):
+    with pytest.raises(ModelError, match="0 repeat buyers") as info:
         BetaGeoModel().fit(no_repeat)
+    assert "customer_unique_id" not in str(info.value)  # 300 contacts: too few to say
+    # Thousands of contacts and not one repeat buyer: ids made anew for every order.
+    every_order = pd.concat([no_repeat] * 2, ignore_index=True)
+    with pytest.raises(ModelError, match=r"new for every order.*\(Olist: customer_unique_id\)"):
+        BetaGeoModel().fit(every_order)
     with pytest.raises(ModelError, match="at least 5 repeat buyers"):
         GammaGammaModel().fit(no_repeat)
 

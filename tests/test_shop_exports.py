@@ -1091,6 +1091,32 @@ def test_a_status_that_stands_for_none_is_no_status():
     assert statuses.status_key("WC-Order_Refunded!") == "order refunded"
 
 
+@pytest.mark.parametrize(
+    ("columns", "hints"),
+    [
+        (["item_id", "status", "created_at", "price", "grand_total", "increment_id",
+          "discount_amount", "Customer ID"],
+         ["'contact_id' for the contact id (did you mean 'Customer ID'?)",
+          "(did you mean 'created_at'?)", "(did you mean 'grand_total'?)"]),  # Magento
+        (["Invoice", "StockCode", "Quantity", "InvoiceDate", "Price", "Customer ID", "amount"],
+         ["(did you mean 'Customer ID'?)", "(did you mean 'InvoiceDate'?)"]),  # Online Retail II
+        (["ORDERNUMBER", "SALES", "ORDERDATE", "STATUS", "CUSTOMERNAME"],
+         ["(did you mean 'CUSTOMERNAME'?)", "(did you mean 'ORDERDATE'?)",
+          "(did you mean 'SALES'?)"]),  # Kaggle's "Sample Sales Data"
+    ],
+    ids=["magento", "online retail", "sample sales"],
+)  # fmt: skip
+def test_a_missing_column_is_offered_as_exports_name_it(columns, hints):
+    """By spelling alone, a Magento export's "discount_amount" was offered for the amount and
+    "increment_id" for the contact id, and "Customer ID" was never offered."""
+    frame = pd.DataFrame([["1"] * len(columns)], columns=columns)
+    with pytest.raises(InputError) as info:
+        read_transactions(frame)
+    for hint in hints:
+        assert hint in str(info.value)
+    assert "discount_amount'?" not in str(info.value)
+
+
 def _refunded_orders(n: int = 40) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Orders and their Shopify-like export: 'Total' is the whole order and 'Refunded
     Amount' what was given back: blank or 0.00 for most, part of it for every fifth order,
@@ -1190,6 +1216,12 @@ def test_a_placeholder_id_holding_many_orders_is_refused_until_guest_id_says_wha
     numbers = export.assign(**{"Customer User": export["Customer User"].astype(int)})
     with pytest.raises(InputError, match="--guest-id '0'"):
         read_transactions(numbers, contact_col="Customer User")
+    # MySQL's \N for a missing id (a Magento export's guest orders) the same.
+    mysql = export.assign(**{"Customer User": export["Customer User"].replace("0", "\\N")})
+    with pytest.raises(InputError, match=r"--guest-id '\\N'"):
+        read_transactions(mysql, contact_col="Customer User")
+    mysql_guests = read_transactions(mysql, contact_col="Customer User", guest_id="\\N")
+    assert mysql_guests.report.dropped == {REASON_MISSING_CONTACT: guests}
     # A customer numbered 0 with a few orders, as any other, is read as one.
     few = _woocommerce(guests_every=200)
     assert read_transactions(few, contact_col="Customer User").report.dropped == {}

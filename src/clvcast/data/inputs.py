@@ -253,8 +253,47 @@ def parse_as_of(value: str | pd.Timestamp | np.datetime64 | None) -> pd.Timestam
     return stamp.normalize()
 
 
+# What the columns of a role are called in the exports clvcast's users have (lower case,
+# letters and digits only), most telling first: the hint for a missing column. By spelling
+# alone, UCI Online Retail's "Customer ID" was not offered for the contact id (its
+# "increment_id" was), and a Magento export's "discount_amount" was offered for the amount.
+_USUAL_NAMES = {
+    "contact id": (
+        "contactid", "customerid", "customeruniqueid", "clientid", "userid", "memberid",
+        "membernumber", "householdkey", "buyerid", "custid", "accountid", "customeremail",
+        "email", "customer", "cliente", "idcliente", "kunde", "kundennummer", "client",
+        "customername",
+    ),
+    "purchase date": (
+        "purchasedate", "orderdate", "invoicedate", "transactiondate", "transdate",
+        "createdat", "orderpurchasetimestamp", "paidat", "datetime", "timestamp", "tdat",
+        "fecha", "datum", "data", "day",
+    ),
+    "amount": (
+        "amount", "grandtotal", "ordertotal", "total", "totalprice", "sales", "revenue",
+        "tranamount", "saleamount", "paymentvalue", "value", "spend", "importe", "betrag",
+        "montant", "importo", "valor",
+    ),
+}  # fmt: skip
+
+
+def _letters(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _likely_column(role: str, name: str, available: Sequence[str]) -> str | None:
+    """The available column most likely meant for ``role``: one named as exports usually
+    name it (:data:`_USUAL_NAMES`), else the closest spelling of ``name``."""
+    by_letters = {_letters(column): column for column in reversed(available)}
+    for usual in _USUAL_NAMES.get(role, ()):
+        if usual in by_letters:
+            return by_letters[usual]
+    close = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 def check_columns(columns: Sequence[object], required: Mapping[str, str], *, what: str) -> None:
-    """Raise one InputError naming every missing column, the available ones and close matches.
+    """Raise one InputError naming every missing column, the available ones and likely ones.
 
     ``columns`` are the input's column names; ``required`` maps a role ("contact id") to the
     column name expected for it.
@@ -265,8 +304,8 @@ def check_columns(columns: Sequence[object], required: Mapping[str, str], *, wha
         return
     parts = []
     for role, name in missing:
-        close = difflib.get_close_matches(name, available, n=1, cutoff=0.5)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        likely = _likely_column(role, name, available)
+        hint = f" (did you mean '{likely}'?)" if likely else ""
         parts.append(f"'{name}' for the {role}{hint}")
     raise InputError(
         f"{what} is missing column {', '.join(parts)}; available columns: {available}. "

@@ -341,8 +341,11 @@ def problem_hint(code: int, values: Iterable[object], options: ReadOptions, ever
 
 # Contact ids that shops write for "no customer": WooCommerce's 0 for a guest checkout,
 # and the placeholders of other exports. Read as an id, one of them becomes one customer
-# with every guest's orders, the most frequent buyer of the shop.
-PLACEHOLDER_IDS = ("0", "-1", "guest", "unknown", "anonymous", "none", "null", "nan", "n/a", "-")
+# with every guest's orders, the most frequent buyer of the shop. MySQL writes \N where a
+# value is missing (a Magento export's guest orders).
+PLACEHOLDER_IDS = (
+    "0", "-1", "guest", "unknown", "anonymous", "none", "null", "nan", "n/a", "-", "\\n",
+)  # fmt: skip
 # A placeholder id is refused when it holds this many rows and this share of them at least
 # (below both it changes nothing that matters and may be a real customer numbered 0).
 PLACEHOLDER_ROWS, PLACEHOLDER_SHARE = 10, 0.005

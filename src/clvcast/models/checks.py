@@ -84,10 +84,18 @@ def check_purchase_data(
     repeat = int(np.count_nonzero(frequency > 0))
     history_days = float(np.max(T)) * unit_days
     if n < MIN_CONTACTS or repeat < MIN_REPEAT_BUYERS:
+        # Many contacts and not one repeat buyer is what an id made anew for every order
+        # gives: Olist's customer_id (its customer_unique_id is the customer's).
+        per_order = (
+            " If the contact ids are new for every order, read the id that stays the same "
+            "across a customer's orders instead (Olist: customer_unique_id)."
+            if repeat == 0 and n >= ADVISED_CONTACTS
+            else ""
+        )
         raise ModelError(
             f"BG/NBD needs at least {MIN_CONTACTS} contacts and {MIN_REPEAT_BUYERS} repeat "
             f"buyers; this summary has {n:,} contacts and {repeat:,} repeat buyers. Use a "
-            "longer history or more contacts."
+            f"longer history or more contacts.{per_order}"
         )
     shortfalls = []
     if n < ADVISED_CONTACTS:

@@ -130,6 +130,10 @@ def test_a_refused_training_leaves_no_store(tmp_path, monkeypatch):
     nowhere = f"sqlite:///{tmp_path / 'no-such-folder' / 'mlflow.db'}"
     with pytest.raises(TrackingError, match="no-such-folder does not exist"):
         clvcast.train(str(bad), as_of="2024-06-30", store=nowhere)  # before reading the data
+    # A URI MLflow cannot open (an unknown scheme; MLflow 3 also refuses file: stores) is
+    # one line, not an internal error.
+    with pytest.raises(TrackingError, match="cannot use the MLflow store foo://bar: .*foo://bar"):
+        clvcast.train(str(bad), as_of="2024-06-30", store="foo://bar")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     if not os.access(locked, os.W_OK):  # root may write anywhere

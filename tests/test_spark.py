@@ -360,6 +360,24 @@ def test_cli_train_and_predict_with_spark_equal_local(spark, cdnow_raw, tmp_path
     spark = pd.read_parquet(outputs["spark"]).sort_values("contact_id", ignore_index=True)
     assert list(spark.columns) == list(local.columns)
     assert_same_table(spark, local)
+    # A refused input in a process of its own is clvcast's one line, not a Java stack trace
+    # per failed task from Spark's log before it (only the JVM's own notice of its
+    # incubator module is left, which no setting turns off).
+    bad = tmp_path / "bad.csv"
+    bad.write_text("contact_id,date,amount\na,20240101,10\nb,20240102,20,50\n")
+    args = ["--transactions", str(bad), "--date-format", "%Y%m%d", "--as-of", AS_OF]
+    args += [
+        "--model",
+        str(tmp_path / "spark" / "clvcast.model"),
+        "--output",
+        str(tmp_path / "bad.parquet"),
+    ]
+    done = run_clvcast("predict", *args, *extra, cwd=tmp_path)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if "incubator modules" not in line]
+    assert len(lines) == 1 and lines[0].startswith(
+        "clvcast: error: transactions file bad.csv: 1 line"
+    )
 
 
 def test_a_job_borrows_the_running_session_and_leaves_it_running(spark):

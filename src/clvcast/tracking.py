@@ -233,7 +233,14 @@ class MlflowStore:
             database = sqlite_database(self.uri)
             if database is not None and self._is_default:
                 database.parent.mkdir(exist_ok=True)
-            self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            try:
+                self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            except MlflowException as exc:  # MLflow 3 refuses file:./mlruns stores, say
+                raise TrackingError(
+                    f"cannot use the MLflow store {self.uri}: {_first_line(exc)} Choose "
+                    "another --tracking-uri (or MLFLOW_TRACKING_URI); the default is a SQLite "
+                    "database in ./mlruns."
+                ) from exc
         return self._client
 
     def existing_client(self) -> MlflowClient:

@@ -1,7 +1,9 @@
 """Starting Apache Spark for clvcast: a clear error when pyspark or Java is missing.
 
 ``pyspark`` is the optional extra ``clvcast[spark]``; Spark 4 runs on Java 17 or later.
-The session works in UTC (``spark.sql.session.timeZone``), like the local engine, so a day
+Spark's own log is off (:data:`LOG_CONFIG`; ``CLVCAST_SPARK_LOG_LEVEL=warn`` shows it):
+clvcast reports every error in one line, and a refused input printed a Java stack trace per
+failed task before it. The session works in UTC (``spark.sql.session.timeZone``), like the local engine, so a day
 is the same calendar day on both.
 """
 
@@ -12,11 +14,15 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from clvcast.errors import InputError
 
 DEFAULT_MASTER = "local[*]"
+# Spark's log configuration for the sessions clvcast starts: quiet unless
+# CLVCAST_SPARK_LOG_LEVEL says otherwise (see the file).
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 def java_available() -> bool:
@@ -54,6 +60,9 @@ def spark_session(master: str | None = None, *, app_name: str = "clvcast") -> An
         .config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", os.environ.get("CLVCAST_SPARK_DRIVER_MEMORY", "4g"))
+        .config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}"
+        )
     )
     try:
         return builder.getOrCreate()

@@ -104,6 +104,16 @@ def test_day_first_dates_with_a_day_above_12_are_inferred_for_the_whole_column(t
     assert log.report.date_format == "%d/%m/%Y (inferred from every value)"
 
 
+@pytest.mark.parametrize("layout", ["%Y.%m.%d.", "%Y.%m.%d. %H:%M"])
+def test_hungarian_dates_with_their_closing_dot_are_inferred(layout):
+    """Hungarian software writes 15 March 2024 as "2024.03.15." (the dot closes the date);
+    it was refused as having no known layout."""
+    orders = _orders()
+    log = read_transactions(orders.assign(date=orders["date"].dt.strftime(layout)))
+    _assert_log(log, orders)
+    assert log.report.date_format == f"{layout} (inferred from every value)"
+
+
 def test_one_format_per_column_never_per_row():
     values = pd.Series(["2022-09-03", "2022-09-25", "25/09/2022"], dtype="string")
     assert infer_date_format(values) == "ISO8601"  # the odd row is unparseable, not re-read
@@ -140,15 +150,16 @@ def today_2024(monkeypatch):
 
 @pytest.mark.parametrize(
     "layout",
-    ["%y/%m/%d", "%y.%m.%d", "%d/%m/%y", "%d.%m.%y"],
-    ids=["Japan", "Korea", "UK", "Germany"],
+    ["%y/%m/%d", "%y.%m.%d", "%d/%m/%y", "%d.%m.%y", "%y-%m-%d", "%d-%m-%y", "%m-%d-%y"],
+    ids=["Japan", "Korea", "UK", "Germany", "Sweden", "Netherlands", "US"],
 )
 def test_two_digit_years_are_read_where_they_are_written(tmp_path, today_2024, layout):
     """A Japanese export writes 5 January 2024 as "24/01/05". No layout read the year first,
     and "%d/%m/%y" reads every such value (as 24 January 2005), so the whole log moved
     by years with only a warning about the few dated in the 2030s. A reading that puts a
     purchase after today is now ruled out, which leaves the year where it is written, first
-    or last; German short dates ("15.03.24") were not read at all."""
+    or last; German short dates ("15.03.24") were not read at all, nor were two-digit years
+    between dashes ("24-03-15", "15-03-24", "03-15-24")."""
     orders = _orders()  # 2022-2023, days up to 28: "23/11/28" read the other way is in 2028
     path = tmp_path / "short.csv"
     orders.assign(date=orders["date"].dt.strftime(layout)).to_csv(path, index=False)

@@ -386,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         f"lifetimes/clvcast: wall  cpu  peak"
     )
     print(header)
+    if args.work_dir is not None:
+        Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clvcast-bench-", dir=args.work_dir) as name:
         folder = Path(name)
         for key in args.cases:

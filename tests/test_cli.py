@@ -141,7 +141,7 @@ def test_bad_rows_are_refused_without_partial_output(tmp_path):
         "rfm", "--transactions", str(data), "--as-of", "2024-02-01", "--output", str(out)
     )
     assert result.returncode == 2
-    assert "1 rows with unparseable date in column 'date'" in result.stderr
+    assert "1 row with unparseable date in column 'date'" in result.stderr
     assert out.read_text() == "previous output\n"  # untouched
     assert list(tmp_path.glob(".out.csv*")) == []  # no temporary left behind
     dropped = inprocess(
@@ -155,7 +155,7 @@ def test_bad_rows_are_refused_without_partial_output(tmp_path):
         "--drop-invalid",
     )
     assert dropped.returncode == 0, dropped.stderr
-    assert "1 rows dropped: unparseable date" in dropped.stdout
+    assert "1 row dropped: unparseable date" in dropped.stdout
 
 
 def test_missing_file_unwritable_folder_and_bad_extension(files, tmp_path):

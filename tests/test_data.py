@@ -146,7 +146,7 @@ def test_ids_with_spaces_are_one_contact_and_a_blank_id_outranks_a_bad_date():
     assert log.report.contacts == 2
     assert log.purchases["contact_id"].tolist() == ["a", "a", "b"]
     assert accounted(log.report)
-    with pytest.raises(InputError, match=f"1 rows with {REASON_BAD_DATE}"):
+    with pytest.raises(InputError, match=f"1 row with {REASON_BAD_DATE}"):
         read_transactions(frame([("a", "2024-01-01", 1.0), ("c", "2024-13-45", 3.0)]))
 
 
@@ -262,11 +262,11 @@ def test_duplicates_policy_keep_drop_error():
     data = frame([("a", "2024-01-01", 10.0), ("a", "2024-01-01", 10.0), ("a", "2024-01-02", 1.0)])
     kept = read_transactions(data)
     assert kept.purchases["amount"].tolist() == [20.0, 1.0]
-    assert "1 rows are exact duplicates" in kept.report.notes[0]
+    assert "1 row is an exact duplicate" in kept.report.notes[0]
     dropped = read_transactions(data, duplicates="drop")
     assert dropped.report.dropped == {REASON_DUPLICATE: 1}
     assert dropped.purchases["amount"].tolist() == [10.0, 1.0]
-    with pytest.raises(InputError, match="1 rows are exact duplicates"):
+    with pytest.raises(InputError, match="1 row is an exact duplicate"):
         read_transactions(data, duplicates="error")
 
 
@@ -303,7 +303,7 @@ def test_duplicates_are_whole_rows_on_or_before_the_as_of_day(duplicate_path):
     assert dropped.report.dropped == {REASON_DUPLICATE: 1, REASON_AFTER_AS_OF: 2}
     assert dropped.purchases["amount"].tolist() == [15.0, 15.0, 8.0]
     assert accounted(dropped.report)
-    with pytest.raises(InputError, match=r"1 rows are exact duplicates .*\(row 2: \"a\"\)"):
+    with pytest.raises(InputError, match=r"1 row is an exact duplicate .*\(row 2: \"a\"\)"):
         read_transactions(data, as_of=as_of, duplicates="error")
     # Without an as-of day, the repeated future row is a duplicate too.
     assert rules.duplicates_kept_note(2) in read_transactions(data).report.notes

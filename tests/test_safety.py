@@ -275,6 +275,12 @@ def test_oddities_are_named(tmp_path, capsys):
     code, _, err = run("")
     assert code == 2
     one_line(err, "is empty")
+    sheet = tmp_path / "orders.xlsx"
+    sheet.write_bytes(b"PK\x03\x04")
+    args = ["rfm", "--transactions", sheet, "--as-of", AS_OF, "--output", tmp_path / "o.csv"]
+    code, _, err = clvcast(capsys, *args)
+    assert code == 2
+    one_line(err, "has extension '.xlsx'; use .csv, .tsv or .parquet. Save the sheet as CSV")
     code, _, err = run("contact_id,date,amount,amount\na,2024-01-01,1,2\n")
     one_line(err, "two columns named 'amount' (columns 3 and 4)")
     # A spreadsheet saved as CSV ends its header with empty names: no option can name them,
@@ -285,8 +291,8 @@ def test_oddities_are_named(tmp_path, capsys):
     one_line(err, "amount out of range")
     code, out, err = run("contact_id,date,amount\na,1900-01-01,3\na,2024-01-01,1\nb,2024-01-02,5\n")
     assert code == 0
-    assert "note: 1 rows are dated before 1970 (earliest 1900-01-01)" in out
-    assert "clvcast: warning: transactions (odd.csv): 1 rows are dated before 1970" in err
+    assert "note: 1 row is dated before 1970 (earliest 1900-01-01)" in out
+    assert "clvcast: warning: transactions (odd.csv): 1 row is dated before 1970" in err
 
 
 def test_an_as_of_date_long_after_the_last_purchase_is_named(cdnow_raw, tmp_path, capsys):

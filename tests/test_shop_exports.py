@@ -950,14 +950,25 @@ def test_unpaid_orders_are_read_as_purchases_and_counted_in_a_note():
     _assert_log(log, orders)
     assert (
         "24 rows with column 'Financial Status' saying the order was not paid yet "
-        "(8 authorized, 16 pending) were read as purchases: most are paid later, some never are"
+        "(8 authorized, 16 pending) were read as purchases: most are paid later, some never are "
+        "(--status-col 'Financial Status' --not-purchase-statuses 'authorized,pending' drops them)"
     ) in log.report.notes
     woo = orders.assign(
         **{"Order Status": ["wc-completed", "wc-cancelled", "wc-on-hold", "wc-pending", ""] * 8}
     )
     read = read_transactions(woo, status_col="Order Status")
     _assert_log(read, orders[(woo["Order Status"] != "wc-cancelled").to_numpy()])
-    assert any("(8 on-hold, 8 pending) were read as purchases" in n for n in read.report.notes)
+    assert any(
+        "(8 on-hold, 8 pending) were read as purchases" in n
+        and n.endswith("(--not-purchase-statuses 'on-hold,pending' drops them)")
+        for n in read.report.notes
+    )
+    # Done as the note says, the unpaid orders are dropped and counted.
+    dropped = read_transactions(
+        shopify, status_col="Financial Status", not_purchase_statuses="authorized,pending"
+    )
+    assert dropped.report.dropped[REASON_STATUS] == 24
+    assert not any("not paid" in note for note in dropped.report.notes)
     unread = read_transactions(shopify, status_col="none")
     assert not any("not paid" in note for note in unread.report.notes)
     assert not any("not paid" in note for note in read_transactions(orders).report.notes)
@@ -1311,7 +1322,7 @@ def test_a_spreadsheet_total_row_is_named_with_its_empty_date(tmp_path):
     path = tmp_path / "sheet.csv"
     path.write_text("contact_id,date,amount\na,2024-01-05,10\nb,2024-02-05,20\nTotal,,30\n")
     with pytest.raises(
-        InputError, match=r"1 rows with missing date in column 'date' \(row 3: empty\)"
+        InputError, match=r"1 row with missing date in column 'date' \(row 3: empty\)"
     ):
         read_transactions(path)
     log = read_transactions(path, invalid="drop")

@@ -68,6 +68,7 @@ from clvcast.data.inputs import (
     parse_as_of,
     separator_name,
     source_name,
+    unknown_extension,
 )
 from clvcast.data.lines import purchase_days
 from clvcast.data.report import (
@@ -76,6 +77,7 @@ from clvcast.data.report import (
     REASON_MISSING_CONTACT,
     IngestionReport,
     PurchaseLog,
+    counted,
 )
 from clvcast.errors import DataQualityWarning, InputError
 
@@ -702,9 +704,7 @@ def _register_source(
             f"delim = {_literal(sep)}, quote = '\"', escape = '\"')"
         )
     else:
-        raise InputError(
-            f"transactions file {path} has extension '{suffix}'; use .csv, .tsv or .parquet."
-        )
+        raise unknown_extension("transactions", path)
     try:
         connection.execute(f"CREATE VIEW source AS SELECT * FROM {reader}")
         columns = [row[0] for row in connection.execute("DESCRIBE SELECT * FROM source").fetchall()]
@@ -1326,7 +1326,7 @@ def _ingest(
             )
             hint += rules.order_line_hint(count, int(in_orders))
         found.append(
-            f"{count:,} rows with {reason} in column '{column}' ({_shown(rows, count)}){hint}"
+            f"{counted(count, 'row')} with {reason} in column '{column}' ({_shown(rows, count)}){hint}"
         )
     if found and invalid == "error":
         raise rules.invalid_rows(name, found)

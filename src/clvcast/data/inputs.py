@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clvcast.data.report import counted
 from clvcast.errors import InputError
 
 EXAMPLES = 5  # example rows shown in an error message
@@ -154,6 +155,25 @@ def field_count_problem(path: Path, sep: str, what: str, name: str) -> str | Non
     )
 
 
+# Spreadsheet files, which clvcast does not read (their cells' types are the application's
+# guess, and reading them needs another library): the refusal says how to make a CSV.
+_SPREADSHEETS = (".xlsx", ".xlsm", ".xls", ".ods", ".numbers")
+
+
+def unknown_extension(what: str, path: Path) -> InputError:
+    """The refusal of an input file whose extension says neither CSV nor Parquet; a
+    spreadsheet gets how to save it as CSV."""
+    suffix = path.suffix.lower()
+    how = (
+        " Save the sheet as CSV first (Excel: File > Save As > CSV UTF-8)."
+        if suffix in _SPREADSHEETS
+        else ""
+    )
+    return InputError(
+        f"{what} file {path} has extension '{suffix}'; use .csv, .tsv or .parquet.{how}"
+    )
+
+
 def check_unique_columns(names: Sequence[object], where: str) -> None:
     """Refuse a table with two columns of one name: which one is meant is a guess.
 
@@ -226,7 +246,7 @@ def read_table(
         ) from exc
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InputError(f"cannot read {what} file {path}: {str(exc).splitlines()[0]}") from exc
-    raise InputError(f"{what} file {path} has extension '{suffix}'; use .csv, .tsv or .parquet.")
+    raise unknown_extension(what, path)
 
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?")
@@ -399,7 +419,8 @@ def read_contacts(
     ids = normalise_contact_ids(frame[contact_col].reset_index(drop=True), id_case)
     if ids.isna().any():
         raise InputError(
-            f"contacts ({name}): {int(ids.isna().sum()):,} rows have no value in column "
+            f"contacts ({name}): {counted(int(ids.isna().sum()), 'row')} with no value in "
+            f"column "
             f"'{contact_col}' ({examples(ids[ids.isna()].fillna(''))}). Every contact needs an id."
         )
     dup = ids.duplicated(keep=False)

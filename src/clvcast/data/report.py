@@ -9,6 +9,17 @@ import pandas as pd
 
 PURCHASE_LOG_COLUMNS = ("contact_id", "date", "amount")
 
+
+def counted(count: int, noun: str) -> str:
+    """A count and its noun, singular for one: "1 row", "2 rows", "1,234 contacts"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``noun`` as it goes with ``count``: "row" for one, "rows" otherwise."""
+    return noun if count == 1 else noun + "s"
+
+
 # Reasons a row can be dropped; the keys of IngestionReport.dropped.
 REASON_MISSING_CONTACT = "no contact id (guest checkout)"
 REASON_MISSING_DATE = "missing date"
@@ -84,24 +95,27 @@ class IngestionReport:
         """A short human-readable report, as the CLI prints it."""
         width = len(f"{self.rows_read:,}")
         lines = [f"Ingestion report for {self.source}"]
-        lines.append(f"  {self.rows_read:>{width},} rows read")
+        lines.append(f"  {self.rows_read:>{width},} {plural(self.rows_read, 'row')} read")
         lines.append(
             f"  {self.purchase_days:>{width},} purchase days kept (one per contact and day)"
         )
-        lines.append(f"  {self.rows_merged:>{width},} rows merged into a purchase day")
+        merged = plural(self.rows_merged, "row")
+        lines.append(f"  {self.rows_merged:>{width},} {merged} merged into a purchase day")
         if self.rows_netted:
             lines.append(
-                f"  {self.rows_netted:>{width},} refund rows netted against a kept purchase"
+                f"  {self.rows_netted:>{width},} refund {plural(self.rows_netted, 'row')} "
+                "netted against a kept purchase"
             )
         for reason, count in self.dropped.items():
-            lines.append(f"  {count:>{width},} rows dropped: {reason}")
+            lines.append(f"  {count:>{width},} {plural(count, 'row')} dropped: {reason}")
         span = ""
         if self.first_date is not None and self.last_date is not None:
             span = f", {self.first_date.date()} to {self.last_date.date()}"
-        lines.append(f"  {self.contacts:,} contacts with purchases{span}")
+        lines.append(f"  {counted(self.contacts, 'contact')} with purchases{span}")
         if self.contacts_without_purchase:
             lines.append(
-                f"  {self.contacts_without_purchase:,} contacts lost every row to the drops above"
+                f"  {counted(self.contacts_without_purchase, 'contact')} lost every row to the "
+                "drops above"
             )
         if self.date_format:
             lines.append(f"  dates read as {self.date_format}")

@@ -24,6 +24,7 @@ from clvcast.data.report import (
     REASON_OTHER_CURRENCY,
     REASON_STATUS,
     IngestionReport,
+    counted,
 )
 from clvcast.errors import DataQualityWarning, InputError
 
@@ -104,7 +105,7 @@ def unread_refunds(
     """The refusal of an input whose ``column`` holds refunds (on ``rows`` rows, ``money``
     in all) that the amounts may still include, when no --refund-col says what they are."""
     return InputError(
-        f"transactions ({name}): column '{column}' holds refunds on {rows:,} rows "
+        f"transactions ({name}): column '{column}' holds refunds on {counted(rows, 'row')} "
         f"({money:,.2f} in all) that the amounts in '{amount_label}' may still include; pass "
         f"--refund-col '{column}' to take them off the amounts, or --refund-col "
         f"{NO_COLUMN} to read the amounts as written."
@@ -506,9 +507,13 @@ def implausible_dates(
     but more often a misread date or a placeholder (1900-01-01) than a real purchase."""
     found = []
     if early:
-        found.append(f"{early:,} rows are dated before 1970 (earliest {earliest})")
+        found.append(
+            f"{counted(early, 'row')} {_be(early)} dated before 1970 (earliest {earliest})"
+        )
     if late and last_year is not None:
-        found.append(f"{late:,} rows are dated after {last_year} (latest {latest})")
+        found.append(
+            f"{counted(late, 'row')} {_be(late)} dated after {last_year} (latest {latest})"
+        )
     for text in found:
         message = f"transactions ({report.source}): {text}; check the date column and its format"
         report.notes.append(text + "; check the date column and its format")
@@ -528,23 +533,35 @@ def invalid_rows(name: str, found: list[str]) -> InputError:
     )
 
 
+def _be(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
+def _duplicates(count: int) -> str:
+    """ "1 row is an exact duplicate", "2 rows are exact duplicates"."""
+    if count == 1:
+        return "1 row is an exact duplicate"
+    return f"{count:,} rows are exact duplicates"
+
+
 def duplicate_rows(name: str, count: int, examples: str) -> InputError:
     return InputError(
-        f"transactions ({name}): {count:,} rows are exact duplicates of an earlier row "
+        f"transactions ({name}): {_duplicates(count)} of an earlier row "
         f"({examples}). Remove them, or pass duplicates='keep' or 'drop'."
     )
 
 
 def duplicates_kept_note(count: int) -> str:
     return (
-        f"{count:,} rows are exact duplicates of an earlier row; kept as separate "
+        f"{_duplicates(count)} of an earlier row; kept as separate "
         "order lines (duplicates='drop' removes them)"
     )
 
 
 def nonpositive_rows(name: str, count: int, column: str, examples: str) -> InputError:
     return InputError(
-        f"transactions ({name}): {count:,} rows have an amount <= 0 in column "
+        f"transactions ({name}): {counted(count, 'row')} {'has' if count == 1 else 'have'} "
+        f"an amount <= 0 in column "
         f"'{column}' ({examples}). Pass nonpositive='drop' "
         "or 'net' (CLI: --nonpositive) to say how refunds and zero amounts count."
     )
@@ -552,7 +569,7 @@ def nonpositive_rows(name: str, count: int, column: str, examples: str) -> Input
 
 def refund_excess_note(excess: object, contacts: int) -> str:
     return (
-        f"refunds of {contacts:,} contacts exceeded all their earlier purchases by "
+        f"refunds of {counted(contacts, 'contact')} exceeded all their earlier purchases by "
         f"{float(excess):,.2f} in total; the excess was dropped"
     )
 

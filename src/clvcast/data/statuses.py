@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from clvcast.data.report import counted
 from clvcast.data.rules import NO_COLUMN, named_column, option_columns
 from clvcast.errors import InputError
 
@@ -305,7 +306,7 @@ def read_statuses(
         if NOT_A_PURCHASE in by_meaning and column != read:
             raise unread_statuses(name, column, by_meaning[NOT_A_PURCHASE])
         if UNPAID in by_meaning:
-            notes.append(unpaid_note(column, by_meaning[UNPAID]))
+            notes.append(unpaid_note(column, by_meaning[UNPAID], column == read))
         if column == read:
             dropped = tuple(sorted(v for v, m in meaning_of.items() if m == NOT_A_PURCHASE))
     if said.any and read is None:
@@ -322,12 +323,16 @@ def _counted(counts: dict[str, int]) -> str:
     return ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
 
 
-def unpaid_note(column: str, counts: dict[str, int]) -> str:
+def unpaid_note(column: str, counts: dict[str, int], read: bool = True) -> str:
     """The report's note on rows whose status (``counts`` by status) says the order was not
-    paid when the shop exported it: they are read as purchases."""
+    paid when the shop exported it: they are read as purchases, and the note says how to
+    drop them (with --status-col when the column is not ``read`` yet)."""
+    listed = ",".join(sorted(counts))
+    option = "" if read else f"--status-col '{column}' "
     return (
-        f"{sum(counts.values()):,} rows with column '{column}' saying the order was not paid "
-        f"yet ({_counted(counts)}) were read as purchases: most are paid later, some never are"
+        f"{counted(sum(counts.values()), 'row')} with column '{column}' saying the order was "
+        f"not paid yet ({_counted(counts)}) were read as purchases: most are paid later, some "
+        f"never are ({option}--not-purchase-statuses '{listed}' drops them)"
     )
 
 

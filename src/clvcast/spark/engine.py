@@ -60,9 +60,10 @@ from clvcast.data.inputs import (
     existing_file,
     field_count_problem,
     is_parquet,
+    unknown_extension,
 )
 from clvcast.data.lines import purchase_days
-from clvcast.data.report import REASON_AFTER_AS_OF, REASON_DUPLICATE
+from clvcast.data.report import REASON_AFTER_AS_OF, REASON_DUPLICATE, counted
 from clvcast.errors import DataQualityWarning, InputError
 from clvcast.summary import finish_summary
 
@@ -122,9 +123,7 @@ def _read_source(
     except Exception as exc:  # Spark's AnalysisException and friends
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"cannot read transactions file {path.name}: {first_line}") from exc
-    raise InputError(
-        f"transactions file {path} has extension '{suffix}'; use .csv, .tsv or .parquet."
-    )
+    raise unknown_extension("transactions", path)
 
 
 def _contact(frame: Any, column: str, kind: str, id_case: str, name: str):
@@ -559,7 +558,7 @@ def _aggregate(
             in_orders = lines.agg(F.sum("n")).collect()[0][0] or 0
             hint += rules.order_line_hint(count, int(in_orders))
         found.append(
-            f"{count:,} rows with {reason} in column '{column}' ({_shown(values, count)}){hint}"
+            f"{counted(count, 'row')} with {reason} in column '{column}' ({_shown(values, count)}){hint}"
         )
     if found and options.invalid == "error":
         raise rules.invalid_rows(name, found)

@@ -57,6 +57,8 @@ def spark_session(master: str | None = None, *, app_name: str = "clvcast") -> An
         .appName(app_name)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        # No progress bar drawn on stderr over clvcast's own output when a stage runs long.
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", str(max(2, 2 * (os.cpu_count() or 1))))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", os.environ.get("CLVCAST_SPARK_DRIVER_MEMORY", "4g"))

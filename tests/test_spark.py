@@ -169,18 +169,23 @@ def test_spark_names_shopify_item_lines_as_the_local_engine(spark, tmp_path):
     assert remote.split(";")[1] == local.split(";")[1]
 
 
-def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
-    statuses = ["paid", "refunded", "wc-Cancelled ", None, "partially_refunded", "Pending"]
+def _status_export(path, column: str, statuses: list) -> None:
+    """Six orders of three contacts, with ``statuses`` in ``column``, as a CSV at ``path``."""
     frame = pd.DataFrame(
         {
             "contact_id": ["a", "a", "b", "b", "c", "c"],
             "date": pd.date_range("2024-01-01", periods=6).strftime("%Y-%m-%d"),
             "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
-            "Financial Status": statuses,
+            column: statuses,
         }
     )
-    path = tmp_path / "orders.csv"
     frame.to_csv(path, index=False)
+
+
+def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
+    statuses = ["paid", "refunded", "wc-Cancelled ", None, "partially_refunded", "Pending"]
+    path = tmp_path / "orders.csv"
+    _status_export(path, "Financial Status", statuses)
     local, remote = _refusals(spark, path)
     assert remote == local
     for status_col in ("Financial Status", "none"):
@@ -192,16 +197,8 @@ def test_spark_reads_order_statuses_as_the_local_engine(spark, tmp_path):
 
 def test_spark_reads_magento_statuses_as_the_local_engine(spark, tmp_path):
     written = ["complete", "order_refunded", "closed", "\\N", "exchange", "pending_paypal"]
-    frame = pd.DataFrame(
-        {
-            "contact_id": ["a", "a", "b", "b", "c", "c"],
-            "date": pd.date_range("2024-01-01", periods=6).strftime("%Y-%m-%d"),
-            "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
-            "status": written,
-        }
-    )
     path = tmp_path / "magento.csv"
-    frame.to_csv(path, index=False)
+    _status_export(path, "status", written)
     local, remote = _refusals(spark, path)
     assert "(1 closed, 1 exchange rows;" in local
     assert remote == local

@@ -77,7 +77,6 @@ from clvcast.data.report import (
     REASON_MISSING_CONTACT,
     IngestionReport,
     PurchaseLog,
-    counted,
 )
 from clvcast.errors import DataQualityWarning, InputError
 
@@ -831,10 +830,10 @@ def read_transactions(
         CSV dialect: the separator (default: detected from the header among ``,`` ``;``
         tab and ``|``), the decimal mark of amounts (``.`` or ``,``; None, the default:
         ``.``, or ``,`` with ``thousands="."``, and amounts whose every dot is followed by
-        groups of three digits, such as "12.990", are refused until it is given), the separator between
-        their thousands (None, the default: none; ``,``, ``.``, ``" "``, which also
-        stands for the no-break spaces, or ``"'"``, also the typographic apostrophe of Swiss
-        amounts; only between groups of three digits), the one
+        groups of three digits, such as "12.990", are refused until it is given), the
+        separator between their thousands (None, the default: none; ``,``, ``.``, ``" "``,
+        which also stands for the no-break spaces, or ``"'"``, also the typographic
+        apostrophe of Swiss amounts; only between groups of three digits), the one
         currency sign or code the amounts may carry (such as ``"€"`` or ``"EUR"``; None, the
         default: none) and the text encoding (``utf-8``, with or without BOM, by default;
         ``latin-1``, ``cp1252``... are read through Python's codecs). A currency column
@@ -869,9 +868,9 @@ def read_transactions(
         STATUS_COLUMN_NAMES`) that holds such statuses is refused until this says which.
     purchase_statuses, not_purchase_statuses
         Statuses (as written; case, "wc-" and punctuation aside) that are purchases, or not,
-        whatever the rules say: a list, or one text of comma-separated statuses. A status column holding a status that says neither
-        (Magento's "closed", which is a refunded order there and a completed one elsewhere)
-        is refused until one of these names it.
+        whatever the rules say: a list, or one text of comma-separated statuses. A status
+        column holding a status that says neither (Magento's "closed", which is a refunded
+        order there and a completed one elsewhere) is refused until one of these names it.
     refund_col
         Column of money refunded on an order whose amount column still holds the whole
         order (Shopify's "Refunded Amount" beside "Total"): taken off the amount (as its
@@ -1325,9 +1324,7 @@ def _ingest(
                     WHERE t.problem = {code}""",
             )
             hint += rules.order_line_hint(count, int(in_orders))
-        found.append(
-            f"{counted(count, 'row')} with {reason} in column '{column}' ({_shown(rows, count)}){hint}"
-        )
+        found.append(rules.problem_rows(count, reason, column, _shown(rows, count)) + hint)
     if found and invalid == "error":
         raise rules.invalid_rows(name, found)
 

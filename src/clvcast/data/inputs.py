@@ -420,8 +420,8 @@ def read_contacts(
     if ids.isna().any():
         raise InputError(
             f"contacts ({name}): {counted(int(ids.isna().sum()), 'row')} with no value in "
-            f"column "
-            f"'{contact_col}' ({examples(ids[ids.isna()].fillna(''))}). Every contact needs an id."
+            f"column '{contact_col}' ({examples(ids[ids.isna()].fillna(''))}). Every contact "
+            "needs an id."
         )
     dup = ids.duplicated(keep=False)
     if dup.any():

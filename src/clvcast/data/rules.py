@@ -524,6 +524,11 @@ def no_rows(name: str) -> InputError:
     return InputError(f"transactions ({name}) has no rows; nothing to model.")
 
 
+def problem_rows(count: int, reason: str, column: str, shown: str) -> str:
+    """One part of :func:`invalid_rows`: "N rows with REASON in column 'C' (examples)"."""
+    return f"{counted(count, 'row')} with {reason} in column '{column}' ({shown})"
+
+
 def invalid_rows(name: str, found: list[str]) -> InputError:
     """``found``: one "N rows with REASON in column 'C' (examples)" part per problem."""
     return InputError(

@@ -86,7 +86,8 @@ _NOT_PURCHASES_BY_LANGUAGE = {
 # Words that make any status they are part of not a purchase ("Order Cancelled", "Cancelled
 # by customer", "order_refunded"): the one-word statuses above and their nouns.
 _NOT_PURCHASE_WORDS = (
-    "cancel", "cancellation", "return", "fraudulent", "chargedback", "reversed", "abandoned", "draft",
+    "cancel", "cancellation", "return", "fraudulent", "chargedback", "reversed", "abandoned",
+    "draft",
     "anulación", "anulacion", "cancelación", "cancelacion", "devolución", "devolucion",
     "reembolso", "cancelamento", "devolução", "devolucao", "estorno", "annulation",
     "remboursement", "annullamento", "rimborso", "stornierung", "storno", "erstattung",
@@ -297,8 +298,9 @@ def read_statuses(
             if key is None:
                 continue
             meaning_of[value] = status_meaning(key, said)
-            shown = by_meaning.setdefault(meaning_of[value], {})
-            shown[status_shown(value)] = shown.get(status_shown(value), 0) + rows
+            rows_by_shown = by_meaning.setdefault(meaning_of[value], {})
+            shown = status_shown(value)
+            rows_by_shown[shown] = rows_by_shown.get(shown, 0) + rows
         if column != read and set(by_meaning) <= {UNKNOWN}:
             continue  # no known status: not a column of order statuses
         if UNKNOWN in by_meaning:
@@ -319,7 +321,7 @@ def read_statuses(
     return StatusReading(tuple(notes), read, dropped)
 
 
-def _counted(counts: dict[str, int]) -> str:
+def _by_status(counts: dict[str, int]) -> str:
     return ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
 
 
@@ -331,7 +333,7 @@ def unpaid_note(column: str, counts: dict[str, int], read: bool = True) -> str:
     option = "" if read else f"--status-col '{column}' "
     return (
         f"{counted(sum(counts.values()), 'row')} with column '{column}' saying the order was "
-        f"not paid yet ({_counted(counts)}) were read as purchases: most are paid later, some "
+        f"not paid yet ({_by_status(counts)}) were read as purchases: most are paid later, some "
         f"never are ({option}--not-purchase-statuses '{listed}' drops them)"
     )
 
@@ -341,7 +343,7 @@ def unread_statuses(name: str, column: str, counts: dict[str, int]) -> InputErro
     of rows by status) when no --status-col says what to do with them."""
     return InputError(
         f"transactions ({name}): column '{column}' marks orders as not purchases "
-        f"({_counted(counts)} rows); pass --status-col '{column}' to drop and count them, or "
+        f"({_by_status(counts)} rows); pass --status-col '{column}' to drop and count them, or "
         f"--status-col {NO_COLUMN} to count every row as a purchase."
     )
 
@@ -357,7 +359,7 @@ def unknown_statuses(
     none = f", or --status-col {NO_COLUMN} to count every row as a purchase" * found_by_name
     return InputError(
         f"transactions ({name}): column '{column}' holds order statuses that do not say "
-        f"whether the order is a purchase ({_counted(counts)} rows{'; ' + why if why else ''}); "
+        f"whether the order is a purchase ({_by_status(counts)} rows{'; ' + why if why else ''}); "
         f"pass {column_option}--not-purchase-statuses '{listed}' to drop and count those "
         f"orders or --purchase-statuses '{listed}' to read them as purchases (or some in "
         f"each){none}."

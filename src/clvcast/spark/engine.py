@@ -63,7 +63,7 @@ from clvcast.data.inputs import (
     unknown_extension,
 )
 from clvcast.data.lines import purchase_days
-from clvcast.data.report import REASON_AFTER_AS_OF, REASON_DUPLICATE, counted
+from clvcast.data.report import REASON_AFTER_AS_OF, REASON_DUPLICATE
 from clvcast.errors import DataQualityWarning, InputError
 from clvcast.summary import finish_summary
 
@@ -557,9 +557,7 @@ def _aggregate(
             lines = typed.where(F.col("problem") == code).join(priced, keys, "left_semi")
             in_orders = lines.agg(F.sum("n")).collect()[0][0] or 0
             hint += rules.order_line_hint(count, int(in_orders))
-        found.append(
-            f"{counted(count, 'row')} with {reason} in column '{column}' ({_shown(values, count)}){hint}"
-        )
+        found.append(rules.problem_rows(count, reason, column, _shown(values, count)) + hint)
     if found and options.invalid == "error":
         raise rules.invalid_rows(name, found)
     usable = typed.where(F.col("problem") == 0)

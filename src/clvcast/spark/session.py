@@ -3,8 +3,8 @@
 ``pyspark`` is the optional extra ``clvcast[spark]``; Spark 4 runs on Java 17 or later.
 Spark's own log is off (:data:`LOG_CONFIG`; ``CLVCAST_SPARK_LOG_LEVEL=warn`` shows it):
 clvcast reports every error in one line, and a refused input printed a Java stack trace per
-failed task before it. The session works in UTC (``spark.sql.session.timeZone``), like the local engine, so a day
-is the same calendar day on both.
+failed task before it. The session works in UTC (``spark.sql.session.timeZone``), like the
+local engine, so a day is the same calendar day on both.
 """
 
 from __future__ import annotations

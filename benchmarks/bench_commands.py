@@ -14,6 +14,11 @@ For each process it prints wall seconds (a monotonic clock around the child), CP
 the lifetimes / clvcast ratios (above 1: clvcast is faster or smaller); with ``--repeat N``
 the two sides run N times each, alternated, and the figures are medians.
 
+``--floor`` adds a third process to the ``rfm`` cases on Parquet: one DuckDB statement
+that makes the same table from the same file and checks nothing (no pandas, no pyarrow; see
+``SCRIPTS["rfm-floor"]``), with the lifetimes / floor ratios on its line. No command that
+checks its input can beat that process, so it shows which bars the hardware allows.
+
 The ``clvcast`` command gives its NumPy the kernel's 4 KB pages (see
 :func:`clvcast.cli.console_main`); the lifetimes script runs with NumPy's default (2 MB pages
 for large arrays), as a user would run it. On a machine where fresh 2 MB pages are slow,
@@ -30,6 +35,7 @@ Run from the repository root with the project's virtualenv::
     python benchmarks/bench_commands.py --cases forecast-1m-csv  # the 1M case to CSV
     python benchmarks/bench_commands.py --repeat 5      # medians of five alternated runs
     python benchmarks/bench_commands.py --same-numpy-pages  # the script with 4 KB pages too
+    python benchmarks/bench_commands.py --cases rfm-5m --floor  # and the unchecked floor
     python benchmarks/bench_commands.py --list
 """
 
@@ -110,6 +116,37 @@ if output.endswith(".csv"):
 else:
     summary.reset_index().to_parquet(output)
 """,
+    # Not a lifetimes script: the floor under any checked command on these cores. One DuckDB
+    # statement from the Parquet file to the same table (contact-day sums, the summary,
+    # quintiles by ntile, DuckDB's own Parquet writer) that checks nothing and imports
+    # neither pandas nor pyarrow. A bar below this process cannot be met by any command
+    # that checks its input.
+    "rfm-floor": """
+import sys
+import duckdb
+
+source, as_of, output = sys.argv[1:4]
+duckdb.execute(f\"\"\"
+COPY (
+  WITH daily AS (
+    SELECT contact_id, CAST(date AS DATE) AS day, SUM(amount) AS amount
+    FROM read_parquet('{source}')
+    WHERE amount > 0 AND CAST(date AS DATE) <= DATE '{as_of}'
+    GROUP BY ALL),
+  summary AS (
+    SELECT contact_id, COUNT(*) - 1 AS frequency,
+           date_diff('day', MIN(day), MAX(day)) AS recency,
+           date_diff('day', MIN(day), DATE '{as_of}') AS T,
+           COALESCE((SUM(amount) - arg_min(amount, day)) / NULLIF(COUNT(*) - 1, 0), 0)
+               AS monetary_value,
+           SUM(amount) AS total_spend
+    FROM daily GROUP BY contact_id)
+  SELECT *, ntile(5) OVER (ORDER BY recency DESC) AS r_score,
+         ntile(5) OVER (ORDER BY frequency) AS f_score,
+         ntile(5) OVER (ORDER BY total_spend) AS m_score
+  FROM summary
+) TO '{output}' (FORMAT parquet)\"\"\")
+""",
     "online-retail": """
 import sys
 import pandas as pd
@@ -170,6 +207,7 @@ class Case:
     make_input: object  # (folder) -> path of the input file
     clvcast: object  # (folder, input) -> argv
     lifetimes: object  # (folder, input) -> argv
+    floor: object = None  # (folder, input) -> argv of the unchecked DuckDB process, or None
 
 
 def _clvcast() -> list[str]:
@@ -224,7 +262,15 @@ RETAIL_OPTIONS = [
 
 
 def _table_case(
-    name: str, what: str, make, command: str, script: str, as_of: str, fmt=None, suffix=".parquet"
+    name: str,
+    what: str,
+    make,
+    command: str,
+    script: str,
+    as_of: str,
+    fmt=None,
+    suffix=".parquet",
+    floor: bool = False,
 ):
     extra = ["--date-format", fmt] if fmt else []
 
@@ -236,7 +282,11 @@ def _table_case(
         argv = [sys.executable, _script(folder, script), str(source), as_of]
         return [*argv, str(folder / f"{name}_lifetimes{suffix}"), *([fmt] if fmt else [])]
 
-    return Case(name, what, make, ours, theirs)
+    def unchecked(folder: Path, source: Path) -> list[str]:
+        output = str(folder / f"{name}_floor{suffix}")
+        return [sys.executable, _script(folder, "rfm-floor"), str(source), as_of, output]
+
+    return Case(name, what, make, ours, theirs, unchecked if floor else None)
 
 
 CASES = {
@@ -281,7 +331,13 @@ CASES = {
         ],  # fmt: skip
     ),
     "rfm-5m": _table_case(
-        "rfm-5m", "rfm, 5M rows / 500k contacts", _log(5_000_000, 500_000), "rfm", "rfm", AS_OF
+        "rfm-5m",
+        "rfm, 5M rows / 500k contacts",
+        _log(5_000_000, 500_000),
+        "rfm",
+        "rfm",
+        AS_OF,
+        floor=True,
     ),
     "forecast-1m": _table_case(
         "forecast-1m",
@@ -302,7 +358,13 @@ CASES = {
         suffix=".csv",
     ),
     "rfm-20m": _table_case(
-        "rfm-20m", "rfm, 20M rows / 2M contacts", _log(20_000_000, 2_000_000), "rfm", "rfm", AS_OF
+        "rfm-20m",
+        "rfm, 20M rows / 2M contacts",
+        _log(20_000_000, 2_000_000),
+        "rfm",
+        "rfm",
+        AS_OF,
+        floor=True,
     ),
 }
 DEFAULT_CASES = ["help", "rfm-cdnow", "forecast-retail", "rfm-5m", "forecast-1m"]
@@ -366,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run the lifetimes script with NUMPY_MADVISE_HUGEPAGE=0, the setting the clvcast "
         "command gives itself",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="in the rfm cases on Parquet, also run the floor: one DuckDB statement that "
+        "makes the same table and checks nothing (the least any checked command can take)",
+    )
     parser.add_argument("--make", nargs=2, metavar=("CASE", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -393,13 +461,18 @@ def main(argv: list[str] | None = None) -> int:
         for key in args.cases:
             case = CASES[key]
             source = make_input(key, folder)
+            floor = args.floor and case.floor is not None
             runs: dict[str, list[dict[str, float]]] = {"clvcast": [], "lifetimes": []}
+            runs.update({"floor": []} if floor else {})
             for _ in range(args.repeat):  # alternated: drift moves both sides alike
                 runs["clvcast"].append(run_process(case.clvcast(folder, source), folder))
                 script = case.lifetimes(folder, source)
                 runs["lifetimes"].append(run_process(script, folder, script_env))
+                if floor:
+                    runs["floor"].append(run_process(case.floor(folder, source), folder))
             ours, theirs = median_row(runs["clvcast"]), median_row(runs["lifetimes"])
-            for side, row in (("clvcast", ours), ("lifetimes", theirs)):
+            for side in runs:
+                row = median_row(runs[side])
                 walls = sorted(run["wall"] for run in runs[side])
                 spread = f"  ({walls[0]:.2f}-{walls[-1]:.2f})" if len(walls) > 1 else ""
                 print(
@@ -407,11 +480,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['peak_mb']:>8.0f}",
                     end="",
                 )
-                if side == "lifetimes":
+                against = {"lifetimes": ours, "floor": row}.get(side)
+                if against is not None:  # the floor's line: lifetimes / floor
                     print(
-                        f"   {theirs['wall'] / ours['wall']:>22.2f}x "
-                        f"{theirs['cpu'] / ours['cpu']:.2f}x "
-                        f"{theirs['peak_mb'] / ours['peak_mb']:.2f}x",
+                        f"   {theirs['wall'] / against['wall']:>22.2f}x "
+                        f"{theirs['cpu'] / against['cpu']:.2f}x "
+                        f"{theirs['peak_mb'] / against['peak_mb']:.2f}x",
                         end="",
                     )
                 print(spread, flush=True)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from clvcast.data import (
+    REASON_FIELD_COUNT,
     REASON_MISSING_CONTACT,
     REASON_NET_NONPOSITIVE,
     REASON_NONPOSITIVE,
@@ -532,6 +533,53 @@ def test_lines_with_another_number_of_fields_are_named(tmp_path, position):
     assert "\n" not in message and "sniff" not in message
 
 
+@pytest.mark.parametrize("position", [5, 30_000])  # within DuckDB's sniffed lines, and beyond
+def test_drop_invalid_drops_and_counts_lines_with_another_number_of_fields(tmp_path, position):
+    """Under --drop-invalid a line whose fields cannot be told apart is dropped, counted and
+    shown by its line number; it was refused even then, so a file a user could not export
+    again could not be read at all. The other lines are read as without it."""
+    orders = _orders(40_000)
+    path = tmp_path / "export.csv"
+    broken = {position: "c001,2023-03-01,20,50", position + 7: "c002,2023-03-02"}
+    _written_with(orders, path, broken)
+    with pytest.warns(DataQualityWarning, match='decimal comma such as "20,50"'):
+        log = read_transactions(path, invalid="drop")
+    assert log.report.dropped == {REASON_FIELD_COUNT: 2}
+    assert log.report.rows_read == len(orders)
+    note = next(n for n in log.report.notes if "number of fields" in n)
+    assert note.startswith("2 lines with another number of fields than the header dropped")
+    assert f'line {position + 2:,}: "c001,2023-03-01,20,50"' in note
+    assert f'line {position + 9:,}: "c002,2023-03-02"' in note
+    kept = orders.drop(index=list(broken)).reset_index(drop=True)
+    _assert_log(log, kept)
+
+
+def test_rows_after_a_dropped_line_are_named_by_their_place_in_the_file(tmp_path):
+    """A refused row's number counts the lines that --drop-invalid skipped before it: the
+    refund at data row 12 (line 13) is named as row 12, not row 10."""
+    orders = _orders(40)
+    orders.loc[11, "amount"] = -5.0
+    path = tmp_path / "export.csv"
+    _written_with(orders, path, {2: "c001,2023-03-01,20,50", 6: "c002,2023-03-02,1,2,3"})
+    with pytest.raises(InputError) as refused:
+        read_transactions(path, invalid="drop", nonpositive="error")
+    assert 'row 12: "-5.0"' in str(refused.value)
+
+
+def test_a_file_whose_every_line_has_another_number_of_fields_is_refused(tmp_path):
+    """Nothing left to read is a refusal that names the lines, not an empty model."""
+    path = tmp_path / "split.csv"
+    path.write_text("contact_id,date,amount\nA,2024-01-05,10,50\nB,2024-03-05,5,00\n")
+    with pytest.raises(InputError) as refused:
+        read_transactions(path, invalid="drop")
+    assert str(refused.value) == (
+        "transactions (split.csv): all 2 lines have another number of fields than the header "
+        '(line 2: "A,2024-01-05,10,50", line 3: "B,2024-03-05,5,00"); pass --sep if the '
+        "separator is not the header's, or export the file with values that hold the "
+        "separator in quotes."
+    )
+
+
 def test_a_last_line_with_one_field_more_is_not_taken_for_the_header(tmp_path):
     """DuckDB's sniffer read the file from its last line, a line of four fields, as the
     header of an empty table: the refusal named the columns 'B', '2024-03-05', '5', '00'."""
@@ -545,8 +593,15 @@ def test_a_last_line_with_one_field_more_is_not_taken_for_the_header(tmp_path):
         "clvcast: error: transactions file short.csv: 1 line with another number of fields "
         'than the header\'s 3 (line 3: 4 fields, "B,2024-03-05,5,00"): an amount with a '
         'decimal comma such as "5,00" splits in two where it is not quoted. Export the file '
-        "with such values in quotes, or pass --sep if ',' is not its separator."
+        "with such values in quotes, pass --sep if ',' is not its separator, or pass "
+        "--drop-invalid to drop and count such lines."
     ]
+    dropped = run_inprocess(*common, "--drop-invalid")
+    assert dropped.returncode == 0, dropped.stderr
+    assert "1 row dropped: line with another number of fields than the header" in dropped.stdout
+    assert 'line 3: "B,2024-03-05,5,00"' in dropped.stdout
+    assert "likely purchases" in dropped.stderr
+    assert pd.read_csv(out)["contact_id"].tolist() == ["A"]
     path.write_text('contact_id,date,amount\nA,2024-01-05,"10,50"\nB,2024-03-05,"5,00"\n')
     quoted = run_inprocess(*common, "--decimal", ",", "-q")
     assert quoted.returncode == 0, quoted.stderr

@@ -13,11 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clvcast.data import REASON_ORDER_CANCELLED, read_transactions, sample_contacts
+from clvcast.data import (
+    REASON_FIELD_COUNT,
+    REASON_ORDER_CANCELLED,
+    read_transactions,
+    sample_contacts,
+)
 from clvcast.data.chunks import chunk_of
 from clvcast.data.ingest import ReadOptions
 from clvcast.data.simulate import online_retail_lines
-from clvcast.errors import InputError
+from clvcast.errors import DataQualityWarning, InputError
 from clvcast.pipeline import CLVPipeline
 from clvcast.summary import summarize
 from conftest import (
@@ -516,14 +521,34 @@ def test_spark_refuses_status_refund_and_currency_in_one_line_as_the_local_engin
 
 def test_spark_refuses_lines_with_another_number_of_fields_as_the_local_engine(spark, tmp_path):
     """Spark's default CSV mode kept "20" of an unquoted "20,50" and went on without a word;
-    both engines now refuse the file with the same line."""
+    both engines now refuse the file with the same line. Under --drop-invalid the local
+    engine drops and counts the line; Spark's mode that drops such lines would not count
+    them, so it refuses and says so."""
     path = tmp_path / "split.csv"
     path.write_text(
         "contact_id,date,amount\na,2024-01-05,10.50\na,2024-02-05,20,50\nb,2024-03-05,5.00\n"
     )
-    local, remote = _refusals(spark, path, invalid="drop")
-    assert remote == local
-    assert 'line 3: 4 fields, "a,2024-02-05,20,50"' in local
+    local, remote = _refusals(spark, path)
+    named = (
+        "transactions file split.csv: 1 line with another number of fields than the header's "
+        '3 (line 3: 4 fields, "a,2024-02-05,20,50"): an amount with a decimal comma such as '
+        '"20,50" splits in two where it is not quoted. Export the file with such values in '
+        "quotes, "
+    )
+    assert remote == named + "or pass --sep if ',' is not its separator."
+    assert local == named + (
+        "pass --sep if ',' is not its separator, or pass --drop-invalid to drop and count "
+        "such lines."
+    )
+    with pytest.raises(InputError) as refused:
+        read_transactions_spark(spark, path, ReadOptions(invalid="drop"))
+    assert str(refused.value) == remote + (
+        " --drop-invalid drops and counts such lines with the local engine, not with "
+        "--engine spark."
+    )
+    with pytest.warns(DataQualityWarning, match="likely purchases"):
+        dropped = read_transactions(path, invalid="drop").report.dropped
+    assert dropped == {REASON_FIELD_COUNT: 1}
     path.write_text(
         'contact_id,date,amount\na,2024-01-05,10.50\na,2024-02-05,"20.50"\nb,2024-03-05,5.00\n'
     )

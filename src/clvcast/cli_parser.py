@@ -275,7 +275,8 @@ def _add_transaction_options(parser: argparse.ArgumentParser, required: bool = T
     group.add_argument(
         "--drop-invalid",
         action="store_true",
-        help="drop and count rows with a missing or unparseable date or amount, "
+        help="drop and count rows with a missing or unparseable date or amount, and "
+        "lines of a CSV with another number of fields than the header (local engine), "
         "instead of refusing the input (rows without a contact id, guest checkouts, "
         "are always dropped and counted)",
     )

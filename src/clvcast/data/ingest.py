@@ -19,8 +19,11 @@ Policies (all documented in the README):
   column. ``"keep"`` (default: without an order id, two identical lines are usually two real
   orders on one day, as in CDNOW) keeps and counts them; ``"drop"`` keeps the first;
   ``"error"`` refuses the input. A repeated row after the as-of day is one more row after it.
-- ``invalid``: rows with a missing or unparseable date or amount. ``"error"`` (default)
-  refuses the input with counts and examples; ``"drop"`` drops and counts them.
+- ``invalid``: rows with a missing or unparseable date or amount, and lines of a CSV with
+  another number of fields than the header (a value that holds the separator unquoted, or
+  a line cut short: none of its values can be trusted). ``"error"`` (default) refuses the
+  input with counts and examples; ``"drop"`` drops and counts them, the lines with their
+  line numbers in a note.
 - Rows without a contact id (guest checkouts) are always dropped and counted.
 - Order lines: ``quantity_col`` and ``price_col`` give amount = quantity x price;
   ``order_col`` makes the lines of one order one order (see :mod:`clvcast.data.lines`).
@@ -68,6 +71,7 @@ from clvcast.data.inputs import (
     parse_as_of,
     separator_name,
     source_name,
+    split_decimal,
     unknown_extension,
 )
 from clvcast.data.lines import purchase_days
@@ -695,12 +699,18 @@ def _register_source(
         sep = csv_separator(readable, options.sep)
         header = check_csv_header(readable, sep, "transactions")
 
-        def unreadable() -> str | None:
-            return field_count_problem(readable, sep, "transactions", path.name)
+        drops_lines = options.invalid == "drop"
 
+        def unreadable() -> str | None:
+            drop_option = None if drops_lines else "--drop-invalid"
+            return field_count_problem(readable, sep, "transactions", path.name, drop_option)
+
+        # Under --drop-invalid, lines with another number of fields than the header are
+        # skipped and kept in DuckDB's reject_errors (see _skipped_lines), to be counted.
+        skipping = ", ignore_errors = true, store_rejects = true" if drops_lines else ""
         reader = (
             f"read_csv({_literal(str(readable))}, all_varchar = true, header = true, "
-            f"delim = {_literal(sep)}, quote = '\"', escape = '\"')"
+            f"delim = {_literal(sep)}, quote = '\"', escape = '\"'{skipping})"
         )
     else:
         raise unknown_extension("transactions", path)
@@ -765,6 +775,49 @@ def _examples_of(connection: duckdb.DuckDBPyConnection, sql: str, total: int) ->
 
 def _scalar(connection: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> Any:
     return connection.execute(sql, params).fetchall()[0][0]
+
+
+def _skipped_lines(connection: duckdb.DuckDBPyConnection) -> tuple[int, str, str | None]:
+    """The CSV lines that the reader skipped (:func:`_register_source` under --drop-invalid),
+    counted once however many queries read the file: their count, the first ones shown with
+    their line numbers, and an amount that a decimal comma split (see
+    :func:`~clvcast.data.inputs.split_decimal`) if they hold one.
+
+    Keeps them in the table ``skipped_lines`` with, for each, how many rows of the file come
+    before it and were read (``read_before``), so :func:`_numbered_rows` numbers the rows
+    read as the file does.
+    """
+    connection.execute(
+        """CREATE OR REPLACE TEMP TABLE skipped_lines AS
+           SELECT line, text,
+                  line - 2 - (row_number() OVER (ORDER BY line) - 1) AS read_before
+           FROM (SELECT line, any_value(csv_line) AS text FROM reject_errors GROUP BY line)"""
+    )
+    total = int(_scalar(connection, "SELECT COUNT(*) FROM skipped_lines"))
+    if not total:
+        return 0, "", None
+    first = connection.execute(
+        f"SELECT line, text FROM skipped_lines ORDER BY line LIMIT {EXAMPLES}"
+    ).fetchall()
+    header = len(connection.execute("DESCRIBE SELECT * FROM source").fetchall())
+    sep = _scalar(connection, "SELECT any_value(delimiter) FROM reject_scans")
+    decimal = next(
+        (d for _, text in first if (d := split_decimal(str(text), str(sep), header))), None
+    )
+    examples = [(int(line), str(text)) for line, text in first]
+    return total, rules.skipped_lines_shown(examples, total), decimal
+
+
+def _numbered_rows(skipped: int) -> str:
+    """SQL of the input rows with their 0-based position in the file as ``_POSITION``, the
+    lines that the reader skipped (:func:`_skipped_lines`) counted in it."""
+    numbered = f"SELECT row_number() OVER () - 1 AS {_POSITION}, * FROM source"
+    if not skipped:
+        return numbered
+    return f"""SELECT {_POSITION} + (SELECT COUNT(*) FROM skipped_lines AS k
+                                     WHERE k.read_before <= r.{_POSITION}) AS {_POSITION},
+                      * EXCLUDE ({_POSITION})
+               FROM ({numbered}) AS r"""
 
 
 def read_transactions(
@@ -1112,7 +1165,8 @@ def ingested(
         unreadable = None
         try:
             unreadable = _register_source(connection, source, options, spill)
-            report = _ingest(connection, source, name, options, as_of_day)
+            skips_lines = unreadable is not None and options.invalid == "drop"
+            report = _ingest(connection, source, name, options, as_of_day, skips_lines)
         except duckdb.Error as exc:
             _raise_problem(unreadable)
             raise InputError(
@@ -1180,9 +1234,11 @@ def _ingest(
     name: str,
     options: ReadOptions,
     as_of_day: pd.Timestamp | None,
+    skips_lines: bool = False,
 ) -> IngestionReport:
     """Check and aggregate ``source``, registered in ``connection`` as the view ``source``
-    (:func:`_register_source`); see :func:`ingested`."""
+    (:func:`_register_source`); see :func:`ingested`. ``skips_lines``: the source is a CSV
+    read with its malformed lines skipped and stored (--drop-invalid), to be counted."""
     contact_col, date_col = options.contact_col, options.date_col
     nonpositive, duplicates, invalid = options.nonpositive, options.duplicates, options.invalid
     described = connection.execute("DESCRIBE SELECT * FROM source").fetchall()
@@ -1262,6 +1318,7 @@ def _ingest(
               FROM {rows_of} {typed.join})
         """
     )
+    skipped, skipped_shown, decimal = _skipped_lines(connection) if skips_lines else (0, "", None)
     buying = f"problem = 0 AND amount > 0 AND {_on_or_before('day', as_of_day)}"
     all_contacts = _normalise_ids(connection, name, contact_col, options.id_case, buying)
     _check_placeholder_ids(connection, name, contact_col, options, "n" if distinct else "1")
@@ -1283,11 +1340,17 @@ def _ingest(
     usable_stats = next((row[2:] for row in by_problem if row[0] == 0), (0,) * 7)
     rows_read = sum(counts.values())
     if rows_read == 0:
-        raise rules.no_rows(name)
-    report = IngestionReport(source=name, rows_read=rows_read, notes=notes, date_format=date_format)
-    numbered = (
-        f"(SELECT row_number() OVER () - 1 AS {_POSITION}, * FROM source) AS source {typed.join}"
+        raise (
+            rules.only_skipped_lines(name, skipped, skipped_shown)
+            if skipped
+            else rules.no_rows(name)
+        )
+    report = IngestionReport(
+        source=name, rows_read=rows_read + skipped, notes=notes, date_format=date_format
     )
+    if skipped:
+        rules.skipped_lines(report, skipped, skipped_shown, decimal)
+    numbered = f"({_numbered_rows(skipped)}) AS source {typed.join}"
     for i, (column, shape) in enumerate(shapes.items()):
         # Rows by shape, from the typed rows' one byte a row: no second read of a CSV.
         sums = f"SELECT shape_{i}, SUM({rows}) FROM typed GROUP BY ALL"

@@ -110,10 +110,20 @@ def _split_decimal(fields: Sequence[str], sep: str, header: int) -> str | None:
     return None
 
 
-def field_count_problem(path: Path, sep: str, what: str, name: str) -> str | None:
+def split_decimal(line: str, sep: str, header: int) -> str | None:
+    """'20,50' when ``line`` (a CSV line as written) has one field more than the header's
+    ``header`` and two neighbouring fields read as one amount with a decimal comma."""
+    fields = next(csv.reader([line], delimiter=sep, quotechar='"', doublequote=True), [])
+    return _split_decimal(fields, sep, header)
+
+
+def field_count_problem(
+    path: Path, sep: str, what: str, name: str, drop_option: str | None = None
+) -> str | None:
     """One line naming the lines of a CSV whose number of fields is not the header's, or
     None when every line has the header's number (empty fields after them aside: a
-    separator at the end of every line, as some exports write).
+    separator at the end of every line, as some exports write). ``drop_option`` is the
+    option that drops and counts such lines, where the reader has one.
 
     Such a line is read wrong by any reader that does not refuse it: an unquoted decimal
     comma ("20,50") or text with the separator in it splits a value in two, and Spark's
@@ -147,11 +157,15 @@ def field_count_problem(path: Path, sep: str, what: str, name: str) -> str | Non
         if decimal
         else "a value that holds the separator is not quoted, or a line is cut short"
     )
+    settle = f"pass --sep if {separator_name(sep)} is not its separator"
+    if drop_option:
+        settle += f", or pass {drop_option} to drop and count such lines"
+    else:
+        settle = "or " + settle
     return (
         f"{what} file {name}: {total:,} line{'s' if total > 1 else ''} with another number "
         f"of fields than the header's {header} ({shown}{more}): {cause}. Export the file "
-        f"with such values in quotes, or pass --sep if {separator_name(sep)} is not its "
-        "separator."
+        f"with such values in quotes, {settle}."
     )
 
 

@@ -21,6 +21,7 @@ def plural(count: int, noun: str) -> str:
 
 
 # Reasons a row can be dropped; the keys of IngestionReport.dropped.
+REASON_FIELD_COUNT = "line with another number of fields than the header (values split or cut)"
 REASON_MISSING_CONTACT = "no contact id (guest checkout)"
 REASON_MISSING_DATE = "missing date"
 REASON_BAD_DATE = "unparseable date"

@@ -18,6 +18,7 @@ from clvcast.data.report import (
     REASON_AMOUNT_RANGE,
     REASON_BAD_AMOUNT,
     REASON_BAD_DATE,
+    REASON_FIELD_COUNT,
     REASON_MISSING_AMOUNT,
     REASON_MISSING_CONTACT,
     REASON_MISSING_DATE,
@@ -522,6 +523,46 @@ def implausible_dates(
 
 def no_rows(name: str) -> InputError:
     return InputError(f"transactions ({name}) has no rows; nothing to model.")
+
+
+def skipped_lines_shown(examples: list[tuple[int, str]], total: int) -> str:
+    """'line 3: "c2,2024-01-02,20,50", line 9: "c3"' of (line number, line as written)."""
+    parts = []
+    for line, text in examples:
+        parts.append(
+            f"line {line:,}: {shown_value(text if len(text) <= 60 else text[:57] + '...')}"
+        )
+    more = total - len(examples)
+    return ", ".join(parts) + (f" and {more:,} more" if more > 0 else "")
+
+
+def skipped_lines(report: IngestionReport, total: int, shown: str, decimal: str | None) -> None:
+    """Count the CSV lines that --drop-invalid dropped for their number of fields, with a
+    note that shows the first ones. With ``decimal`` (an amount such as "20,50" that its
+    unquoted decimal comma split) the dropped lines are likely purchases with cents, a bias
+    of the monetary value, so the note is a warning too."""
+    report.dropped[REASON_FIELD_COUNT] = total
+    note = (
+        f"{counted(total, 'line')} with another number of fields than the header dropped "
+        f"(--drop-invalid): {shown}"
+    )
+    if decimal:
+        note += (
+            f'; amounts with a decimal comma such as "{decimal}" split in two where they are '
+            "not quoted, so these are likely purchases: export the file with such values in "
+            "quotes rather than dropping them"
+        )
+        warnings.warn(f"transactions ({report.source}): {note}", DataQualityWarning, 4)
+    report.notes.append(note)
+
+
+def only_skipped_lines(name: str, total: int, shown: str) -> InputError:
+    """Every line of a CSV had another number of fields than its header."""
+    return InputError(
+        f"transactions ({name}): all {counted(total, 'line')} have another number of fields "
+        f"than the header ({shown}); pass --sep if the separator is not the header's, or "
+        "export the file with values that hold the separator in quotes."
+    )
 
 
 def problem_rows(count: int, reason: str, column: str, shown: str) -> str:

@@ -434,6 +434,11 @@ def read_transactions_spark(
         if unreadable is None:
             raise
         problem = unreadable()
+        if problem and options.invalid == "drop":  # Spark would drop them uncounted
+            problem += (
+                " --drop-invalid drops and counts such lines with the local engine, not with "
+                "--engine spark."
+            )
         if problem:
             raise InputError(problem) from exc
         if _MALFORMED not in str(exc):  # not FAILFAST's refusal: the same error again

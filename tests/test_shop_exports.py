@@ -580,6 +580,46 @@ def test_a_file_whose_every_line_has_another_number_of_fields_is_refused(tmp_pat
     )
 
 
+def test_a_quote_that_is_never_closed_is_named_by_its_line(tmp_path):
+    """A stray quote at the start of a value ("3) made every later line part of that value:
+    DuckDB refused the file with "Error when sniffing file" and a hint at --sep, with or
+    without --drop-invalid. Now the line of the quote is named."""
+    path = tmp_path / "quote.csv"
+    path.write_text(
+        'contact_id,date,amount\nc1,2024-01-01,10.5\nc5,2024-01-07,"3\nc6,2024-01-08,4\n'
+    )
+    expected = (
+        'transactions file quote.csv: a quote (") opens a value in line 3 ("c5,2024-01-07,"3") '
+        "and is never closed, so every line after it reads as part of that value. A quote "
+        'inside a value must be doubled (""): export the file so, or remove the stray quote.'
+    )
+    for invalid in ("error", "drop"):
+        with pytest.raises(InputError) as refused:
+            read_transactions(path, invalid=invalid)
+        assert str(refused.value) == expected
+    # A quote inside a value that is not quoted is read as written, as before
+    path.write_text('contact_id,date,product,amount\nc1,2024-01-01,12" pizza,10.5\n')
+    assert read_transactions(path).purchases["amount"].tolist() == [10.5]
+
+
+def test_a_split_line_over_two_lines_is_named_by_its_first_line_on_one_line(tmp_path):
+    """A quoted value may hold a line break; a record over two lines with a field too many
+    is named by the line it starts on, its break written as \\n (the refusal was two lines)."""
+    path = tmp_path / "multi.csv"
+    path.write_text(
+        'contact_id,date,amount\nc1,2024-01-01,10.5\nc3,"Paris\nFrance",4,5\nc4,2024-01-03,3\n'
+    )
+    with pytest.raises(InputError) as refused:
+        read_transactions(path)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert 'line 3: 4 fields, "c3,Paris\\nFrance,4,5"' in message
+    with pytest.warns(DataQualityWarning):
+        log = read_transactions(path, invalid="drop")
+    assert 'line 3: "c3,"Paris\\nFrance",4,5"' in log.report.notes[0]
+    assert log.report.dropped == {REASON_FIELD_COUNT: 1}
+
+
 def test_a_last_line_with_one_field_more_is_not_taken_for_the_header(tmp_path):
     """DuckDB's sniffer read the file from its last line, a line of four fields, as the
     header of an empty table: the refusal named the columns 'B', '2024-03-05', '5', '00'."""

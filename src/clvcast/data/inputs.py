@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import itertools
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clvcast.data.report import counted
+from clvcast.data.report import counted, one_line
 from clvcast.errors import InputError
 
 EXAMPLES = 5  # example rows shown in an error message
@@ -117,6 +118,25 @@ def split_decimal(line: str, sep: str, header: int) -> str | None:
     return _split_decimal(fields, sep, header)
 
 
+def _unclosed_quote(path: Path, sep: str) -> tuple[int, str] | None:
+    """The line where a quote opens a value that is never closed (so the value runs to the
+    end of the file), and that line as written; None when every quoted value is closed."""
+    start = 1
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = csv.reader(handle, delimiter=sep, quotechar='"', doublequote=True, strict=True)
+        try:
+            for _ in rows:
+                start = rows.line_num + 1
+        except csv.Error as exc:
+            if "unexpected end of data" not in str(exc):
+                return None  # another flaw, which the caller explains if it can
+        else:
+            return None
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        line = next(itertools.islice(handle, start - 1, None), "")
+    return start, line
+
+
 def field_count_problem(
     path: Path, sep: str, what: str, name: str, drop_option: str | None = None
 ) -> str | None:
@@ -131,13 +151,23 @@ def field_count_problem(
     (with Python's csv module, quotes as DuckDB and Spark read them), so call this only to
     explain a file that a reader found malformed.
     """
+    unclosed = _unclosed_quote(path, sep)
+    if unclosed is not None:
+        line, text = unclosed
+        return (
+            f'{what} file {name}: a quote (") opens a value in line {line:,} ("{one_line(text)}") '
+            "and is never closed, so every line after it reads as part of that value. A quote "
+            'inside a value must be doubled (""): export the file so, or remove the stray quote.'
+        )
     found: list[tuple[int, int, str]] = []
     total = 0
     decimal = None
     with open(path, encoding="utf-8-sig", newline="") as handle:
         rows = csv.reader(handle, delimiter=sep, quotechar='"', doublequote=True)
         header = len(next(rows, []))
+        start = rows.line_num + 1  # the line where the next record starts
         for fields in rows:
+            first_line, start = start, rows.line_num + 1
             if not fields or len(fields) == header:
                 continue  # blank lines are skipped by every reader
             if len(fields) > header and not any(fields[header:]):
@@ -145,9 +175,7 @@ def field_count_problem(
             total += 1
             decimal = decimal or _split_decimal(fields, sep, header)
             if len(found) < 3:
-                text = sep.join(fields)
-                shown = text if len(text) <= 60 else text[:57] + "..."
-                found.append((rows.line_num, len(fields), shown))
+                found.append((first_line, len(fields), one_line(sep.join(fields))))
     if not total:
         return None
     shown = "; ".join(f'line {line:,}: {count} fields, "{text}"' for line, count, text in found)

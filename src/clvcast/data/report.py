@@ -20,6 +20,13 @@ def plural(count: int, noun: str) -> str:
     return noun if count == 1 else noun + "s"
 
 
+def one_line(text: str, width: int = 60) -> str:
+    """``text`` (a line of a file, or a value) as part of a one-line message: its line
+    breaks written as ``\\n`` and cut to ``width`` characters."""
+    flat = text.rstrip("\r\n").replace("\r\n", "\\n").replace("\n", "\\n")
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
 # Reasons a row can be dropped; the keys of IngestionReport.dropped.
 REASON_FIELD_COUNT = "line with another number of fields than the header (values split or cut)"
 REASON_MISSING_CONTACT = "no contact id (guest checkout)"

@@ -26,6 +26,7 @@ from clvcast.data.report import (
     REASON_STATUS,
     IngestionReport,
     counted,
+    one_line,
 )
 from clvcast.errors import DataQualityWarning, InputError
 
@@ -527,11 +528,7 @@ def no_rows(name: str) -> InputError:
 
 def skipped_lines_shown(examples: list[tuple[int, str]], total: int) -> str:
     """'line 3: "c2,2024-01-02,20,50", line 9: "c3"' of (line number, line as written)."""
-    parts = []
-    for line, text in examples:
-        parts.append(
-            f"line {line:,}: {shown_value(text if len(text) <= 60 else text[:57] + '...')}"
-        )
+    parts = [f"line {line:,}: {shown_value(one_line(text))}" for line, text in examples]
     more = total - len(examples)
     return ", ".join(parts) + (f" and {more:,} more" if more > 0 else "")
 

@@ -81,6 +81,7 @@ from clvcast.data.report import (
     REASON_MISSING_CONTACT,
     IngestionReport,
     PurchaseLog,
+    listed,
 )
 from clvcast.errors import DataQualityWarning, InputError
 
@@ -764,8 +765,7 @@ def _example_rows(connection: duckdb.DuckDBPyConnection, sql: str) -> list[tuple
 def _shown(rows: list[tuple[Any, ...]], total: int) -> str:
     """'row 3: "abc", row 9: "x"' from :func:`_example_rows`' rows, of ``total`` in all."""
     shown = [f"row {int(position) + 1}: {rules.shown_value(value)}" for position, value in rows]
-    more = total - len(rows)
-    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
+    return listed(shown, total)
 
 
 def _examples_of(connection: duckdb.DuckDBPyConnection, sql: str, total: int) -> str:
@@ -777,11 +777,14 @@ def _scalar(connection: duckdb.DuckDBPyConnection, sql: str, params: Any = None)
     return connection.execute(sql, params).fetchall()[0][0]
 
 
-def _skipped_lines(connection: duckdb.DuckDBPyConnection) -> tuple[int, str, str | None]:
+def _skipped_lines(
+    connection: duckdb.DuckDBPyConnection, header: int
+) -> tuple[int, str, str | None]:
     """The CSV lines that the reader skipped (:func:`_register_source` under --drop-invalid),
     counted once however many queries read the file: their count, the first ones shown with
     their line numbers, and an amount that a decimal comma split (see
-    :func:`~clvcast.data.inputs.split_decimal`) if they hold one.
+    :func:`~clvcast.data.inputs.split_decimal`; ``header``: the header's number of fields)
+    if they hold one.
 
     Keeps them in the table ``skipped_lines`` with, for each, how many rows of the file come
     before it and were read (``read_before``), so :func:`_numbered_rows` numbers the rows
@@ -799,7 +802,6 @@ def _skipped_lines(connection: duckdb.DuckDBPyConnection) -> tuple[int, str, str
     first = connection.execute(
         f"SELECT line, text FROM skipped_lines ORDER BY line LIMIT {EXAMPLES}"
     ).fetchall()
-    header = len(connection.execute("DESCRIBE SELECT * FROM source").fetchall())
     sep = _scalar(connection, "SELECT any_value(delimiter) FROM reject_scans")
     decimal = next(
         (d for _, text in first if (d := split_decimal(str(text), str(sep), header))), None
@@ -1318,7 +1320,9 @@ def _ingest(
               FROM {rows_of} {typed.join})
         """
     )
-    skipped, skipped_shown, decimal = _skipped_lines(connection) if skips_lines else (0, "", None)
+    skipped, skipped_shown, decimal = (
+        _skipped_lines(connection, len(types)) if skips_lines else (0, "", None)
+    )
     buying = f"problem = 0 AND amount > 0 AND {_on_or_before('day', as_of_day)}"
     all_contacts = _normalise_ids(connection, name, contact_col, options.id_case, buying)
     _check_placeholder_ids(connection, name, contact_col, options, "n" if distinct else "1")

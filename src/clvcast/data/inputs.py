@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from clvcast.data.report import counted, one_line
+from clvcast.data.report import counted, listed, one_line
 from clvcast.errors import InputError
 
 EXAMPLES = 5  # example rows shown in an error message
@@ -143,7 +143,9 @@ def field_count_problem(
     """One line naming the lines of a CSV whose number of fields is not the header's, or
     None when every line has the header's number (empty fields after them aside: a
     separator at the end of every line, as some exports write). ``drop_option`` is the
-    option that drops and counts such lines, where the reader has one.
+    option that drops and counts such lines, where the reader has one. A quote that opens a
+    value and is never closed (:func:`_unclosed_quote`) is named instead: every later line
+    is part of that value, so the field counts after it mean nothing.
 
     Such a line is read wrong by any reader that does not refuse it: an unquoted decimal
     comma ("20,50") or text with the separator in it splits a value in two, and Spark's
@@ -378,8 +380,7 @@ def check_columns(columns: Sequence[object], required: Mapping[str, str], *, wha
 def examples(values: pd.Series, limit: int = EXAMPLES) -> str:
     """'row 3: "abc", row 9: "x"' for the first few offending rows (1-based data rows)."""
     shown = [f'row {int(pos) + 1}: "{val}"' for pos, val in values.head(limit).items()]
-    more = len(values) - limit
-    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
+    return listed(shown, len(values))
 
 
 def normalise_contact_ids(ids: pd.Series, id_case: str = "keep") -> pd.Series:

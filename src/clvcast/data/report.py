@@ -20,6 +20,13 @@ def plural(count: int, noun: str) -> str:
     return noun if count == 1 else noun + "s"
 
 
+def listed(shown: list[str], total: int) -> str:
+    """The examples of a refusal, with how many more there are: 'row 3: "a", row 9: "b" and
+    7 more' for two shown of ``total``."""
+    more = total - len(shown)
+    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
+
+
 def one_line(text: str, width: int = 60) -> str:
     """``text`` (a line of a file, or a value) as part of a one-line message: its line
     breaks written as ``\\n`` and cut to ``width`` characters."""

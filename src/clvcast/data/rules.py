@@ -26,6 +26,7 @@ from clvcast.data.report import (
     REASON_STATUS,
     IngestionReport,
     counted,
+    listed,
     one_line,
 )
 from clvcast.errors import DataQualityWarning, InputError
@@ -528,9 +529,9 @@ def no_rows(name: str) -> InputError:
 
 def skipped_lines_shown(examples: list[tuple[int, str]], total: int) -> str:
     """'line 3: "c2,2024-01-02,20,50", line 9: "c3"' of (line number, line as written)."""
-    parts = [f"line {line:,}: {shown_value(one_line(text))}" for line, text in examples]
-    more = total - len(examples)
-    return ", ".join(parts) + (f" and {more:,} more" if more > 0 else "")
+    return listed(
+        [f"line {line:,}: {shown_value(one_line(text))}" for line, text in examples], total
+    )
 
 
 def skipped_lines(report: IngestionReport, total: int, shown: str, decimal: str | None) -> None:

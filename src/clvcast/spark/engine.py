@@ -63,7 +63,7 @@ from clvcast.data.inputs import (
     unknown_extension,
 )
 from clvcast.data.lines import purchase_days
-from clvcast.data.report import REASON_AFTER_AS_OF, REASON_DUPLICATE
+from clvcast.data.report import REASON_AFTER_AS_OF, REASON_DUPLICATE, listed
 from clvcast.errors import DataQualityWarning, InputError
 from clvcast.summary import finish_summary
 
@@ -391,9 +391,7 @@ def _example_values(frame: Any, column) -> list[Any]:
 
 
 def _shown(values: list[Any], total: int) -> str:
-    shown = ", ".join(rules.shown_value(value) for value in values)
-    more = total - len(values)
-    return "for example " + shown + (f" and {more:,} more" if more > 0 else "")
+    return "for example " + listed([rules.shown_value(value) for value in values], total)
 
 
 def _examples(frame: Any, column, total: int) -> str:

@@ -470,9 +470,9 @@ def main(argv: list[str] | None = None) -> int:
                 runs["lifetimes"].append(run_process(script, folder, script_env))
                 if floor:
                     runs["floor"].append(run_process(case.floor(folder, source), folder))
-            ours, theirs = median_row(runs["clvcast"]), median_row(runs["lifetimes"])
-            for side in runs:
-                row = median_row(runs[side])
+            medians = {side: median_row(side_runs) for side, side_runs in runs.items()}
+            ours, theirs = medians["clvcast"], medians["lifetimes"]
+            for side, row in medians.items():
                 walls = sorted(run["wall"] for run in runs[side])
                 spread = f"  ({walls[0]:.2f}-{walls[-1]:.2f})" if len(walls) > 1 else ""
                 print(

@@ -115,6 +115,23 @@ def test_hungarian_dates_with_their_closing_dot_are_inferred(layout):
     assert log.report.date_format == f"{layout} (inferred from every value)"
 
 
+@pytest.mark.parametrize(
+    ("layout", "named"),
+    [
+        ("%Y.%m.%d", "year.month.day"),
+        ("%Y/%m/%d %H:%M", "year/month/day"),
+        ("%Y-%m-%d", "ISO 8601"),
+    ],
+)
+def test_year_first_dates_are_named_by_the_mark_they_use(layout, named):
+    """pandas reads "2024.03.15" and "2024/03/15" as ISO 8601, and the report said "ISO
+    8601": a user comparing the report with the file found another layout."""
+    orders = _orders()
+    log = read_transactions(orders.assign(date=orders["date"].dt.strftime(layout)))
+    _assert_log(log, orders)
+    assert log.report.date_format == f"{named} (inferred from every value)"
+
+
 def test_one_format_per_column_never_per_row():
     values = pd.Series(["2022-09-03", "2022-09-25", "25/09/2022"], dtype="string")
     assert infer_date_format(values) == "ISO8601"  # the odd row is unparseable, not re-read
@@ -1384,7 +1401,7 @@ def test_cli_reads_a_european_export_and_refuses_ambiguity_in_one_line(tmp_path)
         "cp1252",
     )
     assert ok.returncode == 0, ok.stderr
-    assert "dates read as ISO 8601" in ok.stdout
+    assert "dates read as year/month/day (inferred" in ok.stdout
     ambiguous = tmp_path / "ambiguous.csv"
     orders.assign(date=orders["date"].dt.strftime("%d/%m/%Y")).to_csv(ambiguous, index=False)
     refused = tmp_path / "refused.csv"

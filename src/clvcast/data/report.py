@@ -12,7 +12,7 @@ PURCHASE_LOG_COLUMNS = ("contact_id", "date", "amount")
 
 def counted(count: int, noun: str) -> str:
     """A count and its noun, singular for one: "1 row", "2 rows", "1,234 contacts"."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+    return f"{count:,} {plural(count, noun)}"
 
 
 def plural(count: int, noun: str) -> str:

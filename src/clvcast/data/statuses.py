@@ -325,11 +325,16 @@ def _by_status(counts: dict[str, int]) -> str:
     return ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
 
 
+def _option_value(counts: dict[str, int]) -> str:
+    """The statuses of ``counts`` as --purchase-statuses / --not-purchase-statuses take them."""
+    return ",".join(sorted(counts))
+
+
 def unpaid_note(column: str, counts: dict[str, int], read: bool = True) -> str:
     """The report's note on rows whose status (``counts`` by status) says the order was not
     paid when the shop exported it: they are read as purchases, and the note says how to
     drop them (with --status-col when the column is not ``read`` yet)."""
-    listed = ",".join(sorted(counts))
+    listed = _option_value(counts)
     option = "" if read else f"--status-col '{column}' "
     return (
         f"{counted(sum(counts.values()), 'row')} with column '{column}' saying the order was "
@@ -353,7 +358,7 @@ def unknown_statuses(
 ) -> InputError:
     """The refusal of a status column holding statuses (``counts`` of rows by status) that
     say neither that an order is a purchase nor that it is not."""
-    listed = ",".join(sorted(counts))
+    listed = _option_value(counts)
     why = "; ".join(f"'{s}': {_TWO_MEANINGS[s]}" for s in sorted(counts) if s in _TWO_MEANINGS)
     column_option = f"--status-col '{column}' with " if found_by_name else ""
     none = f", or --status-col {NO_COLUMN} to count every row as a purchase" * found_by_name
